@@ -1,0 +1,11 @@
+# cmake -DOUT=file.cpp -DFILES="a;b" -P embed_generate.cmake
+set(content "#include <string_view>\nnamespace riskgate::embedded {\n")
+foreach(f IN LISTS FILES)
+  get_filename_component(name ${f} NAME)
+  string(MAKE_C_IDENTIFIER ${name} ident)
+  file(READ ${f} data)
+  string(APPEND content "extern const std::string_view ${ident};\nconst std::string_view ${ident} = R\"rg_embed(${data})rg_embed\";\n")
+endforeach()
+string(APPEND content "}  // namespace riskgate::embedded\n")
+file(WRITE ${OUT}.tmp "${content}")
+file(RENAME ${OUT}.tmp ${OUT})

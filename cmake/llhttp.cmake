@@ -1,0 +1,10 @@
+# llhttp, the Node.js HTTP parser, compiled from Debian's node-llhttp sources (no copy in our repo).
+set(LLHTTP_SOURCE_DIR /usr/share/llhttp CACHE PATH "llhttp C sources (Debian node-llhttp)")
+find_path(LLHTTP_INCLUDE_DIR llhttp.h PATHS /usr/share/include/llhttp /usr/include/llhttp REQUIRED)
+if(NOT EXISTS ${LLHTTP_SOURCE_DIR}/llhttp.c)
+  message(FATAL_ERROR "llhttp sources not found in ${LLHTTP_SOURCE_DIR}: run scripts/install-deps (node-llhttp)")
+endif()
+add_library(llhttp_static STATIC ${LLHTTP_SOURCE_DIR}/llhttp.c ${LLHTTP_SOURCE_DIR}/api.c ${LLHTTP_SOURCE_DIR}/http.c)
+target_include_directories(llhttp_static SYSTEM PUBLIC ${LLHTTP_INCLUDE_DIR})
+set_target_properties(llhttp_static PROPERTIES C_STANDARD 99 POSITION_INDEPENDENT_CODE ON)
+target_compile_options(llhttp_static PRIVATE -O2 -w)

@@ -1,0 +1,198 @@
+/* riskgate kernel ABI: every struct and constant shared by the BPF programs (bpf/) and userspace.
+ *
+ * Rules (DESIGN.md section 3):
+ *  - fixed-width types only, explicit padding, no bitfields: the layout is the same in BPF C and C++;
+ *    C++ checks sizes and offsets with static_asserts at the end of this file;
+ *  - identities are u32, 0 = unknown/world;
+ *  - IP addresses are 16 bytes, IPv4 as v4-mapped IPv6 (::ffff:a.b.c.d), so one LPM rule serves
+ *    both families (an IPv4 /24 is prefix 96 + 24);
+ *  - block values carry a CLOCK_MONOTONIC expiry (bpf_ktime_get_ns); an expired entry is absent.
+ */
+#ifndef RISKGATE_ABI_H
+#define RISKGATE_ABI_H
+
+#ifdef __cplusplus
+#include <cstddef>
+#include <cstdint>
+typedef std::uint8_t rg_u8;
+typedef std::uint16_t rg_u16;
+typedef std::uint32_t rg_u32;
+typedef std::uint64_t rg_u64;
+#else
+typedef __u8 rg_u8;
+typedef __u16 rg_u16;
+typedef __u32 rg_u32;
+typedef __u64 rg_u64;
+#endif
+
+#define RG_IDENTITY_WORLD 0u
+#define RG_IPV6_LEN 16
+#define RG_V4_MAPPED_PREFIX 96 /* prefix length of ::ffff:0:0/96 */
+#define RG_EXPIRES_NEVER 0ull  /* expires_ns == 0: no expiry */
+
+/* Why something was counted or dropped: index into the per-CPU counter array rg_counters and the
+ * `reason` of block values and events. Append only: pinned maps outlive a binary upgrade. */
+enum rg_reason {
+  RG_R_NONE = 0,
+  RG_R_XDP_PASS = 1,
+  RG_R_XDP_MALFORMED = 2,      /* truncated/unparsable packet: passed, counted */
+  RG_R_XDP_DROP_IP = 3,        /* source IP/CIDR blocked */
+  RG_R_XDP_DROP_IDENTITY = 4,  /* source identity blocked */
+  RG_R_XDP_DROP_PORT = 5,      /* (source identity, destination port) blocked */
+  RG_R_XDP_DROP_SYN_RATE = 6,  /* per-source SYN budget exhausted */
+  RG_R_CONNECT_ALLOW = 7,
+  RG_R_CONNECT_DENY_IDENTITY = 8,
+  RG_R_CONNECT_DENY_PAIR = 9,
+  RG_R_CONNECT_DENY_IP = 10,
+  RG_R_CONNECT_REDIRECT = 11, /* rewritten to the local proxy for L7 inspection */
+  RG_R_SOCK_TAGGED = 12,
+  RG_R_SOCK_CLOSED = 13,
+  RG_R_MSG_PASS = 14,
+  RG_R_MSG_DROP_IDENTITY = 15,
+  RG_R_MSG_DROP_PAIR = 16,
+  RG_R_MSG_DROP_CONN = 17,
+  RG_R_MSG_REDIRECT = 18,   /* trusted local pair: socket-to-socket fast path */
+  RG_R_RINGBUF_FULL = 19,   /* an event was lost because the ring buffer was full */
+  RG_R_USER_BLOCK = 20,     /* block written by userspace (decision or CLI) */
+  RG_R_SOCKHASH_FULL = 21,  /* a governed socket could not be inserted in the sockhash */
+  RG_R_MAX = 32
+};
+
+/* Value of every block map (ip LPM, identity, pair, port, connection). */
+struct rg_block_val {
+  rg_u64 expires_ns;  /* bpf_ktime_get_ns() deadline; RG_EXPIRES_NEVER = until removed */
+  rg_u64 decision_id; /* the decision (or CLI action) that wrote it, for explain */
+  rg_u32 reason;      /* enum rg_reason the kernel reports when it enforces this block */
+  rg_u32 flags;       /* RG_BLOCK_F_* */
+};
+#define RG_BLOCK_F_MANUAL 0x1u /* written by an operator (riskgatectl), not by a decision */
+
+/* LPM trie key for the ipcache and the IP block map. */
+struct rg_lpm_key {
+  rg_u32 prefixlen; /* bits of addr that count, 0..128 (IPv4: 96 + v4 prefix) */
+  rg_u8 addr[RG_IPV6_LEN];
+};
+
+/* ipcache value: who owns an address. */
+struct rg_ipcache_val {
+  rg_u32 identity;
+  rg_u32 flags; /* RG_IPCACHE_F_* */
+};
+#define RG_IPCACHE_F_L7 0x1u    /* connect() to this destination is redirected to the proxy */
+#define RG_IPCACHE_F_LOCAL 0x2u /* address of a local workload */
+
+/* Identity pair key (block map, trusted fast-path pairs). */
+struct rg_pair_key {
+  rg_u32 src_identity;
+  rg_u32 dst_identity;
+};
+
+/* (identity, destination port) key for port-scoped blocks. */
+struct rg_port_key {
+  rg_u32 identity;
+  rg_u16 port; /* host byte order */
+  rg_u8 proto; /* IPPROTO_TCP / IPPROTO_UDP */
+  rg_u8 pad;
+};
+
+/* cgroup id -> identity of the local workloads (written by userspace from the registry). */
+struct rg_cgroup_val {
+  rg_u32 identity;
+  rg_u32 flags; /* RG_CGROUP_F_* */
+};
+#define RG_CGROUP_F_PROXY 0x1u /* riskgated's own cgroup: never redirected, never dropped */
+
+/* Per-socket tag written at establishment (sk_storage and the connection table). */
+struct rg_sock_tag {
+  rg_u64 cookie;         /* bpf_get_socket_cookie of this socket */
+  rg_u64 established_ns; /* bpf_ktime_get_ns at establishment */
+  rg_u32 src_identity;   /* local end (this socket's owner) */
+  rg_u32 dst_identity;   /* remote end */
+  rg_u32 verdict;        /* enum rg_reason of the last decision on this socket */
+  rg_u32 flags;          /* RG_SOCK_F_* */
+  rg_u8 local_addr[RG_IPV6_LEN];
+  rg_u8 remote_addr[RG_IPV6_LEN];
+  rg_u16 local_port; /* host byte order */
+  rg_u16 remote_port;
+  rg_u32 pad;
+};
+#define RG_SOCK_F_PASSIVE 0x1u  /* accepted side */
+#define RG_SOCK_F_FASTPATH 0x2u /* trusted local pair, redirected by sk_msg */
+#define RG_SOCK_F_GOVERNED 0x4u /* in the sockhash: every message is checked */
+
+/* Original destination of a connect() redirected to the proxy, keyed by the client's source. */
+struct rg_orig_dst_key {
+  rg_u8 addr[RG_IPV6_LEN];
+  rg_u16 port; /* host byte order */
+  rg_u16 pad;
+  rg_u32 pad2;
+};
+struct rg_orig_dst_val {
+  rg_u8 addr[RG_IPV6_LEN];
+  rg_u16 port; /* host byte order */
+  rg_u16 family; /* AF_INET / AF_INET6 */
+  rg_u32 src_identity;
+  rg_u64 cookie;
+};
+
+/* XDP gate configuration (single-entry array). */
+struct rg_xdp_config {
+  rg_u32 syn_rate_per_sec; /* per-source SYN budget refill; 0 = no SYN limit */
+  rg_u32 syn_burst;        /* bucket size */
+  rg_u32 event_sample;     /* emit one drop event per N drops (0 or 1 = every drop) */
+  rg_u32 flags;
+};
+
+/* Per-source SYN token bucket state (LRU is fine here: losing state only refills a bucket). */
+struct rg_syn_bucket {
+  rg_u64 last_ns;
+  rg_u64 tokens_milli; /* tokens * 1000 */
+};
+
+/* Ring buffer event. */
+enum rg_event_type {
+  RG_EV_XDP_DROP = 1,
+  RG_EV_CONNECT_DENY = 2,
+  RG_EV_MSG_DROP = 3,
+  RG_EV_SOCK_TAGGED = 4,
+};
+struct rg_event {
+  rg_u64 ts_ns;
+  rg_u64 decision_id; /* of the block that caused it, 0 if none */
+  rg_u64 cookie;
+  rg_u32 type;   /* enum rg_event_type */
+  rg_u32 reason; /* enum rg_reason */
+  rg_u32 src_identity;
+  rg_u32 dst_identity;
+  rg_u8 saddr[RG_IPV6_LEN];
+  rg_u8 daddr[RG_IPV6_LEN];
+  rg_u16 sport; /* host byte order */
+  rg_u16 dport;
+  rg_u32 ifindex;
+};
+
+#ifdef __cplusplus
+#define RG_ABI_CHECK(type, size, align)                                                            \
+  static_assert(sizeof(type) == (size), #type " size changed: update both BPF and userspace");   \
+  static_assert(alignof(type) == (align), #type " alignment changed")
+RG_ABI_CHECK(rg_block_val, 24, 8);
+RG_ABI_CHECK(rg_lpm_key, 20, 4);
+RG_ABI_CHECK(rg_ipcache_val, 8, 4);
+RG_ABI_CHECK(rg_pair_key, 8, 4);
+RG_ABI_CHECK(rg_port_key, 8, 4);
+RG_ABI_CHECK(rg_cgroup_val, 8, 4);
+RG_ABI_CHECK(rg_sock_tag, 72, 8);
+RG_ABI_CHECK(rg_orig_dst_key, 24, 4);
+RG_ABI_CHECK(rg_orig_dst_val, 32, 8);
+RG_ABI_CHECK(rg_xdp_config, 16, 4);
+RG_ABI_CHECK(rg_syn_bucket, 16, 8);
+RG_ABI_CHECK(rg_event, 80, 8);
+static_assert(offsetof(rg_block_val, reason) == 16);
+static_assert(offsetof(rg_lpm_key, addr) == 4);
+static_assert(offsetof(rg_sock_tag, local_addr) == 32);
+static_assert(offsetof(rg_event, saddr) == 40);
+static_assert(RG_R_SOCKHASH_FULL < RG_R_MAX);
+#undef RG_ABI_CHECK
+#endif
+
+#endif /* RISKGATE_ABI_H */

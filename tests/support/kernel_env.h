@@ -1,0 +1,48 @@
+// What kernel tests need from the machine, and scoped objects they create (each with a unique name,
+// removed on destruction even when the test fails).
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace riskgate::test {
+
+bool in_ci();
+
+// nullopt when root, BTF, bpffs (mounted on demand) and cgroup v2 are all available; otherwise why not.
+std::optional<std::string> kernel_prerequisites_missing();
+
+// "<prefix>-<pid>-<n>", unique per process and call. Interface names must stay under 16 bytes: keep
+// prefixes short and starting with "rgt" (scripts/test checks nothing named rgt* is left behind).
+std::string unique_name(const std::string &prefix);
+
+// A bpffs directory /sys/fs/bpf/<unique> for a test's pins; removed recursively on destruction.
+class TempPinDir {
+ public:
+  TempPinDir();
+  ~TempPinDir();
+  TempPinDir(const TempPinDir &) = delete;
+  TempPinDir &operator=(const TempPinDir &) = delete;
+  const std::string &path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A child cgroup under the cgroup v2 root, <root>/<unique>; on destruction its processes are killed
+// and the cgroup removed.
+class ScopedCgroup {
+ public:
+  explicit ScopedCgroup(const std::string &prefix = "rgt-cg");
+  ~ScopedCgroup();
+  ScopedCgroup(const ScopedCgroup &) = delete;
+  ScopedCgroup &operator=(const ScopedCgroup &) = delete;
+  const std::string &path() const { return path_; }  // absolute filesystem path
+  unsigned long long id() const;                      // cgroup id (inode number)
+  void add_pid(int pid) const;
+
+ private:
+  std::string path_;
+};
+
+}  // namespace riskgate::test

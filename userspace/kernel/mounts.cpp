@@ -1,0 +1,54 @@
+#include "kernel/mounts.h"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/vfs.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <linux/magic.h>
+
+namespace riskgate::kernel {
+
+Result<std::string> cgroup2_root()
+{
+  std::ifstream mounts("/proc/mounts");
+  if (!mounts)
+    return make_error(fmt::format("open /proc/mounts: {}", std::strerror(errno)));
+  std::string line;
+  while (std::getline(mounts, line)) {
+    std::istringstream fields(line);
+    std::string device, mount_point, type;
+    fields >> device >> mount_point >> type;
+    if (type == "cgroup2")
+      return mount_point;
+  }
+  return make_error("no cgroup2 filesystem in /proc/mounts: riskgate needs cgroup v2 (see docs/operations.md)");
+}
+
+Result<std::uint64_t> cgroup_id(const std::string &cgroup_dir)
+{
+  struct stat st{};
+  if (::stat(cgroup_dir.c_str(), &st) != 0)
+    return make_error(fmt::format("stat {}: {}", cgroup_dir, std::strerror(errno)));
+  return static_cast<std::uint64_t>(st.st_ino);
+}
+
+Result<void> ensure_bpffs(const std::string &dir)
+{
+  struct statfs fs{};
+  if (::statfs(dir.c_str(), &fs) == 0 && static_cast<unsigned long>(fs.f_type) == BPF_FS_MAGIC)
+    return {};
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return make_error(fmt::format("mkdir {}: {}", dir, std::strerror(errno)));
+  if (::mount("bpf", dir.c_str(), "bpf", 0, "mode=0700") != 0)
+    return make_error(fmt::format("mount bpffs on {}: {}", dir, std::strerror(errno)));
+  return {};
+}
+
+}  // namespace riskgate::kernel
