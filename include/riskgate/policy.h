@@ -1,0 +1,112 @@
+// The policy document model (DESIGN.md section 6): what the YAML files in a policy directory say,
+// after validation. userspace/risk/ parses and validates it (file:line:column errors); identity/,
+// proxy/ and the agent read the parts that concern them. docs/policy.md is the reference.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <riskgate/decision.h>
+
+namespace riskgate::policy {
+
+struct SourceLocation {
+  std::string file;
+  int line = 0;    // 1-based
+  int column = 0;  // 1-based
+};
+
+// kind: Identity
+struct IdentitySelector {
+  std::string cgroup;              // glob on the cgroup v2 path, relative to the cgroup root
+  std::string k8s_namespace;       // kubernetes: {namespace, serviceAccount}
+  std::string k8s_service_account;
+  std::string cidr;                // "10.0.1.0/24" or "fd00::/64"
+};
+struct Identity {
+  std::string name;                // metadata.name
+  std::string spiffe;              // optional URI name
+  std::vector<IdentitySelector> selectors;
+  SourceLocation where;
+};
+
+// kind: Service
+struct JwtAuth {
+  bool required = false;
+  std::vector<std::string> issuers;
+  std::vector<std::string> audiences;
+  std::string jwks_file;
+  std::string jwks_url;
+  std::vector<std::string> algorithms;  // allowed algs; empty = every asymmetric alg the keys allow
+  bool allow_hs256 = false;             // symmetric keys only when explicitly configured
+  std::uint32_t leeway_s = 60;
+  std::string revocation_file;
+};
+struct Binding {
+  std::string subject;                  // matches sub, azp or client_id
+  std::vector<std::string> identities;  // identity names allowed to present it
+};
+struct Service {
+  std::string name;
+  std::string listen;                   // gateway "HOST:PORT"; empty with transparent
+  std::optional<std::uint16_t> transparent_port;
+  std::string upstream;                 // "HOST:PORT"
+  std::optional<JwtAuth> jwt;
+  std::vector<Binding> bindings;
+  SourceLocation where;
+};
+
+// kind: RiskPolicy
+enum class Mode { enforce, observe };
+struct Signal {
+  bool enabled = true;
+  int weight = 0;
+  std::map<std::string, std::string> params;  // signal-specific (window, warmup, learn, ...), validated
+};
+struct Rule {
+  std::string name;
+  enum class Effect { allow, deny } effect = Effect::deny;
+  std::vector<std::string> from;    // identity names ("*" = any)
+  std::vector<std::string> to;      // identity or service names
+  std::vector<std::string> routes;  // "METHOD /path/{id}" templates; empty = all
+  std::optional<Mode> mode;         // per-rule observe
+  SourceLocation where;
+};
+struct RiskPolicy {
+  std::string name;
+  Mode mode = Mode::enforce;
+  std::map<std::string, Signal> signals;
+  int challenge_at = 40;
+  int limit_at = 60;
+  int block_at = 85;
+  double limit_rate_per_s = 10;
+  double limit_burst = 20;
+  std::uint32_t retry_after_s = 5;
+  BlockScope block_scope = BlockScope::identity;
+  std::uint64_t block_ttl_ms = 600000;
+  double block_escalate_factor = 2;
+  std::uint64_t block_max_ttl_ms = 86400000;
+  std::vector<std::string> deny_identities;
+  std::vector<std::string> deny_cidrs;
+  std::vector<std::string> watch_identities;
+  std::vector<std::string> watch_cidrs;
+  std::vector<Rule> rules;
+  SourceLocation where;
+};
+
+struct PolicySet {
+  std::vector<Identity> identities;
+  std::vector<Service> services;
+  std::vector<RiskPolicy> risk_policies;  // merged in file order; one named "default" at most
+  std::string version;                    // content hash of every document, for decisions and metrics
+};
+
+struct Diagnostic {
+  SourceLocation where;
+  std::string message;
+};
+
+}  // namespace riskgate::policy
