@@ -1,31 +1,86 @@
 // riskgatectl: inspects and changes riskgate's state straight from the pinned BPF maps, so it works
-// while riskgated is down. Exit codes: 0 ok, 1 error, 2 usage.
+// while riskgated is down. Subcommands live in cmd_*.cpp (see ctl.h). Exit codes: 0 ok, 1 error,
+// 2 usage.
+#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <string>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+
+#include "ctl/ctl.h"
+
+namespace riskgate::ctl {
+
+namespace {
+
+std::vector<CommandGroup> &groups()
+{
+  static std::vector<CommandGroup> registered;
+  return registered;
+}
+
+}  // namespace
+
+bool add_command_group(CommandGroup group)
+{
+  groups().push_back(group);
+  return true;
+}
+
+const std::vector<CommandGroup> &command_groups() { return groups(); }
+
+void fail(const std::string &message)
+{
+  fmt::print(stderr, "riskgatectl: {}\n", message);
+  throw CLI::RuntimeError(1);
+}
+
+Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
+
+void Table::add(std::vector<std::string> row)
+{
+  row.resize(headers_.size());
+  rows_.push_back(std::move(row));
+}
+
+void Table::print(std::FILE *out) const
+{
+  std::vector<std::size_t> width(headers_.size());
+  for (std::size_t i = 0; i < headers_.size(); ++i) {
+    width[i] = headers_[i].size();
+    for (const auto &row : rows_)
+      width[i] = std::max(width[i], row[i].size());
+  }
+  auto line = [&](const std::vector<std::string> &cells) {
+    std::string text;
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      // The last column is not padded, so lines carry no trailing blanks.
+      text += i + 1 == cells.size() ? cells[i] : fmt::format("{:<{}}  ", cells[i], width[i]);
+    }
+    fmt::print(out, "{}\n", text);
+  };
+  line(headers_);
+  for (const auto &row : rows_)
+    line(row);
+}
+
+void print_json(const nlohmann::json &value) { fmt::print("{}\n", value.dump(2)); }
+
+}  // namespace riskgate::ctl
 
 int main(int argc, char **argv)
 {
+  using namespace riskgate::ctl;
   CLI::App app{"riskgatectl: inspect riskgate decisions, blocks, connections and counters"};
   app.require_subcommand(1);
-  std::string pin_root = "/sys/fs/bpf/riskgate";
-  std::string output = "table";
-  app.add_option("--pin-root", pin_root, "bpffs directory of riskgate's pins")->default_val(pin_root);
-  app.add_option("-o,--output", output, "output format")->check(CLI::IsMember({"table", "json"}))->default_val(output);
-
-  auto *status = app.add_subcommand("status", "pinned maps and links, agent up or down");
-  status->callback([&] {
-    if (!std::filesystem::is_directory(pin_root)) {
-      fmt::print(stderr, "riskgatectl: {} does not exist: riskgated has not run on this node (start it, "
-                 "or pass --pin-root)\n", pin_root);
-      throw CLI::RuntimeError(1);
-    }
-    for (const auto &entry : std::filesystem::directory_iterator(pin_root))
-      fmt::print("{}\n", entry.path().filename().string());
-  });
+  Context ctx;
+  app.add_option("--pin-root", ctx.pin_root, "bpffs directory of riskgate's pins")->default_val(ctx.pin_root);
+  app.add_option("--admin-socket", ctx.admin_socket, "riskgated's admin unix socket")
+      ->default_val(ctx.admin_socket);
+  app.add_option("-o,--output", ctx.output, "output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->default_val(ctx.output);
+  for (CommandGroup group : command_groups())
+    group(app, ctx);
 
   try {
     app.parse(argc, argv);

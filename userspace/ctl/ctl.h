@@ -1,0 +1,58 @@
+// riskgatectl's shared pieces. Each command group lives in its own cmd_<group>.cpp and registers its
+// subcommands on the CLI11 app through RG_CTL_COMMAND_GROUP, so adding a group touches no other file:
+//
+//   namespace { void add_policy(CLI::App &app, riskgate::ctl::Context &ctx) { ... } }
+//   RG_CTL_COMMAND_GROUP(add_policy);
+//
+// Callbacks report errors with ctl::fail("what went wrong: what to do"), which prints the message and
+// makes riskgatectl exit 1; CLI11 usage errors exit 2; success exits 0.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace riskgate::ctl {
+
+// Options every subcommand sees (set before any callback runs).
+struct Context {
+  std::string pin_root = "/sys/fs/bpf/riskgate";
+  std::string output = "table";  // "table" or "json"
+  std::string admin_socket = "/run/riskgate/admin.sock";
+  bool json() const { return output == "json"; }
+};
+
+using CommandGroup = void (*)(CLI::App &app, Context &ctx);
+
+// Called from static initialisers; main() adds every group in link order.
+bool add_command_group(CommandGroup group);
+const std::vector<CommandGroup> &command_groups();
+
+// Prints "riskgatectl: <message>" on stderr and ends the command with exit code 1.
+[[noreturn]] void fail(const std::string &message);
+
+// Human output: columns sized to their widest cell, one header line.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> headers);
+  void add(std::vector<std::string> row);
+  void print(std::FILE *out = stdout) const;
+  bool empty() const { return rows_.empty(); }
+
+ private:
+  std::vector<std::string> headers_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+void print_json(const nlohmann::json &value);
+
+}  // namespace riskgate::ctl
+
+#define RG_CTL_CONCAT_(a, b) a##b
+#define RG_CTL_CONCAT(a, b) RG_CTL_CONCAT_(a, b)
+#define RG_CTL_COMMAND_GROUP(fn)                                                                   \
+  [[maybe_unused]] static const bool RG_CTL_CONCAT(rg_ctl_group_, __LINE__) =                      \
+      ::riskgate::ctl::add_command_group(fn)
