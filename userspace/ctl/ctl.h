@@ -8,7 +8,9 @@
 // makes riskgatectl exit 1; CLI11 usage errors exit 2; success exits 0.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,7 @@ struct Context {
   std::string pin_root = "/sys/fs/bpf/riskgate";
   std::string output = "table";  // "table" or "json"
   std::string admin_socket = "/run/riskgate/admin.sock";
+  std::string audit_log = "/var/log/riskgate/decisions.jsonl";
   bool json() const { return output == "json"; }
 };
 
@@ -48,6 +51,11 @@ class Table {
 };
 
 void print_json(const nlohmann::json &value);
+
+// "90s", "10m", "2h", "1d", "500ms" -> milliseconds; a bare number is seconds.
+std::optional<std::uint64_t> parse_duration_ms(const std::string &text);
+std::string format_duration_ms(std::uint64_t ms);           // "9m58s"
+std::string format_unix_ns(std::uint64_t unix_ns);          // "2026-11-29T14:03:12.345Z"
 
 }  // namespace riskgate::ctl
 

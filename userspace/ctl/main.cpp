@@ -76,6 +76,8 @@ int main(int argc, char **argv)
   app.add_option("--pin-root", ctx.pin_root, "bpffs directory of riskgate's pins")->default_val(ctx.pin_root);
   app.add_option("--admin-socket", ctx.admin_socket, "riskgated's admin unix socket")
       ->default_val(ctx.admin_socket);
+  app.add_option("--audit-log", ctx.audit_log, "riskgated's decision log (rotated files beside it are read too)")
+      ->default_val(ctx.audit_log);
   app.add_option("-o,--output", ctx.output, "output format")
       ->check(CLI::IsMember({"table", "json"}))
       ->default_val(ctx.output);

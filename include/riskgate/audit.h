@@ -1,0 +1,96 @@
+// The audit trail: every decision and every kernel enforcement event as one JSON line, hash-chained
+// so that `riskgatectl audit verify` proves nothing was removed, reordered or edited.
+//
+// Line format: one JSON object, then a newline; "hash" is always the last key:
+//   {"kind":"decision"|"event"|"dropped",...fields...,"prev":"<hex>","seq":N,"hash":"<hex>"}
+// `hash` is SHA-256 over the line's bytes up to (not including) `,"hash":`; `prev` is the previous
+// line's `hash` (64 zeros for the first line ever). `seq` counts lines from 1 across rotations, so the
+// first line of a file chains to the last line of the previous file.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <riskgate/abi.h>
+#include <riskgate/decision.h>
+#include <riskgate/result.h>
+
+namespace riskgate::audit {
+
+// ---- the JSON form of a decision (shared by the log, the admin socket and riskgatectl) ----
+nlohmann::json to_json(const Decision &decision);
+Result<Decision> decision_from_json(const nlohmann::json &object);
+nlohmann::json to_json(const rg_event &event);
+Result<Action> parse_action(const std::string &name);
+Result<BlockScope> parse_scope(const std::string &name);
+
+// ---- the chain ----
+inline constexpr const char *kGenesisHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// Seals `entry` (an object without seq/prev/hash) into a chained line, without the newline.
+std::string seal_line(nlohmann::json entry, std::uint64_t seq, const std::string &prev_hash,
+                      std::string *hash_out);
+
+struct VerifyProblem {
+  std::string file;
+  std::size_t line = 0;  // 1-based; 0 = about the file as a whole
+  std::string message;
+};
+
+struct VerifyReport {
+  std::uint64_t lines = 0;
+  std::uint64_t first_seq = 0;
+  std::uint64_t last_seq = 0;
+  std::string last_hash;
+  bool starts_mid_chain = false;  // the oldest line given chains to a line not given (rotated away)
+  std::vector<VerifyProblem> problems;
+  bool ok() const { return problems.empty(); }
+};
+
+// Verifies the files as one chain. They are put in order by their first `seq`, so a shell glob
+// (decisions.jsonl*) works; a missing file in the middle shows as a gap.
+VerifyReport verify_chain(const std::vector<std::string> &files);
+
+// ---- the log writer ----
+struct LogOptions {
+  std::string path = "/var/log/riskgate/decisions.jsonl";
+  std::uint64_t rotate_bytes = 100ull << 20;  // rotate when the active file would exceed this
+  unsigned keep = 10;                         // rotated files kept: path.1 (newest) .. path.<keep>
+  std::size_t queue_capacity = 65536;         // rounded up to a power of two
+};
+
+// The files of a log, oldest first (path.<keep> .. path.1, path), those that exist.
+std::vector<std::string> log_files(const std::string &path);
+
+struct LogStats {
+  std::uint64_t queued = 0;   // accepted by record()
+  std::uint64_t written = 0;  // lines on disk
+  std::uint64_t dropped = 0;  // refused because the queue was full (never silent: also logged)
+  std::uint64_t write_errors = 0;
+  std::uint64_t rotations = 0;
+};
+
+class DecisionLog {
+ public:
+  // Opens (creating directories) and continues the chain from the newest existing line.
+  static Result<std::unique_ptr<DecisionLog>> open(const LogOptions &options);
+  virtual ~DecisionLog() = default;
+
+  // Hot path: lock-free, never blocks; false when the queue is full (counted as dropped).
+  virtual bool record(Decision decision) = 0;
+  virtual bool record(const rg_event &event) = 0;
+  // Blocks until every entry recorded before the call is written (shutdown, tests).
+  virtual void flush() = 0;
+  virtual LogStats stats() const = 0;
+  // Called on the writer thread with each line written (the admin socket's live stream).
+  virtual void set_listener(std::function<void(const std::string &line)> listener) = 0;
+};
+
+}  // namespace riskgate::audit

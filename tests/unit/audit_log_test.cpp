@@ -1,0 +1,301 @@
+// The decision log's promises: every decision one chained line, tampering named by file:line,
+// drops counted and written into the chain, rotation and restarts continue the chain.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <latch>
+
+#include <doctest/doctest.h>
+
+#include <riskgate/audit.h>
+
+namespace fs = std::filesystem;
+using namespace riskgate;
+
+namespace {
+
+struct TempDir {
+  fs::path path;
+  TempDir()
+  {
+    static int n = 0;
+    path = fs::temp_directory_path() / ("rgt-audit-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+Decision make_decision(std::uint64_t id)
+{
+  Decision d;
+  d.id = id;
+  d.time_unix_ns = 1'700'000'000'000'000'000ull + id;
+  d.service = "orders";
+  d.source_identity = 7;
+  d.source_identity_name = "frontend";
+  d.method = "GET";
+  d.route = "/orders/{id}";
+  d.token_fingerprint = "ab12cd34";
+  d.score = static_cast<int>(id % 100);
+  d.contributions = {{"rate", 30, "5x baseline"}, {"roaming", 60, "token from 2 workloads"}};
+  d.action = id % 2 ? Action::block : Action::allow;
+  d.block_ttl_ms = 600000;
+  d.policy_version = "v1";
+  return d;
+}
+
+std::unique_ptr<audit::DecisionLog> open_log(const audit::LogOptions &options)
+{
+  auto log = audit::DecisionLog::open(options);
+  REQUIRE_MESSAGE(log.ok(), (log.ok() ? "" : log.error()));
+  return std::move(*log);
+}
+
+std::vector<std::string> read_lines(const fs::path &file)
+{
+  std::ifstream in(file);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);)
+    lines.push_back(line);
+  return lines;
+}
+
+void write_lines(const fs::path &file, const std::vector<std::string> &lines)
+{
+  std::ofstream out(file, std::ios::trunc);
+  for (const auto &line : lines)
+    out << line << '\n';
+}
+
+std::string problems_text(const audit::VerifyReport &report)
+{
+  std::string text;
+  for (const auto &p : report.problems)
+    text += p.file + ":" + std::to_string(p.line) + ": " + p.message + "\n";
+  return text;
+}
+
+fs::path write_decisions(const TempDir &dir, int count)
+{
+  audit::LogOptions options;
+  options.path = (dir.path / "decisions.jsonl").string();
+  auto log = open_log(options);
+  for (int i = 1; i <= count; ++i)
+    CHECK(log->record(make_decision(static_cast<std::uint64_t>(i))));
+  log->flush();
+  CHECK(log->stats().written == static_cast<std::uint64_t>(count));
+  return options.path;
+}
+
+}  // namespace
+
+TEST_CASE("every decision is one JSON line with a fingerprint, never a token, and the chain verifies")
+{
+  TempDir dir;
+  const auto file = write_decisions(dir, 5);
+  const auto lines = read_lines(file);
+  REQUIRE(lines.size() == 5);
+  const auto first = nlohmann::json::parse(lines[0]);
+  CHECK(first["kind"] == "decision");
+  CHECK(first["token_fingerprint"] == "ab12cd34");
+  CHECK(first["prev"] == audit::kGenesisHash);
+  auto back = audit::decision_from_json(first);
+  REQUIRE(back.ok());
+  CHECK(back->id == 1);
+  CHECK(back->action == Action::block);
+  CHECK(back->contributions.size() == 2);
+  const auto report = audit::verify_chain({file.string()});
+  CHECK_MESSAGE(report.ok(), problems_text(report));
+  CHECK(report.lines == 5);
+  CHECK_FALSE(report.starts_mid_chain);
+}
+
+TEST_CASE("verify names a removed, an edited and a reordered line")
+{
+  TempDir dir;
+  const auto file = write_decisions(dir, 6);
+  const auto original = read_lines(file);
+  const std::string name = file.string();
+
+  SUBCASE("removed")
+  {
+    auto lines = original;
+    lines.erase(lines.begin() + 2);  // seq 3
+    write_lines(file, lines);
+    const auto report = audit::verify_chain({name});
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].file == name);
+    CHECK(report.problems[0].line == 3);
+    CHECK(report.problems[0].message.find("removed") != std::string::npos);
+  }
+  SUBCASE("edited")
+  {
+    auto lines = original;
+    const auto at = lines[1].find("\"score\":2,");
+    REQUIRE(at != std::string::npos);
+    lines[1].replace(at, 9, "\"score\":99");
+    write_lines(file, lines);
+    const auto report = audit::verify_chain({name});
+    REQUIRE_FALSE(report.ok());
+    CHECK(report.problems[0].line == 2);
+    CHECK(report.problems[0].message.find("edited") != std::string::npos);
+  }
+  SUBCASE("edited and re-hashed")
+  {
+    auto lines = original;
+    auto object = nlohmann::json::parse(lines[2]);
+    REQUIRE(object["action"] == "block");
+    object["action"] = "allow";
+    const auto seq = object["seq"].get<std::uint64_t>();
+    const auto prev = object["prev"].get<std::string>();
+    object.erase("hash");
+    object.erase("seq");
+    object.erase("prev");
+    lines[2] = audit::seal_line(object, seq, prev, nullptr);
+    write_lines(file, lines);
+    const auto report = audit::verify_chain({name});
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].line == 3);
+    CHECK(report.problems[0].message.find("edited") != std::string::npos);
+  }
+  SUBCASE("reordered")
+  {
+    auto lines = original;
+    std::swap(lines[1], lines[2]);
+    write_lines(file, lines);
+    const auto report = audit::verify_chain({name});
+    REQUIRE_FALSE(report.ok());
+    CHECK(report.problems[0].line == 2);
+    CHECK(report.problems[0].message.find("out of order") != std::string::npos);
+  }
+  SUBCASE("garbage line")
+  {
+    auto lines = original;
+    lines.insert(lines.begin() + 4, "{\"hello\":1}");
+    write_lines(file, lines);
+    const auto report = audit::verify_chain({name});
+    REQUIRE(report.problems.size() == 1);
+    CHECK(report.problems[0].line == 5);
+  }
+}
+
+TEST_CASE("a full queue drops, counts, and writes the drop into the chain")
+{
+  TempDir dir;
+  audit::LogOptions options;
+  options.path = (dir.path / "decisions.jsonl").string();
+  options.queue_capacity = 4;
+  auto log = open_log(options);
+  // Hold the writer inside its first line so the queue fills behind it.
+  std::latch writing(1), release(1);
+  bool first = true;
+  log->set_listener([&](const std::string &) {
+    if (first) {
+      first = false;
+      writing.count_down();
+      release.wait();
+    }
+  });
+  CHECK(log->record(make_decision(1)));
+  writing.wait();
+  for (std::uint64_t id = 2; id <= 5; ++id)
+    CHECK(log->record(make_decision(id)));
+  CHECK_FALSE(log->record(make_decision(6)));
+  CHECK_FALSE(log->record(make_decision(7)));
+  CHECK(log->stats().dropped == 2);
+  release.count_down();
+  log->flush();
+  const auto lines = read_lines(options.path);
+  int dropped_lines = 0;
+  for (const auto &line : lines) {
+    const auto object = nlohmann::json::parse(line);
+    if (object["kind"] == "dropped") {
+      ++dropped_lines;
+      CHECK(object["count"] == 2);
+    }
+  }
+  CHECK(dropped_lines == 1);
+  CHECK(lines.size() == 6);
+  CHECK(audit::verify_chain({options.path}).ok());
+}
+
+TEST_CASE("rotation keeps the chain across files, keeps only `keep` files, and a missing file is a gap")
+{
+  TempDir dir;
+  audit::LogOptions options;
+  options.path = (dir.path / "decisions.jsonl").string();
+  options.rotate_bytes = 2000;
+  options.keep = 3;
+  {
+    auto log = open_log(options);
+    for (std::uint64_t id = 1; id <= 40; ++id)
+      CHECK(log->record(make_decision(id)));
+    log->flush();
+    CHECK(log->stats().rotations > 3);
+  }
+  const auto files = audit::log_files(options.path);
+  REQUIRE(files.size() == 4);  // active + 3 kept
+  CHECK(files.back() == options.path);
+  for (const auto &f : files)
+    CHECK(fs::file_size(f) <= 2000);
+  // Any order on the command line: files are ordered by their first seq.
+  std::vector<std::string> shuffled(files.rbegin(), files.rend());
+  const auto report = audit::verify_chain(shuffled);
+  CHECK_MESSAGE(report.ok(), problems_text(report));
+  CHECK(report.starts_mid_chain);  // the oldest files were rotated away
+  CHECK(report.last_seq == 40);
+
+  std::vector<std::string> without_middle = {files[0], files[2], files[3]};
+  const auto gap = audit::verify_chain(without_middle);
+  REQUIRE_FALSE(gap.ok());
+  CHECK(gap.problems[0].file == files[2]);
+  CHECK(gap.problems[0].line == 1);
+  CHECK(gap.problems[0].message.find("removed") != std::string::npos);
+}
+
+TEST_CASE("a reopened log continues the chain, also after a torn last line")
+{
+  TempDir dir;
+  audit::LogOptions options;
+  options.path = (dir.path / "decisions.jsonl").string();
+  {
+    auto log = open_log(options);
+    log->record(make_decision(1));
+    log->record(make_decision(2));
+    log->flush();
+  }
+  {
+    auto log = open_log(options);
+    rg_event event{};
+    event.type = RG_EV_CONNECT_DENY;
+    event.reason = RG_R_CONNECT_DENY_IDENTITY;
+    event.saddr[10] = event.saddr[11] = 0xff;
+    event.saddr[12] = 10;
+    event.saddr[15] = 2;
+    log->record(event);
+    log->flush();
+  }
+  auto lines = read_lines(options.path);
+  REQUIRE(lines.size() == 3);
+  const auto event = nlohmann::json::parse(lines[2]);
+  CHECK(event["kind"] == "event");
+  CHECK(event["type"] == "connect_deny");
+  CHECK(event["saddr"] == "10.0.0.2");
+  CHECK(event["seq"] == 3);
+  CHECK(audit::verify_chain({options.path}).ok());
+
+  {
+    std::ofstream torn(options.path, std::ios::app);
+    torn << "{\"kind\":\"decision\",\"id\":";
+  }
+  {
+    auto log = open_log(options);
+    log->record(make_decision(4));
+    log->flush();
+  }
+  const auto report = audit::verify_chain({options.path});
+  REQUIRE(report.problems.size() == 1);
+  CHECK(report.problems[0].line == 4);
+  CHECK(report.last_seq == 4);
+}

@@ -1,0 +1,141 @@
+// riskgatectl over a decision log: audit verify, decisions, explain; their output and exit codes.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <doctest/doctest.h>
+
+#include <riskgate/audit.h>
+
+namespace fs = std::filesystem;
+using namespace riskgate;
+
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string out;  // stdout and stderr
+};
+
+Run ctl(const std::string &args)
+{
+  const std::string command = std::string(RG_BINARY_DIR) + "/riskgatectl " + args + " 2>&1";
+  FILE *pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe);
+  Run run;
+  std::array<char, 4096> buffer{};
+  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
+    run.out.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+struct LogFixture {
+  fs::path dir;
+  std::string path;
+  LogFixture()
+  {
+    dir = fs::temp_directory_path() / ("rgt-ctl-" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    path = (dir / "decisions.jsonl").string();
+    audit::LogOptions options;
+    options.path = path;
+    auto log = audit::DecisionLog::open(options);
+    REQUIRE(log.ok());
+    for (std::uint64_t id = 1; id <= 4; ++id) {
+      Decision d;
+      d.id = 100 + id;
+      d.time_unix_ns = static_cast<std::uint64_t>(std::time(nullptr)) * 1'000'000'000ull;
+      d.service = "orders";
+      d.source_identity = static_cast<IdentityId>(id);
+      d.source_identity_name = id == 4 ? "batch" : "frontend";
+      d.method = "POST";
+      d.route = "/orders";
+      d.score = id == 4 ? 95 : 10;
+      d.action = id == 4 ? Action::block : Action::allow;
+      d.block_scope = BlockScope::identity;
+      d.block_ttl_ms = 600'000;
+      if (id == 4)
+        d.contributions = {{"roaming", 60, "token seen from 2 workloads"}, {"rate", 35, "12x baseline"}};
+      (*log)->record(std::move(d));
+    }
+  }
+  ~LogFixture() { fs::remove_all(dir); }
+  std::string flags() const { return "--audit-log " + path; }
+};
+
+}  // namespace
+
+TEST_CASE("audit verify: 0 on a whole chain, 1 naming the line when tampered")
+{
+  LogFixture log;
+  auto ok = ctl("audit verify " + log.path);
+  CHECK(ok.code == 0);
+  CHECK(ok.out.find("ok: 4 lines") != std::string::npos);
+  CHECK(ctl(log.flags() + " audit verify").code == 0);
+
+  std::vector<std::string> lines;
+  {
+    std::ifstream in(log.path);
+    for (std::string line; std::getline(in, line);)
+      lines.push_back(line);
+  }
+  lines.erase(lines.begin() + 1);
+  {
+    std::ofstream out(log.path, std::ios::trunc);
+    for (const auto &line : lines)
+      out << line << '\n';
+  }
+  auto broken = ctl("audit verify " + log.path);
+  CHECK(broken.code == 1);
+  CHECK(broken.out.find(log.path + ":2: 1 line(s) removed") != std::string::npos);
+  auto json = ctl("-o json audit verify " + log.path);
+  CHECK(json.code == 1);
+  CHECK(json.out.find("\"ok\": false") != std::string::npos);
+}
+
+TEST_CASE("decisions filters the log and explain shows contributions")
+{
+  LogFixture log;
+  auto all = ctl(log.flags() + " decisions");
+  CHECK(all.code == 0);
+  CHECK(all.out.find("TIME") == 0);
+  auto blocks = ctl(log.flags() + " -o json decisions --action block --since 1h");
+  REQUIRE(blocks.code == 0);
+  const auto parsed = nlohmann::json::parse(blocks.out);
+  REQUIRE(parsed.size() == 1);
+  CHECK(parsed[0]["id"] == 104);
+  auto batch = nlohmann::json::parse(ctl(log.flags() + " -o json decisions --identity batch").out);
+  CHECK(batch.size() == 1);
+  auto future = nlohmann::json::parse(ctl(log.flags() + " -o json decisions --since 2099-01-01T00:00:00Z").out);
+  CHECK(future.empty());
+
+  auto explain = ctl(log.flags() + " explain 104");
+  CHECK(explain.code == 0);
+  CHECK(explain.out.find("score 95 -> block (scope identity, ttl 10m0s)") != std::string::npos);
+  CHECK(explain.out.find("roaming  +60     token seen from 2 workloads") != std::string::npos);
+
+  auto missing = ctl(log.flags() + " explain 999");
+  CHECK(missing.code == 1);
+  CHECK(missing.out.find("decision 999 is not in") != std::string::npos);
+}
+
+TEST_CASE("usage errors exit 2, bad values exit 1 with what to do")
+{
+  LogFixture log;
+  CHECK(ctl("explain").code == 2);
+  CHECK(ctl("decisions --action maybe").code == 2);
+  CHECK(ctl("nonsense").code == 2);
+  CHECK(ctl("--help").code == 0);
+  auto since = ctl(log.flags() + " decisions --since yesterday");
+  CHECK(since.code == 1);
+  CHECK(since.out.find("expected a duration") != std::string::npos);
+  auto nolog = ctl("--audit-log /nonexistent/rgt/decisions.jsonl decisions");
+  CHECK(nolog.code == 1);
+  CHECK(nolog.out.find("pass --audit-log PATH") != std::string::npos);
+}

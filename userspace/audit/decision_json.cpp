@@ -1,0 +1,191 @@
+// The JSON form of decisions and kernel events: one schema for the log, the admin stream and the CLI.
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include <riskgate/audit.h>
+
+namespace riskgate::audit {
+
+namespace {
+
+constexpr Action kActions[] = {Action::allow, Action::challenge, Action::limit, Action::block};
+constexpr BlockScope kScopes[] = {BlockScope::ip, BlockScope::identity, BlockScope::pair,
+                                  BlockScope::connection};
+
+const char *event_type_name(std::uint32_t type)
+{
+  switch (type) {
+  case RG_EV_XDP_DROP: return "xdp_drop";
+  case RG_EV_CONNECT_DENY: return "connect_deny";
+  case RG_EV_MSG_DROP: return "msg_drop";
+  case RG_EV_SOCK_TAGGED: return "sock_tagged";
+  default: return "unknown";
+  }
+}
+
+// v4-mapped addresses print as dotted quads: that is what operators grep for.
+std::string address_text(const rg_u8 (&addr)[RG_IPV6_LEN])
+{
+  static constexpr rg_u8 kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  char text[INET6_ADDRSTRLEN] = {};
+  if (std::memcmp(addr, kMapped, sizeof kMapped) == 0)
+    inet_ntop(AF_INET, addr + 12, text, sizeof text);
+  else
+    inet_ntop(AF_INET6, addr, text, sizeof text);
+  return text;
+}
+
+template <class T>
+Result<T> field(const nlohmann::json &object, const char *key)
+{
+  const auto it = object.find(key);
+  if (it == object.end())
+    return make_error(fmt::format("missing field \"{}\"", key));
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception &) {
+    return make_error(fmt::format("field \"{}\" has the wrong type", key));
+  }
+}
+
+}  // namespace
+
+Result<Action> parse_action(const std::string &name)
+{
+  for (Action action : kActions)
+    if (name == to_string(action))
+      return action;
+  return make_error(fmt::format("unknown action \"{}\" (allow, challenge, limit, block)", name));
+}
+
+Result<BlockScope> parse_scope(const std::string &name)
+{
+  for (BlockScope scope : kScopes)
+    if (name == to_string(scope))
+      return scope;
+  return make_error(fmt::format("unknown block scope \"{}\" (ip, identity, pair, connection)", name));
+}
+
+nlohmann::json to_json(const Decision &d)
+{
+  nlohmann::json contributions = nlohmann::json::array();
+  for (const auto &c : d.contributions)
+    contributions.push_back({{"signal", c.signal}, {"points", c.points}, {"evidence", c.evidence}});
+  nlohmann::json out = {
+      {"id", d.id},
+      {"time_unix_ns", d.time_unix_ns},
+      {"service", d.service},
+      {"source_identity", d.source_identity},
+      {"source_identity_name", d.source_identity_name},
+      {"destination_identity", d.destination_identity},
+      {"destination_identity_name", d.destination_identity_name},
+      {"source_address", d.source_address},
+      {"method", d.method},
+      {"route", d.route},
+      {"token_fingerprint", d.token_fingerprint},
+      {"score", d.score},
+      {"contributions", std::move(contributions)},
+      {"rule", d.rule},
+      {"action", to_string(d.action)},
+      {"enforced", d.enforced},
+      {"policy_version", d.policy_version},
+      {"evaluation_ns", d.evaluation_ns},
+  };
+  if (d.action == Action::block) {
+    out["block_scope"] = to_string(d.block_scope);
+    out["block_ttl_ms"] = d.block_ttl_ms;
+  }
+  if (d.action == Action::limit)
+    out["retry_after_s"] = d.retry_after_s;
+  return out;
+}
+
+Result<Decision> decision_from_json(const nlohmann::json &o)
+{
+  if (!o.is_object())
+    return make_error("a decision is a JSON object");
+  Decision d;
+#define RG_FIELD(name, type)                                                                       \
+  do {                                                                                             \
+    auto value = field<type>(o, #name);                                                            \
+    if (!value)                                                                                    \
+      return make_error(value.error());                                                            \
+    d.name = std::move(*value);                                                                    \
+  } while (0)
+  RG_FIELD(id, std::uint64_t);
+  RG_FIELD(time_unix_ns, std::uint64_t);
+  RG_FIELD(service, std::string);
+  RG_FIELD(source_identity, IdentityId);
+  RG_FIELD(source_identity_name, std::string);
+  RG_FIELD(destination_identity, IdentityId);
+  RG_FIELD(destination_identity_name, std::string);
+  RG_FIELD(source_address, std::string);
+  RG_FIELD(method, std::string);
+  RG_FIELD(route, std::string);
+  RG_FIELD(token_fingerprint, std::string);
+  RG_FIELD(score, int);
+  RG_FIELD(rule, std::string);
+  RG_FIELD(enforced, bool);
+  RG_FIELD(policy_version, std::string);
+  RG_FIELD(evaluation_ns, std::uint64_t);
+#undef RG_FIELD
+  auto action = field<std::string>(o, "action");
+  if (!action)
+    return make_error(action.error());
+  auto parsed = parse_action(*action);
+  if (!parsed)
+    return make_error(parsed.error());
+  d.action = *parsed;
+  if (d.action == Action::block) {
+    auto scope = field<std::string>(o, "block_scope");
+    auto ttl = field<std::uint64_t>(o, "block_ttl_ms");
+    if (!scope || !ttl)
+      return make_error(!scope ? scope.error() : ttl.error());
+    auto parsed_scope = parse_scope(*scope);
+    if (!parsed_scope)
+      return make_error(parsed_scope.error());
+    d.block_scope = *parsed_scope;
+    d.block_ttl_ms = *ttl;
+  }
+  if (d.action == Action::limit) {
+    auto retry = field<std::uint32_t>(o, "retry_after_s");
+    if (!retry)
+      return make_error(retry.error());
+    d.retry_after_s = *retry;
+  }
+  auto contributions = o.find("contributions");
+  if (contributions == o.end() || !contributions->is_array())
+    return make_error("field \"contributions\" must be an array");
+  for (const auto &c : *contributions) {
+    auto signal = field<std::string>(c, "signal");
+    auto points = field<int>(c, "points");
+    auto evidence = field<std::string>(c, "evidence");
+    if (!signal || !points || !evidence)
+      return make_error("each contribution needs signal, points and evidence");
+    d.contributions.push_back({std::move(*signal), *points, std::move(*evidence)});
+  }
+  return d;
+}
+
+nlohmann::json to_json(const rg_event &e)
+{
+  return {
+      {"type", event_type_name(e.type)},
+      {"ts_ns", e.ts_ns},
+      {"reason", e.reason},
+      {"decision_id", e.decision_id},
+      {"cookie", e.cookie},
+      {"src_identity", e.src_identity},
+      {"dst_identity", e.dst_identity},
+      {"saddr", address_text(e.saddr)},
+      {"sport", e.sport},
+      {"daddr", address_text(e.daddr)},
+      {"dport", e.dport},
+      {"ifindex", e.ifindex},
+  };
+}
+
+}  // namespace riskgate::audit
