@@ -28,6 +28,7 @@ struct Decision {
   IdentityId destination_identity = 0;
   std::string destination_identity_name;
   std::string source_address;      // "10.0.0.2:43210"
+  std::uint64_t socket_cookie = 0; // connection the request came on (connection-scoped blocks)
   std::string method;
   std::string route;               // method-independent route template (/orders/{id})
   std::string token_fingerprint;
@@ -38,6 +39,7 @@ struct Decision {
   bool enforced = true;            // false in observe mode: what would have happened
   BlockScope block_scope = BlockScope::identity;
   std::uint64_t block_ttl_ms = 0;  // block: how long
+  bool kernel_block = true;        // block: false = answer 403 to this request only (route-scoped rules)
   std::uint32_t retry_after_s = 0; // limit: Retry-After
   std::string policy_version;
   std::uint64_t evaluation_ns = 0;

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <string_view>
+
 #include <riskgate/decision.h>
 
 namespace riskgate::policy {
@@ -61,6 +63,8 @@ struct Service {
 
 // kind: RiskPolicy
 enum class Mode { enforce, observe };
+// Signal names: credential, binding, roaming, rate, novelty, failures, payload, health, watchlist.
+// A signal the policy does not mention runs with its documented defaults (docs/policy.md).
 struct Signal {
   bool enabled = true;
   int weight = 0;
@@ -82,8 +86,8 @@ struct RiskPolicy {
   int challenge_at = 40;
   int limit_at = 60;
   int block_at = 85;
-  double limit_rate_per_s = 10;
-  double limit_burst = 20;
+  double limit_rate_per_s = 1;
+  double limit_burst = 3;
   std::uint32_t retry_after_s = 5;
   BlockScope block_scope = BlockScope::identity;
   std::uint64_t block_ttl_ms = 600000;
@@ -100,13 +104,31 @@ struct RiskPolicy {
 struct PolicySet {
   std::vector<Identity> identities;
   std::vector<Service> services;
-  std::vector<RiskPolicy> risk_policies;  // merged in file order; one named "default" at most
+  std::vector<RiskPolicy> risk_policies;  // at most one; none = every default (docs/policy.md)
   std::string version;                    // content hash of every document, for decisions and metrics
+  std::vector<std::string> files;         // where the documents came from ("<embedded>" for the default)
 };
 
 struct Diagnostic {
   SourceLocation where;
   std::string message;
 };
+
+// "file:line:column: message"
+std::string to_string(const Diagnostic &diagnostic);
+
+// Outcome of loading: a validated set, or every error found (never a partial set).
+struct LoadResult {
+  std::optional<PolicySet> set;
+  std::vector<Diagnostic> diagnostics;
+  bool ok() const { return set.has_value(); }
+};
+
+// A policy directory (every *.yaml / *.yml in it, sorted by name), or a single file.
+LoadResult load_path(const std::string &path);
+// Documents given as text; `file` names them in diagnostics.
+LoadResult load_text(std::string_view text, const std::string &file);
+// The policy compiled into the binary (policies/default.yaml).
+LoadResult load_default();
 
 }  // namespace riskgate::policy

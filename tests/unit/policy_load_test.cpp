@@ -1,0 +1,260 @@
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include <riskgate/policy.h>
+
+using riskgate::policy::load_path;
+using riskgate::policy::load_text;
+using riskgate::policy::LoadResult;
+
+namespace {
+
+std::vector<std::string> messages(const LoadResult &result)
+{
+  std::vector<std::string> out;
+  for (const auto &d : result.diagnostics)
+    out.push_back(riskgate::policy::to_string(d));
+  return out;
+}
+
+bool has(const LoadResult &result, const std::string &needle)
+{
+  for (const auto &m : messages(result))
+    if (m.find(needle) != std::string::npos)
+      return true;
+  return false;
+}
+
+std::string dump(const LoadResult &result)
+{
+  std::string all;
+  for (const auto &m : messages(result))
+    all += m + "\n";
+  return all;
+}
+
+struct TempDir {
+  TempDir()
+  {
+    path = std::filesystem::temp_directory_path() / ("rgt-policy-" + std::to_string(::getpid()) + "-" +
+                                                     std::to_string(counter++));
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  void write(const std::string &name, const std::string &text) const { std::ofstream(path / name) << text; }
+  std::filesystem::path path;
+  static inline int counter = 0;
+};
+
+constexpr const char *kShop = R"(apiVersion: riskgate.dev/v1
+kind: Identity
+metadata: {name: frontend}
+spec:
+  spiffe: spiffe://cluster.local/ns/shop/sa/frontend
+  selectors:
+    - cgroup: "/system.slice/frontend.service"
+    - kubernetes: {namespace: shop, serviceAccount: frontend}
+    - cidr: 10.0.1.0/24
+---
+apiVersion: riskgate.dev/v1
+kind: Service
+metadata: {name: orders}
+spec:
+  listen: "0.0.0.0:8080"
+  upstream: "127.0.0.1:9000"
+  auth:
+    jwt: {required: true, issuers: ["https://issuer.example"], audiences: [orders], jwks: /etc/riskgate/jwks.json}
+  bindings:
+    - {subject: "svc:frontend", identities: [frontend]}
+)";
+
+}  // namespace
+
+TEST_CASE("the embedded default policy loads and has a content version")
+{
+  const auto loaded = riskgate::policy::load_default();
+  REQUIRE_MESSAGE(loaded.ok(), dump(loaded));
+  CHECK(loaded.set->version.size() == 12);
+  REQUIRE(loaded.set->risk_policies.size() == 1);
+  const auto &policy = loaded.set->risk_policies.front();
+  CHECK(policy.mode == riskgate::policy::Mode::enforce);
+  CHECK(policy.challenge_at == 40);
+  CHECK(policy.block_ttl_ms == 600000);
+  CHECK(policy.signals.at("novelty").params.at("learn") == "10m");
+}
+
+TEST_CASE("identities and services are read with every field")
+{
+  const auto loaded = load_text(kShop, "shop.yaml");
+  REQUIRE_MESSAGE(loaded.ok(), dump(loaded));
+  REQUIRE(loaded.set->identities.size() == 1);
+  const auto &frontend = loaded.set->identities[0];
+  CHECK(frontend.name == "frontend");
+  CHECK(frontend.spiffe == "spiffe://cluster.local/ns/shop/sa/frontend");
+  REQUIRE(frontend.selectors.size() == 3);
+  CHECK(frontend.selectors[0].cgroup == "/system.slice/frontend.service");
+  CHECK(frontend.selectors[1].k8s_service_account == "frontend");
+  CHECK(frontend.selectors[2].cidr == "10.0.1.0/24");
+  CHECK(frontend.where.line == 1);
+  const auto &orders = loaded.set->services.at(0);
+  CHECK(orders.listen == "0.0.0.0:8080");
+  REQUIRE(orders.jwt.has_value());
+  CHECK(orders.jwt->required);
+  CHECK(orders.jwt->audiences == std::vector<std::string>{"orders"});
+  CHECK(orders.bindings.at(0).identities == std::vector<std::string>{"frontend"});
+  CHECK(orders.where.line == 11);
+  CHECK(loaded.set->risk_policies.empty());
+}
+
+TEST_CASE("the version is a content hash")
+{
+  const auto a = load_text(kShop, "a.yaml");
+  const auto b = load_text(kShop, "elsewhere/b.yaml");
+  const auto c = load_text(std::string(kShop) + "# edited\n", "a.yaml");
+  REQUIRE((a.ok() && b.ok() && c.ok()));
+  CHECK(a.set->version == b.set->version);
+  CHECK(a.set->version != c.set->version);
+}
+
+TEST_CASE("every error is reported at once with file:line:column")
+{
+  const auto loaded = load_text(R"(apiVersion: riskgate.dev/v1
+kind: RiskPolicy
+metadata: {name: broken}
+spec:
+  mode: enforcing
+  signals:
+    rate: {wieght: 30, warmup: 10x}
+    novelty: {weight: "lots"}
+    telepathy: {weight: 5}
+  thresholds: {challenge: 70, limit: 60, block: 85}
+  block: {scope: everything, ttl: 10m, escalate: {max: 1m}}
+  lists:
+    deny: {cidrs: [10.0.0.0/33, 300.1.1.1, 10.0.0.1/8], identities: [ghost]}
+  rules:
+    - {name: r1, deny: {from: [batch], to: [payments]}}
+    - {name: r1, allow: {from: [frontend]}, deny: {to: [x]}}
+    - {deny: {routes: [orders]}}
+)",
+                                "bad.yaml");
+  REQUIRE_FALSE(loaded.ok());
+  INFO(dump(loaded));
+  CHECK(has(loaded, "bad.yaml:5:9: mode must be enforce or observe"));
+  CHECK(has(loaded, "bad.yaml:7:12: unknown key 'wieght' in signal 'rate' (did you mean 'weight'?)"));
+  CHECK(has(loaded, "bad.yaml:7:32: rate.warmup: '10x' is not a duration"));
+  CHECK(has(loaded, "bad.yaml:8:23: novelty.weight must be a number, not 'lots'"));
+  CHECK(has(loaded, "bad.yaml:9:5: unknown signal 'telepathy'"));
+  CHECK(has(loaded, "bad.yaml:10:15: thresholds must rise: challenge (70) < limit (60) < block (85)"));
+  CHECK(has(loaded, "bad.yaml:11:18: block.scope must be ip, identity, pair or connection"));
+  CHECK(has(loaded, "block.escalate.max (1m) is shorter than block.ttl (10m)"));
+  CHECK(has(loaded, "bad.yaml:13:20: '10.0.0.0/33' has a bad prefix length"));
+  CHECK(has(loaded, "'300.1.1.1' is not an IPv4 or IPv6 address"));
+  CHECK(has(loaded, "'10.0.0.1/8' has host bits set"));
+  CHECK(has(loaded, "bad.yaml:13:70: lists.deny.identities: unknown identity 'ghost'"));
+  CHECK(has(loaded, "rule 'r1' from: unknown identity 'batch'"));
+  CHECK(has(loaded, "rule 'r1' to: unknown identity or service 'payments'"));
+  CHECK(has(loaded, "duplicate rule name 'r1'"));
+  CHECK(has(loaded, "rule 'r1' needs exactly one of allow or deny"));
+  CHECK(has(loaded, "a rule needs a name"));
+  CHECK(has(loaded, "route 'orders': the path must start with '/'"));
+  CHECK(loaded.diagnostics.size() >= 18);
+}
+
+TEST_CASE("document structure errors")
+{
+  SUBCASE("apiVersion, kind and metadata")
+  {
+    const auto loaded = load_text("apiVersion: v1\nkind: Gadget\nmetadata: {name: Bad_Name}\nspec: {}\n", "x.yaml");
+    INFO(dump(loaded));
+    CHECK(has(loaded, "x.yaml:1:13: apiVersion must be riskgate.dev/v1"));
+    CHECK(has(loaded, "x.yaml:2:7: unknown kind 'Gadget'"));
+    CHECK(has(loaded, "metadata.name 'Bad_Name' must be lowercase"));
+  }
+  SUBCASE("missing parts")
+  {
+    const auto loaded = load_text("apiVersion: riskgate.dev/v1\nkind: Identity\n", "x.yaml");
+    CHECK(has(loaded, "x.yaml:1:1: document has no metadata"));
+    CHECK(has(loaded, "document has no spec"));
+  }
+  SUBCASE("YAML syntax errors carry their position")
+  {
+    const auto loaded = load_text("apiVersion: riskgate.dev/v1\nkind: [Identity\n", "x.yaml");
+    REQUIRE_FALSE(loaded.ok());
+    CHECK(messages(loaded).at(0).rfind("x.yaml:", 0) == 0);
+    CHECK(has(loaded, "YAML syntax"));
+  }
+  SUBCASE("wrong types")
+  {
+    const auto loaded = load_text(R"(apiVersion: riskgate.dev/v1
+kind: Service
+metadata: {name: orders}
+spec:
+  listen: "0.0.0.0:99999"
+  upstream: [a, b]
+  auth: {jwt: {required: maybe, issuers: https://x, algorithms: [HS256, XX1]}}
+  bindings: {subject: x}
+)",
+                                  "svc.yaml");
+    INFO(dump(loaded));
+    CHECK(has(loaded, "svc.yaml:5:11: listen '0.0.0.0:99999' has no valid port"));
+    CHECK(has(loaded, "svc.yaml:6:13: upstream must be a string"));
+    CHECK(has(loaded, "required must be true or false"));
+    CHECK(has(loaded, "issuers must be a list"));
+    CHECK(has(loaded, "HS256 needs allowHS256: true"));
+    CHECK(has(loaded, "unknown algorithm 'XX1'"));
+    CHECK(has(loaded, "jwt needs jwks (a file) or jwksUrl"));
+    CHECK(has(loaded, "bindings must be a list"));
+  }
+  SUBCASE("one RiskPolicy per set, unique names per kind")
+  {
+    const std::string policy = "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: a}\nspec: {}\n";
+    const std::string identity = "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: a}\nspec: {}\n";
+    const auto loaded = load_text(policy + "---\n" + policy + "---\n" + identity + "---\n" + identity, "x.yaml");
+    INFO(dump(loaded));
+    CHECK(has(loaded, "x.yaml:6:1: only one RiskPolicy per policy set (the first is 'a' at x.yaml:1:1)"));
+    CHECK(has(loaded, "duplicate Identity 'a' (first defined at x.yaml:11:1)"));
+  }
+}
+
+TEST_CASE("a policy directory is every yaml file in it; references cross files")
+{
+  TempDir dir;
+  dir.write("10-identities.yaml",
+            "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: batch}\nspec: {}\n---\n"
+            "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: payments}\nspec: {}\n");
+  dir.write("20-policy.yml", "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec:\n"
+                             "  rules:\n    - {name: batch-never-pays, deny: {from: [batch], to: [payments]}}\n");
+  dir.write("notes.txt", "not a policy");
+  const auto loaded = load_path(dir.path.string());
+  REQUIRE_MESSAGE(loaded.ok(), dump(loaded));
+  CHECK(loaded.set->identities.size() == 2);
+  CHECK(loaded.set->files.size() == 2);
+  CHECK(loaded.set->risk_policies.at(0).rules.at(0).name == "batch-never-pays");
+
+  dir.write("30-bad.yaml", "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: x}\nspec: {selectors: [{cidr: nope}]}\n");
+  const auto bad = load_path(dir.path.string());
+  CHECK_FALSE(bad.ok());
+  CHECK(has(bad, "30-bad.yaml:4:27: 'nope' is not an IPv4 or IPv6 address"));
+
+  CHECK(has(load_path((dir.path / "missing.yaml").string()), "missing.yaml: cannot open"));
+  TempDir empty;
+  CHECK(has(load_path(empty.path.string()), "no policy files"));
+}
+
+TEST_CASE("every policy in policies/ loads")
+{
+  int count = 0;
+  for (const auto &entry : std::filesystem::directory_iterator(RG_SOURCE_DIR "/policies")) {
+    if (entry.path().extension() != ".yaml")
+      continue;
+    const auto loaded = load_path(entry.path().string());
+    INFO(entry.path().string());
+    CHECK_MESSAGE(loaded.ok(), dump(loaded));
+    ++count;
+  }
+  CHECK(count >= 3);
+}

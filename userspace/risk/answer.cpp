@@ -1,0 +1,81 @@
+// Decision -> what the proxy sends. Unenforced decisions (observe mode) are forwarded like allows.
+#include <fmt/format.h>
+
+#include <riskgate/risk.h>
+
+namespace riskgate::risk {
+
+namespace {
+
+// RFC 6750 section 3: error_description holds %x20-21 / %x23-5B / %x5D-7E only.
+std::string quoted_safe(std::string_view text)
+{
+  std::string out;
+  for (const char c : text)
+    if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\')
+      out.push_back(c);
+  return out;
+}
+
+const Contribution *find(const Decision &decision, std::string_view signal)
+{
+  for (const auto &contribution : decision.contributions)
+    if (contribution.signal == signal)
+      return &contribution;
+  return nullptr;
+}
+
+}  // namespace
+
+HookVerdict to_verdict(const Decision &decision)
+{
+  HookVerdict verdict;
+  verdict.decision_id = decision.id;
+  if (decision.action == Action::allow || !decision.enforced) {
+    verdict.kind = HookVerdict::Kind::forward;
+    verdict.headers.emplace_back("x-riskgate-decision", std::to_string(decision.id));
+    verdict.headers.emplace_back("x-riskgate-identity", decision.source_identity_name);
+    return verdict;
+  }
+  verdict.kind = HookVerdict::Kind::respond;
+  switch (decision.action) {
+    case Action::challenge: {
+      verdict.status = 401;
+      const Contribution *credential = find(decision, "credential");
+      std::string challenge = "Bearer realm=\"riskgate\"";
+      if (credential && decision.token_fingerprint.empty()) {
+        // No token at all: RFC 6750 3.1 says no error code, just the scheme.
+        verdict.reason = "credential_required";
+      } else if (credential) {
+        verdict.reason = "invalid_token";
+        challenge += fmt::format(", error=\"invalid_token\", error_description=\"{}\"", quoted_safe(credential->evidence));
+      } else {
+        // A valid token whose use looks risky: ask for a fresh, stronger one (RFC 9470 step-up).
+        verdict.reason = "risk_challenge";
+        std::string signals;
+        for (const auto &c : decision.contributions)
+          signals += fmt::format("{}{}", signals.empty() ? "" : ", ", c.signal);
+        challenge += fmt::format(", error=\"insufficient_user_authentication\", error_description=\"risk score {}: {}\"",
+                                 decision.score, quoted_safe(signals));
+      }
+      verdict.headers.emplace_back("www-authenticate", std::move(challenge));
+      break;
+    }
+    case Action::limit:
+      verdict.status = 429;
+      verdict.reason = "rate_limited";
+      verdict.headers.emplace_back("retry-after", std::to_string(std::max<std::uint32_t>(decision.retry_after_s, 1)));
+      break;
+    case Action::block:
+      verdict.status = 403;
+      verdict.reason = "blocked";
+      verdict.close_after = true;
+      break;
+    case Action::allow:
+      break;
+  }
+  verdict.headers.emplace_back("x-riskgate-decision", std::to_string(decision.id));
+  return verdict;
+}
+
+}  // namespace riskgate::risk

@@ -1,0 +1,98 @@
+// A policy set compiled for evaluation: every parameter converted to the unit the engine counts in,
+// names interned in lookup structures. Immutable once built; the engine swaps whole snapshots.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <riskgate/policy.h>
+#include <riskgate/risk.h>
+
+#include "risk/cidr.h"
+#include "risk/route.h"
+
+namespace riskgate::risk {
+
+struct SignalOn {
+  bool on = true;
+  int weight = 0;
+  bool active() const { return on && weight > 0; }
+};
+
+struct CompiledRule {
+  std::string name;
+  bool allow = false;
+  std::set<std::string, std::less<>> from;  // empty = any
+  std::set<std::string, std::less<>> to;    // identity or service names; empty = any
+  std::vector<RoutePattern> routes;         // empty = any
+  policy::Mode mode = policy::Mode::enforce;
+};
+
+struct CompiledService {
+  bool jwt_required = false;
+  std::vector<policy::Binding> bindings;
+};
+
+class CompiledPolicy {
+ public:
+  std::string version;
+  policy::Mode mode = policy::Mode::enforce;
+  int challenge_at = 40, limit_at = 60, block_at = 85;
+  double limit_rate_per_s = 1, limit_burst = 3;
+  std::uint32_t retry_after_s = 5;
+  BlockScope block_scope = BlockScope::identity;
+  std::uint64_t block_ttl_ms = 600000;
+  double escalate_factor = 2;
+  std::uint64_t block_max_ttl_ms = 86400000;
+
+  SignalOn credential, binding, watchlist;
+  struct {
+    SignalOn s;
+    std::uint64_t window_ns;
+    unsigned max_addresses;
+  } roaming;
+  struct {
+    SignalOn s;
+    std::uint64_t warmup_ns;
+    float alpha;  // EWMA weight of one second
+    double sigma;
+    double min_rate;
+  } rate;
+  struct {
+    SignalOn s;
+    std::uint64_t learn_ns;
+    std::uint64_t scan_window_ns;
+    double scan_burst;
+    int scan_weight;
+  } novelty;
+  struct {
+    SignalOn s;
+    std::uint64_t window_ns;
+    double ratio;
+    double min_requests;
+  } failures;
+  struct {
+    SignalOn s;
+    std::uint32_t warmup;
+    double sigma;
+  } payload;
+  struct {
+    SignalOn s;
+    double error_ratio;
+    double latency_ms;
+  } health;
+
+  std::set<std::string, std::less<>> deny_identities, watch_identities;
+  std::vector<Cidr> deny_cidrs, watch_cidrs;
+  std::vector<CompiledRule> rules;
+  std::map<std::string, CompiledService, std::less<>> services;
+};
+
+std::shared_ptr<const CompiledPolicy> compile(const policy::PolicySet &set);
+
+}  // namespace riskgate::risk
