@@ -391,6 +391,17 @@ TEST_CASE("the Dockerfile builds on Debian 12 and ships a slim runtime stage wit
   CHECK(fs::exists(source_dir / ".dockerignore"));
 }
 
+TEST_CASE("the Vagrant lab has two service nodes and a client, and provisions nodes with install.sh")
+{
+  const auto vagrantfile = read_text(source_dir / "vagrant/Vagrantfile");
+  for (const char *vm : {"\"node1\"", "\"node2\"", "\"client\""})
+    CHECK_MESSAGE(vagrantfile.find(vm) != std::string::npos, "Vagrantfile defines no VM ", vm);
+  CHECK(vagrantfile.find("private_network") != std::string::npos);
+  const auto provision = read_text(source_dir / "vagrant/provision.sh");
+  CHECK(provision.find("/riskgate/deploy/install.sh --build-dir") != std::string::npos);
+  CHECK(provision.find("xdp: [$iface]") != std::string::npos);
+}
+
 namespace {
 
 struct TempDir {
