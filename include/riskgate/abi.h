@@ -55,6 +55,8 @@ enum rg_reason {
   RG_R_RINGBUF_FULL = 19,   /* an event was lost because the ring buffer was full */
   RG_R_USER_BLOCK = 20,     /* block written by userspace (decision or CLI) */
   RG_R_SOCKHASH_FULL = 21,  /* a governed socket could not be inserted in the sockhash */
+  RG_R_CONNECT_DENY_PORT = 22, /* (caller identity, destination port) blocked */
+  RG_R_CONNTAB_FULL = 23,      /* connection table full: socket governed but not listed */
   RG_R_MAX = 32
 };
 
@@ -119,14 +121,54 @@ struct rg_sock_tag {
 #define RG_SOCK_F_PASSIVE 0x1u  /* accepted side */
 #define RG_SOCK_F_FASTPATH 0x2u /* trusted local pair, redirected by sk_msg */
 #define RG_SOCK_F_GOVERNED 0x4u /* in the sockhash: every message is checked */
+#define RG_SOCK_F_DROPPED 0x8u  /* sk_msg dropped a message: sticky until released from the sockhash */
 
-/* Original destination of a connect() redirected to the proxy, keyed by the client's source. */
-struct rg_orig_dst_key {
+/* One end of a TCP connection. Keys the original-destination map and the endpoint map by the
+ * client's source ip:port, which is what the proxy sees as its accepted socket's peer address. */
+struct rg_endpoint_key {
   rg_u8 addr[RG_IPV6_LEN];
   rg_u16 port; /* host byte order */
   rg_u16 pad;
   rg_u32 pad2;
 };
+
+/* Endpoint map value: who owns the active (connecting) socket bound to that endpoint. */
+struct rg_endpoint_val {
+  rg_u64 cookie;
+  rg_u32 identity;
+  rg_u32 flags; /* RG_SOCK_F_* */
+};
+
+/* Sockhash key: the socket's own 4-tuple, so sk_msg can redirect to the peer by swapping ends. */
+struct rg_sock_key {
+  rg_u8 local_addr[RG_IPV6_LEN];
+  rg_u8 remote_addr[RG_IPV6_LEN];
+  rg_u16 local_port; /* host byte order */
+  rg_u16 remote_port;
+  rg_u32 pad;
+};
+
+/* Source address key of the per-source SYN buckets. */
+struct rg_addr_key {
+  rg_u8 addr[RG_IPV6_LEN];
+};
+
+/* Transparent L7 redirect (single-entry array). proxy_port 0 = no redirect. */
+struct rg_l7_config {
+  rg_u16 proxy_port; /* host byte order; connect() is rewritten to loopback:proxy_port */
+  rg_u16 pad;
+  rg_u32 flags;
+  rg_u64 proxy_cgroup_id; /* the proxy's cgroup: its own connects are never redirected or denied */
+};
+
+/* identity id -> name, pinned so riskgatectl and a restarted agent agree on names. */
+#define RG_IDENTITY_NAME_LEN 64
+struct rg_identity_name {
+  char name[RG_IDENTITY_NAME_LEN]; /* NUL-terminated */
+};
+
+/* Original destination of a connect() redirected to the proxy (value of the map keyed by
+ * rg_endpoint_key; also the socket's own sk_storage between connect and establishment). */
 struct rg_orig_dst_val {
   rg_u8 addr[RG_IPV6_LEN];
   rg_u16 port; /* host byte order */
@@ -182,7 +224,12 @@ RG_ABI_CHECK(rg_pair_key, 8, 4);
 RG_ABI_CHECK(rg_port_key, 8, 4);
 RG_ABI_CHECK(rg_cgroup_val, 8, 4);
 RG_ABI_CHECK(rg_sock_tag, 72, 8);
-RG_ABI_CHECK(rg_orig_dst_key, 24, 4);
+RG_ABI_CHECK(rg_endpoint_key, 24, 4);
+RG_ABI_CHECK(rg_endpoint_val, 16, 8);
+RG_ABI_CHECK(rg_sock_key, 40, 4);
+RG_ABI_CHECK(rg_addr_key, 16, 1);
+RG_ABI_CHECK(rg_l7_config, 16, 8);
+RG_ABI_CHECK(rg_identity_name, 64, 1);
 RG_ABI_CHECK(rg_orig_dst_val, 32, 8);
 RG_ABI_CHECK(rg_xdp_config, 16, 4);
 RG_ABI_CHECK(rg_syn_bucket, 16, 8);
@@ -191,7 +238,7 @@ static_assert(offsetof(rg_block_val, reason) == 16);
 static_assert(offsetof(rg_lpm_key, addr) == 4);
 static_assert(offsetof(rg_sock_tag, local_addr) == 32);
 static_assert(offsetof(rg_event, saddr) == 40);
-static_assert(RG_R_SOCKHASH_FULL < RG_R_MAX);
+static_assert(RG_R_CONNTAB_FULL < RG_R_MAX);
 #undef RG_ABI_CHECK
 #endif
 

@@ -1,9 +1,10 @@
 #include "agent/agent.h"
 
 #include <cstdio>
-#include <filesystem>
 
 #include <fmt/format.h>
+
+#include "kernel/datapath.h"
 
 namespace riskgate::agent {
 
@@ -11,15 +12,12 @@ namespace {
 
 int uninstall(const Options &options)
 {
-  // Removing the link pins detaches the programs (no other reference holds them); removing the map
-  // pins frees the maps once no program uses them.
-  std::error_code ec;
-  const auto removed = std::filesystem::remove_all(options.pin_root, ec);
-  if (ec) {
-    fmt::print(stderr, "riskgated: remove {}: {}\n", options.pin_root, ec.message());
+  auto removed = kernel::Datapath::uninstall(options.pin_root);
+  if (!removed) {
+    fmt::print(stderr, "riskgated: uninstall: {}\n", removed.error());
     return 1;
   }
-  fmt::print("riskgated: removed {} pinned objects under {}\n", removed, options.pin_root);
+  fmt::print("riskgated: removed {} pinned objects under {}\n", *removed, options.pin_root);
   return 0;
 }
 

@@ -1,0 +1,104 @@
+// The loader pins every map and link under a pin root, re-adopts them on a second start without
+// changing contents, and PinnedMaps works on the pins alone.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "kernel/datapath.h"
+#include "kernel/pinned_maps.h"
+#include "support/kernel_env.h"
+
+using namespace riskgate;
+using namespace std::chrono_literals;
+
+namespace {
+
+kernel::IpPrefix prefix(const char *text)
+{
+  auto p = kernel::parse_prefix(text);
+  REQUIRE_MESSAGE(p.ok(), p.error());
+  return *p;
+}
+
+}  // namespace
+
+TEST_CASE("pinned maps: typed round trips without programs loaded by the caller")
+{
+  test::TempPinDir pins;
+  test::ScopedCgroup cgroup;
+  kernel::DatapathConfig config;
+  config.pin_root = pins.path();
+  config.cgroup = cgroup.path();
+  {
+    auto dp = kernel::Datapath::start(config);
+    REQUIRE_MESSAGE(dp.ok(), dp.error());
+    CHECK_FALSE((*dp)->adopted_maps());
+    CHECK(std::filesystem::exists(pins.path() + "/links/connect4"));
+    CHECK(std::filesystem::exists(pins.path() + "/links/sockops"));
+  }
+  auto opened = kernel::PinnedMaps::open(pins.path());
+  REQUIRE_MESSAGE(opened.ok(), opened.error());
+  kernel::PinnedMaps &maps = *opened;
+
+  REQUIRE(maps.block_ip(prefix("10.9.0.0/16"), kernel::block_value(0ms, 7)).ok());
+  REQUIRE(maps.block_identity(42, kernel::block_value(10min, 8, RG_R_USER_BLOCK, RG_BLOCK_F_MANUAL)).ok());
+  REQUIRE(maps.block_pair(1, 2, kernel::block_value(0ms, 9)).ok());
+  REQUIRE(maps.block_port({3, 443, 6}, kernel::block_value(0ms, 10)).ok());
+  REQUIRE(maps.block_connection(12345, kernel::block_value(1ms, 11)).ok());
+  CHECK_FALSE(maps.block_identity(0, kernel::block_value(0ms, 1)).ok());
+
+  auto ips = maps.ip_blocks();
+  REQUIRE(ips.ok());
+  REQUIRE(ips->size() == 1);
+  CHECK(kernel::to_string((*ips)[0].prefix) == "10.9.0.0/16");
+  CHECK((*ips)[0].value.decision_id == 7);
+  auto ids = maps.identity_blocks();
+  REQUIRE(ids.ok());
+  REQUIRE(ids->size() == 1);
+  CHECK((*ids)[0].identity == 42);
+  CHECK((*ids)[0].value.flags == RG_BLOCK_F_MANUAL);
+  CHECK(kernel::block_live((*ids)[0].value));
+
+  REQUIRE(maps.put_ipcache(prefix("10.9.1.0/24"), 5).ok());
+  REQUIRE(maps.put_ipcache(prefix("fd00::/64"), 6).ok());
+  auto addr = kernel::parse_endpoint("10.9.1.7:80");
+  REQUIRE(addr.ok());
+  CHECK(*maps.ipcache_identity(*addr) == 5);
+  auto addr6 = kernel::parse_endpoint("[fd00::9]:80");
+  REQUIRE(addr6.ok());
+  CHECK(*maps.ipcache_identity(*addr6) == 6);
+  kernel::MapPeerIdentity peers(maps);
+  CHECK(peers.peer_identity(*addr, *addr, 0) == 5);
+
+  REQUIRE(maps.sync_identities({{5, "frontend", {cgroup.id()}, {prefix("10.9.1.0/24")}}}).ok());
+  auto names = maps.identity_names();
+  REQUIRE(names.ok());
+  CHECK(names->size() == 1);
+  CHECK(names->at(5) == "frontend");
+  CHECK(maps.ipcache()->size() == 1);  // fd00::/64 was not in the records
+  CHECK(maps.cgroups()->size() == 1);
+
+  std::this_thread::sleep_for(2ms);
+  auto expired = maps.remove_expired_blocks();
+  REQUIRE(expired.ok());
+  CHECK(*expired == 1);  // the 1 ms connection block
+  CHECK(*maps.unblock_pair(1, 2));
+  CHECK_FALSE(*maps.unblock_pair(1, 2));
+
+  // A second start re-adopts the pins: the maps keep their contents, the links are updated in place.
+  auto again = kernel::Datapath::start(config);
+  REQUIRE_MESSAGE(again.ok(), again.error());
+  CHECK((*again)->adopted_maps());
+  CHECK((*again)->adopted_links() == 5);  // sk_msg, getsockopt, connect4, connect6, sockops
+  CHECK(maps.identity_blocks()->size() == 1);
+  CHECK(maps.ip_blocks()->size() == 1);
+
+  auto counters = maps.counters();
+  REQUIRE(counters.ok());
+
+  auto removed = kernel::Datapath::uninstall(pins.path());
+  REQUIRE(removed.ok());
+  CHECK(*removed > 20);
+  CHECK_FALSE(std::filesystem::exists(pins.path() + "/rg_counters"));
+}

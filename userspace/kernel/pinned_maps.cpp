@@ -1,0 +1,702 @@
+#include "kernel/pinned_maps.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <set>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+
+namespace riskgate::kernel {
+
+namespace {
+
+constexpr const char *kMapNames[kMapCount] = {
+    "rg_counters", "rg_events", "rg_ipcache", "rg_blk_ip", "rg_blk_id", "rg_blk_pair", "rg_blk_port",
+    "rg_blk_conn", "rg_cgroups", "rg_id_names", "rg_trusted", "rg_l7_cfg", "rg_l7_dst", "rg_xdp_cfg",
+    "rg_syn", "rg_sock_stg", "rg_orig_stg", "rg_conns", "rg_endpoints", "rg_orig_dst", "rg_sockhash",
+};
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+template <class K, class V>
+Result<void> put(const PinnedMaps &maps, MapId id, const K &key, const V &value)
+{
+  if (::bpf_map_update_elem(maps.fd(id), &key, &value, BPF_ANY) != 0)
+    return make_error(fmt::format("update {}: {}", map_name(id), errno_text(errno)));
+  return {};
+}
+
+template <class K>
+Result<bool> remove(const PinnedMaps &maps, MapId id, const K &key)
+{
+  if (::bpf_map_delete_elem(maps.fd(id), &key) == 0)
+    return true;
+  if (errno == ENOENT)
+    return false;
+  return make_error(fmt::format("delete from {}: {}", map_name(id), errno_text(errno)));
+}
+
+template <class K, class V>
+Result<std::optional<V>> lookup(const PinnedMaps &maps, MapId id, const K &key)
+{
+  V value{};
+  if (::bpf_map_lookup_elem(maps.fd(id), &key, &value) == 0)
+    return std::optional<V>(value);
+  if (errno == ENOENT)
+    return std::optional<V>();
+  return make_error(fmt::format("lookup in {}: {}", map_name(id), errno_text(errno)));
+}
+
+// Every (key, value) of a hash or LPM map. Entries deleted concurrently are skipped.
+template <class K, class V>
+Result<std::vector<std::pair<K, V>>> entries(const PinnedMaps &maps, MapId id)
+{
+  std::vector<std::pair<K, V>> out;
+  K key{}, next{};
+  const void *prev = nullptr;
+  while (::bpf_map_get_next_key(maps.fd(id), prev, &next) == 0) {
+    V value{};
+    if (::bpf_map_lookup_elem(maps.fd(id), &next, &value) == 0)
+      out.emplace_back(next, value);
+    key = next;
+    prev = &key;
+  }
+  if (errno != ENOENT)
+    return make_error(fmt::format("iterate {}: {}", map_name(id), errno_text(errno)));
+  return out;
+}
+
+Result<rg_lpm_key> lpm_key(const IpPrefix &prefix)
+{
+  auto addr = to_mapped(prefix.address);
+  if (!addr)
+    return make_error(addr.error());
+  rg_lpm_key key{};
+  key.prefixlen = lpm_prefix_len(prefix);
+  std::memcpy(key.addr, addr->data(), sizeof(key.addr));
+  return key;
+}
+
+IpPrefix prefix_of(const rg_lpm_key &key)
+{
+  MappedAddr addr;
+  std::memcpy(addr.data(), key.addr, addr.size());
+  IpPrefix prefix{from_mapped(addr), 0};
+  const bool v4 = prefix.address.ss_family == AF_INET && key.prefixlen >= RG_V4_MAPPED_PREFIX;
+  prefix.prefix_len = static_cast<std::uint8_t>(v4 ? key.prefixlen - RG_V4_MAPPED_PREFIX : key.prefixlen);
+  return prefix;
+}
+
+Result<rg_endpoint_key> endpoint_key(const sockaddr_storage &address)
+{
+  auto addr = to_mapped(address);
+  if (!addr)
+    return make_error(addr.error());
+  rg_endpoint_key key{};
+  std::memcpy(key.addr, addr->data(), sizeof(key.addr));
+  key.port = port_of(address);
+  return key;
+}
+
+rg_port_key port_key(const PortKey &key)
+{
+  rg_port_key out{};
+  out.identity = key.identity;
+  out.port = key.port;
+  out.proto = key.proto;
+  return out;
+}
+
+Result<void> check_identity(IdentityId identity)
+{
+  if (identity == RG_IDENTITY_WORLD)
+    return make_error("identity 0 is 'world' (every unknown peer) and cannot be used here");
+  return {};
+}
+
+}  // namespace
+
+const char *map_name(MapId id) { return kMapNames[static_cast<std::size_t>(id)]; }
+
+std::uint64_t monotonic_now_ns()
+{
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::uint64_t expires_after(std::chrono::nanoseconds ttl)
+{
+  if (ttl.count() <= 0)
+    return RG_EXPIRES_NEVER;
+  return monotonic_now_ns() + static_cast<std::uint64_t>(ttl.count());
+}
+
+rg_block_val block_value(std::chrono::milliseconds ttl, std::uint64_t decision_id, std::uint32_t reason,
+                         std::uint32_t flags)
+{
+  rg_block_val value{};
+  value.expires_ns = expires_after(ttl);
+  value.decision_id = decision_id;
+  value.reason = reason;
+  value.flags = flags;
+  return value;
+}
+
+bool block_live(const rg_block_val &value, std::uint64_t now_ns)
+{
+  return value.expires_ns == RG_EXPIRES_NEVER || now_ns < value.expires_ns;
+}
+
+std::string reason_name(std::uint32_t reason)
+{
+  switch (reason) {
+  case RG_R_NONE: return "none";
+  case RG_R_XDP_PASS: return "xdp_pass";
+  case RG_R_XDP_MALFORMED: return "xdp_malformed";
+  case RG_R_XDP_DROP_IP: return "xdp_drop_ip";
+  case RG_R_XDP_DROP_IDENTITY: return "xdp_drop_identity";
+  case RG_R_XDP_DROP_PORT: return "xdp_drop_port";
+  case RG_R_XDP_DROP_SYN_RATE: return "xdp_drop_syn_rate";
+  case RG_R_CONNECT_ALLOW: return "connect_allow";
+  case RG_R_CONNECT_DENY_IDENTITY: return "connect_deny_identity";
+  case RG_R_CONNECT_DENY_PAIR: return "connect_deny_pair";
+  case RG_R_CONNECT_DENY_IP: return "connect_deny_ip";
+  case RG_R_CONNECT_REDIRECT: return "connect_redirect";
+  case RG_R_SOCK_TAGGED: return "sock_tagged";
+  case RG_R_SOCK_CLOSED: return "sock_closed";
+  case RG_R_MSG_PASS: return "msg_pass";
+  case RG_R_MSG_DROP_IDENTITY: return "msg_drop_identity";
+  case RG_R_MSG_DROP_PAIR: return "msg_drop_pair";
+  case RG_R_MSG_DROP_CONN: return "msg_drop_conn";
+  case RG_R_MSG_REDIRECT: return "msg_redirect";
+  case RG_R_RINGBUF_FULL: return "ringbuf_full";
+  case RG_R_USER_BLOCK: return "user_block";
+  case RG_R_SOCKHASH_FULL: return "sockhash_full";
+  case RG_R_CONNECT_DENY_PORT: return "connect_deny_port";
+  case RG_R_CONNTAB_FULL: return "conntab_full";
+  default: return fmt::format("reason_{}", reason);
+  }
+}
+
+Result<PinnedMaps> PinnedMaps::open(const std::string &pin_root)
+{
+  PinnedMaps maps;
+  maps.pin_root_ = pin_root;
+  for (std::size_t i = 0; i < kMapCount; ++i) {
+    const std::string path = pin_root + "/" + kMapNames[i];
+    const int fd = ::bpf_obj_get(path.c_str());
+    if (fd < 0)
+      return make_error(fmt::format("open pinned map {}: {} (is riskgated installed with --pin-root {}?)", path,
+                                    errno_text(errno), pin_root));
+    maps.fds_[i] = fd;
+  }
+  return maps;
+}
+
+PinnedMaps::PinnedMaps(PinnedMaps &&other) noexcept : pin_root_(std::move(other.pin_root_)), fds_(other.fds_)
+{
+  other.fds_.fill(-1);
+}
+
+PinnedMaps &PinnedMaps::operator=(PinnedMaps &&other) noexcept
+{
+  if (this != &other) {
+    close_all();
+    pin_root_ = std::move(other.pin_root_);
+    fds_ = other.fds_;
+    other.fds_.fill(-1);
+  }
+  return *this;
+}
+
+PinnedMaps::~PinnedMaps() { close_all(); }
+
+void PinnedMaps::close_all()
+{
+  for (int &fd : fds_) {
+    if (fd >= 0)
+      ::close(fd);
+    fd = -1;
+  }
+}
+
+// ---- blocks ----
+
+Result<void> PinnedMaps::block_ip(const IpPrefix &prefix, const rg_block_val &value)
+{
+  auto key = lpm_key(prefix);
+  if (!key)
+    return make_error(key.error());
+  return put(*this, MapId::blk_ip, *key, value);
+}
+
+Result<bool> PinnedMaps::unblock_ip(const IpPrefix &prefix)
+{
+  auto key = lpm_key(prefix);
+  if (!key)
+    return make_error(key.error());
+  auto removed = remove(*this, MapId::blk_ip, *key);
+  if (removed && *removed)
+    (void)release_unblocked_sockets();
+  return removed;
+}
+
+Result<std::vector<IpBlock>> PinnedMaps::ip_blocks() const
+{
+  auto all = entries<rg_lpm_key, rg_block_val>(*this, MapId::blk_ip);
+  if (!all)
+    return make_error(all.error());
+  std::vector<IpBlock> out;
+  for (const auto &[key, value] : *all)
+    out.push_back({prefix_of(key), value});
+  return out;
+}
+
+Result<void> PinnedMaps::block_identity(IdentityId identity, const rg_block_val &value)
+{
+  if (auto ok = check_identity(identity); !ok)
+    return ok;
+  return put(*this, MapId::blk_id, identity, value);
+}
+
+Result<bool> PinnedMaps::unblock_identity(IdentityId identity)
+{
+  auto removed = remove(*this, MapId::blk_id, identity);
+  if (removed && *removed)
+    (void)release_unblocked_sockets();
+  return removed;
+}
+
+Result<std::vector<IdentityBlock>> PinnedMaps::identity_blocks() const
+{
+  auto all = entries<IdentityId, rg_block_val>(*this, MapId::blk_id);
+  if (!all)
+    return make_error(all.error());
+  std::vector<IdentityBlock> out;
+  for (const auto &[key, value] : *all)
+    out.push_back({key, value});
+  return out;
+}
+
+Result<void> PinnedMaps::block_pair(IdentityId src, IdentityId dst, const rg_block_val &value)
+{
+  return put(*this, MapId::blk_pair, rg_pair_key{src, dst}, value);
+}
+
+Result<bool> PinnedMaps::unblock_pair(IdentityId src, IdentityId dst)
+{
+  auto removed = remove(*this, MapId::blk_pair, rg_pair_key{src, dst});
+  if (removed && *removed)
+    (void)release_unblocked_sockets();
+  return removed;
+}
+
+Result<std::vector<PairBlock>> PinnedMaps::pair_blocks() const
+{
+  auto all = entries<rg_pair_key, rg_block_val>(*this, MapId::blk_pair);
+  if (!all)
+    return make_error(all.error());
+  std::vector<PairBlock> out;
+  for (const auto &[key, value] : *all)
+    out.push_back({key.src_identity, key.dst_identity, value});
+  return out;
+}
+
+Result<void> PinnedMaps::block_port(const PortKey &key, const rg_block_val &value)
+{
+  return put(*this, MapId::blk_port, port_key(key), value);
+}
+
+Result<bool> PinnedMaps::unblock_port(const PortKey &key) { return remove(*this, MapId::blk_port, port_key(key)); }
+
+Result<std::vector<PortBlock>> PinnedMaps::port_blocks() const
+{
+  auto all = entries<rg_port_key, rg_block_val>(*this, MapId::blk_port);
+  if (!all)
+    return make_error(all.error());
+  std::vector<PortBlock> out;
+  for (const auto &[key, value] : *all)
+    out.push_back({key.identity, key.port, key.proto, value});
+  return out;
+}
+
+Result<void> PinnedMaps::block_connection(std::uint64_t cookie, const rg_block_val &value)
+{
+  return put(*this, MapId::blk_conn, cookie, value);
+}
+
+Result<bool> PinnedMaps::unblock_connection(std::uint64_t cookie)
+{
+  auto removed = remove(*this, MapId::blk_conn, cookie);
+  if (removed && *removed)
+    (void)release_unblocked_sockets();
+  return removed;
+}
+
+Result<std::vector<ConnectionBlock>> PinnedMaps::connection_blocks() const
+{
+  auto all = entries<std::uint64_t, rg_block_val>(*this, MapId::blk_conn);
+  if (!all)
+    return make_error(all.error());
+  std::vector<ConnectionBlock> out;
+  for (const auto &[key, value] : *all)
+    out.push_back({key, value});
+  return out;
+}
+
+Result<std::size_t> PinnedMaps::remove_expired_blocks()
+{
+  const std::uint64_t now = monotonic_now_ns();
+  std::size_t removed = 0;
+  auto sweep = [&](MapId id, auto key_tag) -> Result<void> {
+    using K = decltype(key_tag);
+    auto all = entries<K, rg_block_val>(*this, id);
+    if (!all)
+      return make_error(all.error());
+    for (const auto &[key, value] : *all) {
+      if (block_live(value, now))
+        continue;
+      auto gone = remove(*this, id, key);
+      if (!gone)
+        return make_error(gone.error());
+      removed += *gone ? 1 : 0;
+    }
+    return {};
+  };
+  for (auto r : {sweep(MapId::blk_ip, rg_lpm_key{}), sweep(MapId::blk_id, IdentityId{}),
+                 sweep(MapId::blk_pair, rg_pair_key{}), sweep(MapId::blk_port, rg_port_key{}),
+                 sweep(MapId::blk_conn, std::uint64_t{})})
+    if (!r)
+      return make_error(r.error());
+  return removed;
+}
+
+// ---- connections ----
+
+Result<std::vector<rg_sock_tag>> PinnedMaps::connections() const
+{
+  auto all = entries<std::uint64_t, rg_sock_tag>(*this, MapId::conns);
+  if (!all)
+    return make_error(all.error());
+  std::vector<rg_sock_tag> out;
+  out.reserve(all->size());
+  for (const auto &entry : *all)
+    out.push_back(entry.second);
+  return out;
+}
+
+Result<std::optional<rg_sock_tag>> PinnedMaps::connection(std::uint64_t cookie) const
+{
+  return lookup<std::uint64_t, rg_sock_tag>(*this, MapId::conns, cookie);
+}
+
+Result<bool> PinnedMaps::release_socket(std::uint64_t cookie)
+{
+  auto tag = connection(cookie);
+  if (!tag)
+    return make_error(tag.error());
+  if (!*tag)
+    return false;
+  rg_sock_key key{};
+  std::memcpy(key.local_addr, (*tag)->local_addr, sizeof(key.local_addr));
+  std::memcpy(key.remote_addr, (*tag)->remote_addr, sizeof(key.remote_addr));
+  key.local_port = (*tag)->local_port;
+  key.remote_port = (*tag)->remote_port;
+  auto removed = remove(*this, MapId::sockhash, key);
+  if (!removed)
+    return removed;
+  rg_sock_tag updated = **tag;
+  updated.flags &= ~(RG_SOCK_F_GOVERNED | RG_SOCK_F_DROPPED | RG_SOCK_F_FASTPATH);
+  updated.verdict = RG_R_NONE;
+  // BPF_EXIST: the socket may have closed meanwhile; then there is nothing to update.
+  ::bpf_map_update_elem(fd(MapId::conns), &cookie, &updated, BPF_EXIST);
+  return removed;
+}
+
+Result<std::size_t> PinnedMaps::release_unblocked_sockets()
+{
+  auto conns = connections();
+  if (!conns)
+    return make_error(conns.error());
+  const std::uint64_t now = monotonic_now_ns();
+  auto live = [&](auto result) {
+    return result.ok() && result->has_value() && block_live(**result, now);
+  };
+  std::size_t released = 0;
+  for (const rg_sock_tag &tag : *conns) {
+    if (!(tag.flags & RG_SOCK_F_DROPPED))
+      continue;
+    const bool passive = tag.flags & RG_SOCK_F_PASSIVE;
+    const IdentityId client = passive ? tag.dst_identity : tag.src_identity;
+    const IdentityId server = passive ? tag.src_identity : tag.dst_identity;
+    const bool still_blocked =
+        live(lookup<std::uint64_t, rg_block_val>(*this, MapId::blk_conn, tag.cookie)) ||
+        (tag.src_identity && live(lookup<IdentityId, rg_block_val>(*this, MapId::blk_id, tag.src_identity))) ||
+        (tag.dst_identity && live(lookup<IdentityId, rg_block_val>(*this, MapId::blk_id, tag.dst_identity))) ||
+        live(lookup<rg_pair_key, rg_block_val>(*this, MapId::blk_pair, rg_pair_key{client, server}));
+    if (still_blocked)
+      continue;
+    auto gone = release_socket(tag.cookie);
+    if (!gone)
+      return make_error(gone.error());
+    released += *gone ? 1 : 0;
+  }
+  return released;
+}
+
+// ---- identities ----
+
+Result<void> PinnedMaps::put_ipcache(const IpPrefix &prefix, IdentityId identity, std::uint32_t flags)
+{
+  auto key = lpm_key(prefix);
+  if (!key)
+    return make_error(key.error());
+  return put(*this, MapId::ipcache, *key, rg_ipcache_val{identity, flags});
+}
+
+Result<bool> PinnedMaps::remove_ipcache(const IpPrefix &prefix)
+{
+  auto key = lpm_key(prefix);
+  if (!key)
+    return make_error(key.error());
+  return remove(*this, MapId::ipcache, *key);
+}
+
+Result<std::vector<IpcacheEntry>> PinnedMaps::ipcache() const
+{
+  auto all = entries<rg_lpm_key, rg_ipcache_val>(*this, MapId::ipcache);
+  if (!all)
+    return make_error(all.error());
+  std::vector<IpcacheEntry> out;
+  for (const auto &[key, value] : *all)
+    out.push_back({prefix_of(key), value.identity, value.flags});
+  return out;
+}
+
+Result<IdentityId> PinnedMaps::ipcache_identity(const sockaddr_storage &address) const
+{
+  auto key = lpm_key(IpPrefix{address, 0});
+  if (!key)
+    return make_error(key.error());
+  auto value = lookup<rg_lpm_key, rg_ipcache_val>(*this, MapId::ipcache, *key);
+  if (!value)
+    return make_error(value.error());
+  return *value ? (*value)->identity : RG_IDENTITY_WORLD;
+}
+
+Result<void> PinnedMaps::put_cgroup(std::uint64_t cgroup_id, IdentityId identity, std::uint32_t flags)
+{
+  return put(*this, MapId::cgroups, cgroup_id, rg_cgroup_val{identity, flags});
+}
+
+Result<bool> PinnedMaps::remove_cgroup(std::uint64_t cgroup_id) { return remove(*this, MapId::cgroups, cgroup_id); }
+
+Result<std::vector<CgroupEntry>> PinnedMaps::cgroups() const
+{
+  auto all = entries<std::uint64_t, rg_cgroup_val>(*this, MapId::cgroups);
+  if (!all)
+    return make_error(all.error());
+  std::vector<CgroupEntry> out;
+  for (const auto &[key, value] : *all)
+    out.push_back({key, value.identity, value.flags});
+  return out;
+}
+
+Result<void> PinnedMaps::put_identity_name(IdentityId identity, const std::string &name)
+{
+  if (auto ok = check_identity(identity); !ok)
+    return ok;
+  rg_identity_name value{};
+  if (name.empty() || name.size() >= sizeof(value.name))
+    return make_error(fmt::format("identity name '{}' must be 1 to {} bytes", name, sizeof(value.name) - 1));
+  std::memcpy(value.name, name.data(), name.size());
+  return put(*this, MapId::id_names, identity, value);
+}
+
+Result<bool> PinnedMaps::remove_identity_name(IdentityId identity)
+{
+  return remove(*this, MapId::id_names, identity);
+}
+
+Result<std::map<IdentityId, std::string>> PinnedMaps::identity_names() const
+{
+  auto all = entries<IdentityId, rg_identity_name>(*this, MapId::id_names);
+  if (!all)
+    return make_error(all.error());
+  std::map<IdentityId, std::string> out;
+  for (const auto &[key, value] : *all)
+    out[key] = std::string(value.name, ::strnlen(value.name, sizeof(value.name)));
+  return out;
+}
+
+Result<void> PinnedMaps::sync_identities(const std::vector<IdentityRecord> &records)
+{
+  std::set<std::uint64_t> cgroup_ids;
+  std::set<std::pair<std::uint32_t, MappedAddr>> prefixes;
+  std::set<IdentityId> ids;
+  for (const auto &record : records) {
+    if (auto ok = check_identity(record.id); !ok)
+      return make_error(fmt::format("identity '{}': {}", record.name, ok.error()));
+    if (auto ok = put_identity_name(record.id, record.name); !ok)
+      return ok;
+    ids.insert(record.id);
+    for (std::uint64_t cgroup_id : record.cgroup_ids) {
+      if (auto ok = put_cgroup(cgroup_id, record.id); !ok)
+        return ok;
+      cgroup_ids.insert(cgroup_id);
+    }
+    for (const auto &prefix : record.cidrs) {
+      if (auto ok = put_ipcache(prefix, record.id); !ok)
+        return make_error(fmt::format("identity '{}' cidr {}: {}", record.name, to_string(prefix), ok.error()));
+      auto key = lpm_key(prefix);
+      MappedAddr addr;
+      std::memcpy(addr.data(), key->addr, addr.size());
+      prefixes.insert({key->prefixlen, addr});
+    }
+  }
+  // Stale entries go after the new ones are in, so a renamed identity never passes through "unknown".
+  auto cgs = cgroups();
+  if (!cgs)
+    return make_error(cgs.error());
+  for (const auto &entry : *cgs)
+    if (!cgroup_ids.count(entry.cgroup_id) && !(entry.flags & RG_CGROUP_F_PROXY))
+      if (auto gone = remove_cgroup(entry.cgroup_id); !gone)
+        return make_error(gone.error());
+  auto cache = entries<rg_lpm_key, rg_ipcache_val>(*this, MapId::ipcache);
+  if (!cache)
+    return make_error(cache.error());
+  for (const auto &[key, value] : *cache) {
+    MappedAddr addr;
+    std::memcpy(addr.data(), key.addr, addr.size());
+    if (!prefixes.count({key.prefixlen, addr}))
+      if (auto gone = remove(*this, MapId::ipcache, key); !gone)
+        return make_error(gone.error());
+  }
+  auto names = identity_names();
+  if (!names)
+    return make_error(names.error());
+  for (const auto &[id, name] : *names)
+    if (!ids.count(id))
+      if (auto gone = remove_identity_name(id); !gone)
+        return make_error(gone.error());
+  return {};
+}
+
+Result<std::optional<rg_endpoint_val>> PinnedMaps::endpoint(const sockaddr_storage &client) const
+{
+  auto key = endpoint_key(client);
+  if (!key)
+    return make_error(key.error());
+  return lookup<rg_endpoint_key, rg_endpoint_val>(*this, MapId::endpoints, *key);
+}
+
+// ---- fast path, transparent redirect, XDP ----
+
+Result<void> PinnedMaps::put_trusted(IdentityId src, IdentityId dst)
+{
+  return put(*this, MapId::trusted, rg_pair_key{src, dst}, std::uint32_t{1});
+}
+
+Result<bool> PinnedMaps::remove_trusted(IdentityId src, IdentityId dst)
+{
+  return remove(*this, MapId::trusted, rg_pair_key{src, dst});
+}
+
+Result<std::vector<std::pair<IdentityId, IdentityId>>> PinnedMaps::trusted() const
+{
+  auto all = entries<rg_pair_key, std::uint32_t>(*this, MapId::trusted);
+  if (!all)
+    return make_error(all.error());
+  std::vector<std::pair<IdentityId, IdentityId>> out;
+  for (const auto &entry : *all)
+    out.emplace_back(entry.first.src_identity, entry.first.dst_identity);
+  return out;
+}
+
+Result<void> PinnedMaps::set_l7_config(const rg_l7_config &config)
+{
+  return put(*this, MapId::l7_cfg, std::uint32_t{0}, config);
+}
+
+Result<rg_l7_config> PinnedMaps::l7_config() const
+{
+  auto value = lookup<std::uint32_t, rg_l7_config>(*this, MapId::l7_cfg, 0u);
+  if (!value)
+    return make_error(value.error());
+  return value->value_or(rg_l7_config{});
+}
+
+Result<void> PinnedMaps::put_l7_destination(const PortKey &destination)
+{
+  return put(*this, MapId::l7_dst, port_key(destination), std::uint32_t{1});
+}
+
+Result<bool> PinnedMaps::remove_l7_destination(const PortKey &destination)
+{
+  return remove(*this, MapId::l7_dst, port_key(destination));
+}
+
+Result<std::optional<sockaddr_storage>> PinnedMaps::original_destination(const sockaddr_storage &client) const
+{
+  auto key = endpoint_key(client);
+  if (!key)
+    return make_error(key.error());
+  auto value = lookup<rg_endpoint_key, rg_orig_dst_val>(*this, MapId::orig_dst, *key);
+  if (!value)
+    return make_error(value.error());
+  if (!*value)
+    return std::optional<sockaddr_storage>();
+  MappedAddr addr;
+  std::memcpy(addr.data(), (*value)->addr, addr.size());
+  return std::optional<sockaddr_storage>(from_mapped(addr, (*value)->port));
+}
+
+Result<void> PinnedMaps::set_xdp_config(const rg_xdp_config &config)
+{
+  return put(*this, MapId::xdp_cfg, std::uint32_t{0}, config);
+}
+
+Result<rg_xdp_config> PinnedMaps::xdp_config() const
+{
+  auto value = lookup<std::uint32_t, rg_xdp_config>(*this, MapId::xdp_cfg, 0u);
+  if (!value)
+    return make_error(value.error());
+  return value->value_or(rg_xdp_config{});
+}
+
+// ---- counters ----
+
+Result<Counters> PinnedMaps::counters() const
+{
+  const int ncpu = ::libbpf_num_possible_cpus();
+  if (ncpu <= 0)
+    return make_error(fmt::format("count possible CPUs: {}", errno_text(ncpu)));
+  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(ncpu));
+  Counters out{};
+  for (std::uint32_t reason = 0; reason < RG_R_MAX; ++reason) {
+    if (::bpf_map_lookup_elem(fd(MapId::counters), &reason, per_cpu.data()) != 0)
+      return make_error(fmt::format("read {}[{}]: {}", map_name(MapId::counters), reason, errno_text(errno)));
+    for (std::uint64_t v : per_cpu)
+      out[reason] += v;
+  }
+  return out;
+}
+
+// ---- peer identity ----
+
+IdentityId MapPeerIdentity::peer_identity(const sockaddr_storage &peer, const sockaddr_storage &,
+                                          std::uint64_t) const
+{
+  if (auto local = maps_.endpoint(peer); local && *local)
+    return (*local)->identity;
+  auto remote = maps_.ipcache_identity(peer);
+  return remote ? *remote : RG_IDENTITY_WORLD;
+}
+
+}  // namespace riskgate::kernel
