@@ -25,22 +25,9 @@ iface=$(ip -o -4 addr show | awk -v ip="$lab_ip" '{ split($4, a, "/") } a[1] == 
 sed -i "s/^  xdp: \[\]/  xdp: [$iface]/" /etc/riskgate/riskgate.yaml
 grep -q "xdp: \[$iface\]" /etc/riskgate/riskgate.yaml || { echo "provision: could not set xdp in riskgate.yaml" >&2; exit 1; }
 
-# The client is an off-node peer known by its address; the service fronts a local upstream.
-install -m 0644 /dev/stdin /etc/riskgate/policies/lab.yaml <<POLICY
-apiVersion: riskgate.dev/v1
-kind: Identity
-metadata: {name: lab-client}
-spec:
-  selectors:
-    - cidr: $client_ip/32
----
-apiVersion: riskgate.dev/v1
-kind: Service
-metadata: {name: lab-orders}
-spec:
-  listen: "$lab_ip:8080"
-  upstream: "127.0.0.1:9000"
-POLICY
+# The lab policy: the client as an off-node identity, a service in front of a local upstream.
+sed -e "s/@LAB_IP@/$lab_ip/" -e "s/@CLIENT_IP@/$client_ip/" /riskgate/vagrant/lab-policy.yaml \
+  > /etc/riskgate/policies/lab.yaml
 
 # The upstream: a static file server on loopback, as a transient unit (gone after a reboot; re-run
 # `vagrant provision` to bring the lab back).

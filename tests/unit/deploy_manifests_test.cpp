@@ -19,6 +19,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <riskgate/policy.h>
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -311,6 +313,33 @@ TEST_CASE("the observe overlay switches the policy to observe and changes nothin
 
 namespace {
 
+// Loads through the real policy loader (what riskgated does on start and reload); every diagnostic
+// is reported with its file:line:column.
+riskgate::policy::PolicySet load_policy(const fs::path &path)
+{
+  auto loaded = riskgate::policy::load_path(path.string());
+  std::string diagnostics;
+  for (const auto &diagnostic : loaded.diagnostics)
+    diagnostics += riskgate::policy::to_string(diagnostic) + "\n";
+  REQUIRE_MESSAGE(loaded.ok(), diagnostics);
+  return *loaded.set;
+}
+
+}  // namespace
+
+TEST_CASE("the cluster policy and its observe copy load through riskgated's policy loader")
+{
+  using riskgate::policy::Mode;
+  const auto base = load_policy(k8s_dir / "base/policies");
+  REQUIRE(base.risk_policies.size() == 1);
+  CHECK(base.risk_policies[0].mode == Mode::enforce);
+  const auto observe = load_policy(k8s_dir / "overlays/observe/risk-policy.yaml");
+  REQUIRE(observe.risk_policies.size() == 1);
+  CHECK(observe.risk_policies[0].mode == Mode::observe);
+}
+
+namespace {
+
 // key -> every value it is given in the unit, in order ("Key=" lines may repeat).
 std::map<std::string, std::vector<std::string>> parse_unit(const fs::path &path)
 {
@@ -389,17 +418,6 @@ TEST_CASE("the Dockerfile builds on Debian 12 and ships a slim runtime stage wit
   CHECK(text.find("scripts/install-deps") != std::string::npos);
   CHECK(text.find("ldd ") != std::string::npos);
   CHECK(fs::exists(source_dir / ".dockerignore"));
-}
-
-TEST_CASE("the Vagrant lab has two service nodes and a client, and provisions nodes with install.sh")
-{
-  const auto vagrantfile = read_text(source_dir / "vagrant/Vagrantfile");
-  for (const char *vm : {"\"node1\"", "\"node2\"", "\"client\""})
-    CHECK_MESSAGE(vagrantfile.find(vm) != std::string::npos, "Vagrantfile defines no VM ", vm);
-  CHECK(vagrantfile.find("private_network") != std::string::npos);
-  const auto provision = read_text(source_dir / "vagrant/provision.sh");
-  CHECK(provision.find("/riskgate/deploy/install.sh --build-dir") != std::string::npos);
-  CHECK(provision.find("xdp: [$iface]") != std::string::npos);
 }
 
 namespace {
@@ -491,8 +509,9 @@ TEST_CASE("install.sh --prefix stages the binaries, unit, settings and policy, k
   CHECK(read_text(root / "etc/systemd/system/riskgated.service") ==
         read_text(source_dir / "deploy/systemd/riskgated.service"));
   CHECK(read_text(root / "etc/riskgate/riskgate.yaml") == read_text(source_dir / "deploy/systemd/riskgate.yaml"));
-  const auto policy = find_kind(root / "etc/riskgate/policies/default.yaml", "RiskPolicy");
-  CHECK(policy["spec"]["mode"].as<std::string>() == "observe");
+  const auto installed = load_policy(root / "etc/riskgate/policies");
+  REQUIRE(installed.risk_policies.size() == 1);
+  CHECK(installed.risk_policies[0].mode == riskgate::policy::Mode::observe);
   CHECK(first.output.find("nothing on this host was changed") != std::string::npos);
 
   // Re-running over a new build is the upgrade: binaries replaced, settings and policies kept.
@@ -527,4 +546,32 @@ TEST_CASE("install.sh refuses unknown options and a build directory without bina
   CHECK(no_build.status != 0);
   CHECK(no_build.output.find("riskgated not found: build first") != std::string::npos);
   CHECK_FALSE(fs::exists(tmp.path / "usr"));
+}
+
+TEST_CASE("the Vagrant lab has two service nodes and a client; its node policy loads beside the default")
+{
+  const auto vagrantfile = read_text(source_dir / "vagrant/Vagrantfile");
+  for (const char *vm : {"\"node1\"", "\"node2\"", "\"client\""})
+    CHECK_MESSAGE(vagrantfile.find(vm) != std::string::npos, "Vagrantfile defines no VM ", vm);
+  CHECK(vagrantfile.find("private_network") != std::string::npos);
+  const auto provision = read_text(source_dir / "vagrant/provision.sh");
+  CHECK(provision.find("/riskgate/deploy/install.sh --build-dir") != std::string::npos);
+  CHECK(provision.find("xdp: [$iface]") != std::string::npos);
+
+  // What a node's policy directory holds after provisioning, with provision.sh's substitutions.
+  TempDir tmp;
+  fs::copy_file(source_dir / "policies/default.yaml", tmp.path / "default.yaml");
+  auto lab = read_text(source_dir / "vagrant/lab-policy.yaml");
+  for (const auto &[placeholder, value] : {std::pair{"@LAB_IP@", "192.168.56.11"}, {"@CLIENT_IP@", "192.168.56.20"}})
+    for (auto at = lab.find(placeholder); at != std::string::npos; at = lab.find(placeholder))
+      lab.replace(at, std::string(placeholder).size(), value);
+  std::ofstream(tmp.path / "lab.yaml") << lab;
+  const auto set = load_policy(tmp.path);
+  REQUIRE(set.identities.size() == 1);
+  CHECK(set.identities[0].name == "lab-client");
+  REQUIRE(set.identities[0].selectors.size() == 1);
+  CHECK(set.identities[0].selectors[0].cidr == "192.168.56.20/32");
+  REQUIRE(set.services.size() == 1);
+  CHECK(set.services[0].listen == "192.168.56.11:8080");
+  CHECK(set.services[0].upstream == "127.0.0.1:9000");
 }
