@@ -384,6 +384,14 @@ TEST_CASE("riskgated.service: SIGHUP reload, the BPF capability set, and only th
   CHECK(one("NoNewPrivileges") == "yes");
   CHECK(words(one("ReadWritePaths")) == std::set<std::string>{"/sys/fs/bpf", "/run/riskgate", "/var/log/riskgate"});
 
+  CHECK(one("UMask") == "0027");
+  // A deny-list; the groups holding bpf(), perf_event_open, mount and setrlimit must stay allowed.
+  const auto filter = one("SystemCallFilter");
+  REQUIRE(filter.starts_with("~"));
+  const std::set<std::string> needed = {"@privileged", "@debug", "@mount", "@resources"};
+  for (const auto &group : words(filter.substr(1)))
+    CHECK_MESSAGE(needed.count(group) == 0, "SystemCallFilter denies ", group, ", which riskgated needs");
+
   std::set<std::string> caps;
   for (const auto &cap : bpf_capabilities)
     caps.insert("CAP_" + cap);
