@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@
 
 #include <riskgate/abi.h>
 #include <riskgate/decision.h>
+#include <riskgate/metrics.h>
 #include <riskgate/result.h>
 
 namespace riskgate::audit {
@@ -91,6 +93,30 @@ class DecisionLog {
   virtual LogStats stats() const = 0;
   // Called on the writer thread with each line written (the admin socket's live stream).
   virtual void set_listener(std::function<void(const std::string &line)> listener) = 0;
+};
+
+// ---- the decision metrics (names documented in docs/operations.md) ----
+class DecisionMetrics {
+ public:
+  explicit DecisionMetrics(metrics::Registry &registry);
+  // Per request, from any worker: requests by service and action, decision latency, score, signals.
+  void observe(const Decision &decision);
+  void policy_loaded(const std::string &version, bool ok);
+  void upstream_health(const std::string &upstream, bool healthy);
+  // Exposes the log's own counters (lines, queue drops, write errors) at every scrape.
+  void watch(const DecisionLog &log);
+
+ private:
+  metrics::Registry &registry_;
+  metrics::Family<metrics::Counter> &requests_;
+  metrics::Histogram &latency_;
+  metrics::Histogram &score_;
+  metrics::Family<metrics::Counter> &signals_;
+  metrics::Family<metrics::Gauge> &policy_;
+  metrics::Family<metrics::Counter> &reloads_;
+  metrics::Family<metrics::Gauge> &upstream_;
+  std::mutex policy_mutex_;
+  std::string policy_version_;
 };
 
 }  // namespace riskgate::audit
