@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -15,11 +16,13 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
 
 #include <riskgate/policy.h>
+#include <riskgate/risk.h>
 
 namespace fs = std::filesystem;
 
@@ -582,4 +585,49 @@ TEST_CASE("the Vagrant lab has two service nodes and a client; its node policy l
   REQUIRE(set.services.size() == 1);
   CHECK(set.services[0].listen == "192.168.56.11:8080");
   CHECK(set.services[0].upstream == "127.0.0.1:9000");
+}
+
+namespace {
+
+// What the kubelet does to a directory-mounted ConfigMap (its AtomicWriter): the payload goes into a
+// fresh "..<timestamp>" directory, a "..data_tmp" symlink to it is renamed over "..data", and the
+// visible files are symlinks "name -> ..data/name" that an update to existing keys never touches.
+void configmap_write(const fs::path &volume, const std::string &stamp, const std::string &file, const std::string &text)
+{
+  const auto payload = volume / ("..2026_11_29_14_00_0" + stamp);
+  fs::create_directory(payload);
+  std::ofstream(payload / file) << text;
+  const auto old_payload = fs::exists(volume / "..data") ? fs::read_symlink(volume / "..data") : fs::path();
+  fs::create_symlink(payload.filename(), volume / "..data_tmp");
+  fs::rename(volume / "..data_tmp", volume / "..data");
+  if (!fs::is_symlink(volume / file))
+    fs::create_symlink(fs::path("..data") / file, volume / file);
+  if (!old_payload.empty())
+    fs::remove_all(volume / old_payload);
+}
+
+}  // namespace
+
+TEST_CASE("a ConfigMap update (the kubelet's ..data symlink swap) reloads the policy in a running agent")
+{
+  TempDir volume;
+  const auto policy = read_text(k8s_dir / "base/policies/risk-policy.yaml");
+  configmap_write(volume.path, "1", "risk-policy.yaml", policy);
+  auto loaded = riskgate::policy::load_path(volume.path.string());
+  REQUIRE(loaded.ok());
+  riskgate::risk::Engine engine(*loaded.set);
+  riskgate::risk::PolicyWatcher watcher(engine, volume.path.string());
+  REQUIRE(watcher.start().ok());
+  const auto before = engine.policy_version();
+
+  auto observe = policy;
+  observe.replace(observe.find("mode: enforce"), 13, "mode: observe");
+  configmap_write(volume.path, "2", "risk-policy.yaml", observe);
+
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (engine.policy_version() == before && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  CHECK_MESSAGE(engine.policy_version() != before, "the ..data swap did not reload the policy");
+  CHECK(riskgate::policy::load_path(volume.path.string()).set->risk_policies[0].mode ==
+        riskgate::policy::Mode::observe);
 }

@@ -101,7 +101,10 @@ void PolicyWatcher::run()
         const std::string name = event.len ? std::string(buffer + offset + sizeof event) : std::string();
         offset += static_cast<ssize_t>(sizeof event + event.len);
         const bool yaml = name.ends_with(".yaml") || name.ends_with(".yml");
-        if (file_name.empty() ? (yaml && name.front() != '.') : name == file_name)
+        // A Kubernetes ConfigMap volume updates by renaming a new "..data" symlink into place; its
+        // visible files are symlinks through ..data and produce no event of their own.
+        const bool configmap_swap = name == "..data";
+        if (configmap_swap || (file_name.empty() ? (yaml && name.front() != '.') : name == file_name))
           pending = true;
       }
     }
