@@ -36,6 +36,11 @@ struct RequestView {
   unsigned worker = 0;               // worker thread index
   std::uint64_t connection_id = 0;   // unique per accepted connection on this node
   std::uint64_t received_ns = 0;     // CLOCK_MONOTONIC when the request head was complete
+  // Where the request would be forwarded: the named upstream (gateway) or the original destination
+  // recovered from the kernel (transparent); family AF_UNSPEC when there is none.
+  sockaddr_storage destination{};
+  std::string_view upstream_name;    // configured upstream name, or "ip:port" in transparent mode
+  const struct UpstreamHealth *upstream = nullptr;  // this worker's view of that upstream's health
 
   // First header with this name (case-insensitive), if any.
   std::optional<std::string_view> header(std::string_view name) const;

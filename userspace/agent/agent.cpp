@@ -1,10 +1,13 @@
 #include "agent/agent.h"
 
+#include <csignal>
 #include <cstdio>
 
 #include <fmt/format.h>
 
+#include "agent/allow_hook.h"
 #include "kernel/datapath.h"
+#include "proxy/proxy.h"
 
 namespace riskgate::agent {
 
@@ -21,14 +24,56 @@ int uninstall(const Options &options)
   return 0;
 }
 
+// Quick start: one listener -> one upstream, until SIGTERM/SIGINT, then a graceful drain.
+int run_gateway(const Options &options)
+{
+  proxy::ProxyConfig config;
+  config.workers = options.workers;
+  config.listeners.push_back(proxy::ListenerConfig{"gateway", options.listen, "upstream", false});
+  config.upstreams.push_back(proxy::UpstreamConfig{"upstream", options.upstream});
+
+  // Block the stop signals before any worker exists so that only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  AllowHook hook;
+  auto gateway = proxy::Proxy::create(std::move(config), hook);
+  if (!gateway) {
+    fmt::print(stderr, "riskgated: {}\n", gateway.error());
+    return 1;
+  }
+  if (auto started = (*gateway)->start(); !started) {
+    fmt::print(stderr, "riskgated: {}\n", started.error());
+    return 1;
+  }
+  fmt::print(stderr, "riskgated: gateway {} -> {} ({} workers, port {})\n", options.listen, options.upstream,
+             (*gateway)->workers(), (*gateway)->listen_port(0));
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  fmt::print(stderr, "riskgated: signal {}: draining\n", signal);
+  (*gateway)->stop();
+  return 0;
+}
+
 }  // namespace
 
 int run(const Options &options)
 {
   if (options.uninstall)
     return uninstall(options);
-  fmt::print(stderr, "riskgated: the proxy is not built yet (issue 4); only --uninstall works\n");
-  return 1;
+  if (!options.listen.empty() || !options.upstream.empty()) {
+    if (options.listen.empty() || options.upstream.empty()) {
+      fmt::print(stderr, "riskgated: --listen and --upstream go together\n");
+      return 2;
+    }
+    return run_gateway(options);
+  }
+  fmt::print(stderr, "riskgated: nothing to run: give --listen HOST:PORT --upstream HOST:PORT\n");
+  return 2;
 }
 
 }  // namespace riskgate::agent

@@ -1,0 +1,356 @@
+// The gateway end to end: real curl and wrk clients, a real nginx upstream, the proxy in-process
+// with a hook that records what it saw.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "proxy/proxy.h"
+#include "support/upstream.h"
+
+using namespace riskgate;
+using namespace riskgate::test;
+
+namespace {
+
+struct Seen {
+  std::string method, target, host;
+  std::uint64_t cookie = 0;
+  std::uint16_t peer_port = 0;
+  std::uint16_t local_port = 0;
+  std::uint64_t received_ns = 0;
+  bool upstream_known = false;
+};
+
+struct Completed {
+  std::uint64_t decision_id = 0;
+  int status = 0;
+  std::uint64_t upstream_ns = 0;
+  std::uint64_t request_body = 0;
+  std::uint64_t response_body = 0;
+};
+
+// Forwards everything except /deny (403) and /challenge (401 with WWW-Authenticate).
+class RecordingHook final : public RequestHook {
+ public:
+  HookVerdict on_request(const RequestView &r) override
+  {
+    std::lock_guard lock(mu_);
+    Seen s;
+    s.method = std::string(r.method);
+    s.target = std::string(r.target);
+    s.host = std::string(r.host);
+    s.cookie = r.socket_cookie;
+    s.peer_port = ntohs(reinterpret_cast<const sockaddr_in &>(r.peer).sin_port);
+    s.local_port = ntohs(reinterpret_cast<const sockaddr_in &>(r.local).sin_port);
+    s.received_ns = r.received_ns;
+    s.upstream_known = r.upstream != nullptr && r.destination.ss_family == AF_INET;
+    seen.push_back(s);
+    HookVerdict v;
+    v.decision_id = ++next_id_;
+    if (r.path == "/deny") {
+      v.kind = HookVerdict::Kind::respond;
+      v.status = 403;
+      v.reason = "blocked by test";
+    } else if (r.path == "/challenge") {
+      v.kind = HookVerdict::Kind::respond;
+      v.status = 401;
+      v.reason = "token required";
+      v.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"test\"");
+    } else {
+      v.headers.emplace_back("x-riskgate-decision", std::to_string(v.decision_id));
+    }
+    return v;
+  }
+  void on_complete(const RequestView &, const ExchangeResult &r) override
+  {
+    std::lock_guard lock(mu_);
+    completed.push_back({r.decision_id, r.status, r.upstream_ns, r.request_body_bytes, r.response_body_bytes});
+  }
+  std::vector<Completed> completions()
+  {
+    std::lock_guard lock(mu_);
+    return completed;
+  }
+  std::vector<Seen> requests()
+  {
+    std::lock_guard lock(mu_);
+    return seen;
+  }
+
+ private:
+  std::mutex mu_;
+  std::uint64_t next_id_ = 1000;
+  std::vector<Seen> seen;
+  std::vector<Completed> completed;
+};
+
+struct Gateway {
+  explicit Gateway(const std::string &upstream, proxy::Timeouts timeouts = {}, unsigned workers = 2)
+  {
+    proxy::ProxyConfig config;
+    config.workers = workers;
+    config.timeouts = timeouts;
+    config.listeners.push_back({"orders", "127.0.0.1:0", "orders-up", false});
+    config.upstreams.push_back({"orders-up", upstream});
+    auto created = proxy::Proxy::create(config, hook);
+    REQUIRE_MESSAGE(created.ok(), created.error());
+    proxy = std::move(*created);
+    auto started = proxy->start();
+    REQUIRE_MESSAGE(started.ok(), started.error());
+    port = proxy->listen_port(0);
+  }
+  ~Gateway() { proxy->stop(); }
+  std::string url(const std::string &path) const { return fmt::format("http://127.0.0.1:{}{}", port, path); }
+
+  RecordingHook hook;
+  std::unique_ptr<proxy::Proxy> proxy;
+  std::uint16_t port = 0;
+};
+
+std::string run(const std::string &command)
+{
+  std::string out;
+  FILE *p = ::popen(command.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf{};
+  std::size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
+    out.append(buf.data(), n);
+  ::pclose(p);
+  return out;
+}
+
+long nginx_accepts(const NginxUpstream &nginx)
+{
+  // "server accepts handled requests\n N N N"
+  const auto status = run(fmt::format("curl -s http://127.0.0.1:{}/nginx_status", nginx.port()));
+  std::smatch m;
+  const std::regex re("\\n\\s*(\\d+)\\s+(\\d+)\\s+(\\d+)");
+  REQUIRE(std::regex_search(status, m, re));
+  return std::stol(m[1]);
+}
+
+// A TCP upstream that accepts and then answers only after `delay` (or never, with delay < 0).
+class ScriptedUpstream {
+ public:
+  explicit ScriptedUpstream(std::chrono::milliseconds delay) : delay_(delay)
+  {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 64) == 0);
+    ::getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~ScriptedUpstream()
+  {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+    for (int c : conns_)
+      ::close(c);
+  }
+  std::string address() const { return fmt::format("127.0.0.1:{}", port_); }
+
+ private:
+  void serve()
+  {
+    while (!stop_) {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0)
+        return;
+      conns_.push_back(c);
+      char buf[4096];
+      std::string got;
+      while (got.find("\r\n\r\n") == std::string::npos) {
+        const auto n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0)
+          break;
+        got.append(buf, static_cast<std::size_t>(n));
+      }
+      if (delay_.count() < 0)
+        continue;
+      std::this_thread::sleep_for(delay_);
+      const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow";
+      [[maybe_unused]] auto n = ::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+    }
+  }
+  std::chrono::milliseconds delay_;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::vector<int> conns_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("curl through the gateway reaches nginx and the hook sees the connection's identity facts")
+{
+  NginxUpstream nginx;
+  Gateway gw(nginx.address());
+  const auto out = run(fmt::format("curl -s -i {}", gw.url("/hello?x=1")));
+  CHECK(out.find("HTTP/1.1 200 OK") == 0);
+  CHECK(out.find("hello world\n") != std::string::npos);
+  const auto seen = gw.hook.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].method == "GET");
+  CHECK(seen[0].target == "/hello?x=1");
+  CHECK(seen[0].host == fmt::format("127.0.0.1:{}", gw.port));
+  CHECK(seen[0].cookie != 0);
+  CHECK(seen[0].local_port == gw.port);
+  CHECK(seen[0].peer_port != 0);
+  CHECK(seen[0].received_ns > 0);
+  CHECK(seen[0].upstream_known);
+  for (int i = 0; i < 50 && gw.hook.completions().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const auto done = gw.hook.completions();
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].decision_id == 1001);
+  CHECK(done[0].status == 200);
+  CHECK(done[0].upstream_ns > 0);
+  CHECK(done[0].response_body == 12);
+}
+
+TEST_CASE("hook answers carry the status, extra headers and a JSON body with reason and decision id")
+{
+  NginxUpstream nginx;
+  Gateway gw(nginx.address());
+  auto out = run(fmt::format("curl -s -i {}", gw.url("/deny")));
+  CHECK(out.find("HTTP/1.1 403 Forbidden") == 0);
+  CHECK(out.find(R"({"status":403,"error":"Forbidden","reason":"blocked by test","decision_id":"1001"})") !=
+        std::string::npos);
+  out = run(fmt::format("curl -s -i {}", gw.url("/challenge")));
+  CHECK(out.find("HTTP/1.1 401 Unauthorized") == 0);
+  CHECK(out.find("WWW-Authenticate: Bearer realm=\"test\"") != std::string::npos);
+}
+
+TEST_CASE("wrk keep-alive load reuses upstream connections")
+{
+  NginxUpstream nginx;
+  Gateway gw(nginx.address());
+  const long before = nginx_accepts(nginx);
+  const auto out = run(fmt::format("wrk -t1 -c8 -d1s {} 2>&1", gw.url("/")));
+  std::smatch m;
+  REQUIRE(std::regex_search(out, m, std::regex("(\\d+) requests in")));
+  const long requests = std::stol(m[1]);
+  CHECK(requests > 500);
+  CHECK(out.find("Non-2xx") == std::string::npos);
+  CHECK(out.find("Socket errors") == std::string::npos);
+  const long opened = nginx_accepts(nginx) - before - 1;  // minus the status request itself
+  CHECK(opened <= 2 * 8);  // at most one upstream connection per client connection and worker
+}
+
+TEST_CASE("upstream down is 502 with a JSON reason, never a hang")
+{
+  const auto port = free_port();  // nothing listens there
+  Gateway gw(fmt::format("127.0.0.1:{}", port));
+  const auto out = run(fmt::format("curl -s -i -m 5 {}", gw.url("/")));
+  CHECK(out.find("HTTP/1.1 502 Bad Gateway") == 0);
+  CHECK(out.find("\"reason\":\"upstream connect: Connection refused\"") != std::string::npos);
+  CHECK(out.find("\"decision_id\":\"1001\"") != std::string::npos);
+  const auto health = gw.proxy->upstream_health();
+  REQUIRE(health.size() == 1);
+  CHECK(health[0].name == "orders-up");
+  CHECK(health[0].consecutive_failures >= 1);
+}
+
+TEST_CASE("an upstream that never answers is 504 after the response timeout")
+{
+  ScriptedUpstream silent(std::chrono::milliseconds(-1));
+  proxy::Timeouts timeouts;
+  timeouts.upstream_response_ms = 300;
+  Gateway gw(silent.address(), timeouts);
+  const auto start = std::chrono::steady_clock::now();
+  const auto out = run(fmt::format("curl -s -i -m 5 {}", gw.url("/")));
+  const auto took = std::chrono::steady_clock::now() - start;
+  CHECK(out.find("HTTP/1.1 504 Gateway Timeout") == 0);
+  CHECK(out.find("upstream response timeout") != std::string::npos);
+  CHECK(took < std::chrono::seconds(2));
+}
+
+TEST_CASE("a slow client cannot starve others and is cut off with 408")
+{
+  NginxUpstream nginx;
+  proxy::Timeouts timeouts;
+  timeouts.header_ms = 500;
+  Gateway gw(nginx.address(), timeouts, 1);  // one worker: the slow client shares it with everyone
+  std::string slow_answer;
+  std::thread slow([&] {
+    // Half a request head, then nothing: raw_exchange waits for the proxy's answer.
+    slow_answer = raw_exchange(gw.port, "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ", 3000, false);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i)
+    CHECK(run(fmt::format("curl -s {}", gw.url("/"))) == "hello world\n");
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2000));
+  slow.join();
+  CHECK(slow_answer.find("HTTP/1.1 408 Request Timeout") == 0);
+  CHECK(slow_answer.find("request header timeout") != std::string::npos);
+}
+
+TEST_CASE("pipelined requests are answered in order; bytes after Connection: close are ignored")
+{
+  NginxUpstream nginx;
+  Gateway gw(nginx.address());
+  const auto out = raw_exchange(gw.port,
+                                "GET /status/201 HTTP/1.1\r\nHost: a\r\n\r\n"
+                                "GET /status/202 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                                "GET /status/203 HTTP/1.1\r\nHost: a\r\n\r\n");
+  const auto first = out.find("HTTP/1.1 201");
+  const auto second = out.find("HTTP/1.1 202");
+  CHECK(first == 0);
+  CHECK(second != std::string::npos);
+  CHECK(second > first);
+  CHECK(out.find("Connection: close") != std::string::npos);
+  CHECK(out.find("HTTP/1.1 203") == std::string::npos);
+}
+
+TEST_CASE("a smuggling attempt is refused with 400 and the connection closes")
+{
+  NginxUpstream nginx;
+  Gateway gw(nginx.address());
+  const auto out = raw_exchange(gw.port,
+                                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "0\r\n\r\nGET /status/299 HTTP/1.1\r\nHost: a\r\n\r\n");
+  CHECK(out.find("HTTP/1.1 400 Bad Request") == 0);
+  CHECK(out.find("Connection: close") != std::string::npos);
+  CHECK(out.find("299") == std::string::npos);
+  CHECK(gw.hook.requests().empty());  // refused before any decision
+}
+
+TEST_CASE("stop drains: an in-flight request completes, new connections are refused")
+{
+  ScriptedUpstream slow(std::chrono::milliseconds(300));
+  Gateway gw(slow.address());
+  std::string answer;
+  std::thread client([&] { answer = run(fmt::format("curl -s -i -m 5 {}", gw.url("/"))); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  gw.proxy->stop();
+  client.join();
+  CHECK(answer.find("HTTP/1.1 200 OK") == 0);
+  CHECK(answer.find("slow") != std::string::npos);
+  CHECK(run(fmt::format("curl -s -o /dev/null -w '%{{http_code}}' -m 2 {}", gw.url("/"))) == "000");
+}

@@ -1,0 +1,76 @@
+// Real upstream servers for proxy tests, each on a free loopback port with its own temporary
+// directory; the process is killed (and the directory removed) on destruction, and dies with the
+// test process if that is killed first (PR_SET_PDEATHSIG).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace riskgate::test {
+
+// A free TCP port on 127.0.0.1 (bound and released: a small race, fine on a test machine).
+std::uint16_t free_port();
+// Waits until something accepts on 127.0.0.1:port; false after timeout_ms.
+bool wait_for_port(std::uint16_t port, int timeout_ms = 5000);
+
+// A child process; SIGKILL + waitpid on destruction.
+class ChildProcess {
+ public:
+  ChildProcess() = default;
+  ChildProcess(const std::string &program, const std::vector<std::string> &args);
+  ~ChildProcess();
+  ChildProcess(ChildProcess &&other) noexcept;
+  ChildProcess &operator=(ChildProcess &&other) noexcept;
+  pid_t pid() const { return pid_; }
+  void kill_now();
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// nginx, single process (master_process off), keep-alive on. Locations:
+//   /          200 "hello world\n" (12 bytes)
+//   /status/N  answers status N (200-204, 299, 404, 500, 503)
+//   /nginx_status  stub_status (accepted connections: keep-alive reuse checks)
+class NginxUpstream {
+ public:
+  NginxUpstream();
+  ~NginxUpstream();
+  NginxUpstream(const NginxUpstream &) = delete;
+  NginxUpstream &operator=(const NginxUpstream &) = delete;
+  std::uint16_t port() const { return port_; }
+  std::string address() const;
+  void stop() { process_.kill_now(); }
+
+ private:
+  std::string dir_;
+  std::uint16_t port_ = 0;
+  ChildProcess process_;
+};
+
+// Node.js http server (strict llhttp, insecureHTTPParser off) that answers every request with JSON
+// {method, url, httpVersion, headers: [name, value, ...] as received, body (latin1)}.
+class NodeEchoServer {
+ public:
+  NodeEchoServer();
+  ~NodeEchoServer();
+  NodeEchoServer(const NodeEchoServer &) = delete;
+  NodeEchoServer &operator=(const NodeEchoServer &) = delete;
+  std::uint16_t port() const { return port_; }
+  std::string address() const;
+
+ private:
+  std::string dir_;
+  std::uint16_t port_ = 0;
+  ChildProcess process_;
+};
+
+// Sends `request` on a fresh connection to 127.0.0.1:port, half-closes (unless told not to), and
+// returns everything read until the server closes or timeout_ms passes.
+std::string raw_exchange(std::uint16_t port, const std::string &request, int timeout_ms = 3000,
+                         bool half_close = true);
+
+}  // namespace riskgate::test

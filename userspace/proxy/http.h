@@ -1,0 +1,172 @@
+// HTTP/1.1 codec over llhttp (the Node.js parser), every leniency off. The parser hands over the
+// message head once complete and streams the body, decoded, into a sink in the framing the proxy
+// chose for the other side: the proxy re-emits framing itself and never copies a client's
+// Content-Length / Transfer-Encoding bytes to the upstream (see docs/proxy.md).
+#pragma once
+
+#include <llhttp.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <riskgate/request.h>
+
+namespace riskgate::proxy {
+
+// Limits of one request; beyond them the client gets the status in the comment and the connection
+// closes.
+struct HttpLimits {
+  std::size_t max_head_bytes = 16 * 1024;         // request line + header block: 431
+  std::size_t max_headers = 100;                  // header count: 431
+  std::uint64_t max_body_bytes = 8ull << 20;      // Content-Length or running chunked total: 413
+};
+
+// A status and a short machine-readable reason, for the JSON error body.
+struct HttpError {
+  int status = 0;
+  std::string reason;
+};
+
+// How a body is written to the other side.
+enum class Framing { none, length, chunked, close_delimited };
+
+class HttpParser;
+
+// Receives the complete head of each message, synchronously inside HttpParser::feed().
+class HeadHandler {
+ public:
+  virtual ~HeadHandler() = default;
+  // Return 0 to go on (the handler has called set_body_sink if the body is wanted), 1 to treat the
+  // message as bodiless (a response to HEAD), -1 after fail() to stop with an error.
+  virtual int on_head(HttpParser &parser) = 0;
+};
+
+class HttpParser {
+ public:
+  enum class Status {
+    more,   // every byte consumed, message not complete
+    done,   // a message ended at `consumed`; call next_message() before feeding what follows
+    error,  // error() says why; the connection must close
+  };
+  struct Step {
+    Status status;
+    std::size_t consumed;
+  };
+
+  HttpParser(llhttp_type_t type, const HttpLimits &limits, HeadHandler &handler);
+  HttpParser(const HttpParser &) = delete;
+  HttpParser &operator=(const HttpParser &) = delete;
+
+  Step feed(const char *data, std::size_t len);
+  // The peer closed: ends a close-delimited body (done) or is an error mid-message.
+  Step finish();
+  void next_message();
+  // Back to the start state, forgetting any partial message (a pooled connection's next exchange).
+  void reset();
+  bool in_message() const { return in_message_; }
+  bool head_complete() const { return head_complete_; }
+
+  // ---- the current head (valid from on_head until the next message) ----
+  std::string_view method() const { return method_; }
+  std::string_view target() const { return field(target_); }
+  int status_code() const { return llhttp_get_status_code(const_cast<llhttp_t *>(&parser_)); }
+  unsigned http_major() const { return parser_.http_major; }
+  unsigned http_minor() const { return parser_.http_minor; }
+  bool chunked() const { return (parser_.flags & F_CHUNKED) != 0; }
+  bool has_content_length() const { return (parser_.flags & F_CONTENT_LENGTH) != 0; }
+  std::uint64_t content_length() const { return content_length_; }
+  bool keep_alive() const { return llhttp_should_keep_alive(&parser_) != 0; }
+  bool needs_eof() const { return llhttp_message_needs_eof(&parser_) != 0; }
+  std::size_t header_count() const { return fields_.size(); }
+  std::string_view header_name(std::size_t i) const { return field(fields_[i].first); }
+  std::string_view header_value(std::size_t i) const { return field(fields_[i].second); }
+  // First header with this name (case-insensitive).
+  std::optional<std::string_view> header(std::string_view name) const;
+  // Body bytes seen so far (decoded).
+  std::uint64_t body_bytes() const { return body_bytes_; }
+
+  // Body of the current message goes into `sink` in `framing` (nullptr: discarded). Set in on_head.
+  void set_body_sink(std::string *sink, Framing framing)
+  {
+    sink_ = sink;
+    framing_ = framing;
+  }
+  void fail(int status, std::string reason);
+  const HttpError &error() const { return error_; }
+
+ private:
+  struct Span {
+    std::uint32_t offset = 0;
+    std::uint32_t length = 0;
+  };
+  std::string_view field(Span span) const { return {head_.data() + span.offset, span.length}; }
+  bool append_head(const char *at, std::size_t length, Span &span);
+  Step step(llhttp_errno_t rc, const char *data, std::size_t len);
+
+  static int cb_message_begin(llhttp_t *p);
+  static int cb_url(llhttp_t *p, const char *at, std::size_t length);
+  static int cb_header_field(llhttp_t *p, const char *at, std::size_t length);
+  static int cb_header_value(llhttp_t *p, const char *at, std::size_t length);
+  static int cb_header_value_complete(llhttp_t *p);
+  static int cb_headers_complete(llhttp_t *p);
+  static int cb_body(llhttp_t *p, const char *at, std::size_t length);
+  static int cb_message_complete(llhttp_t *p);
+
+  llhttp_t parser_{};
+  llhttp_settings_t settings_{};
+  const HttpLimits &limits_;
+  HeadHandler &handler_;
+  std::string head_;  // target and header bytes of the current message, reused across messages
+  std::string_view method_;
+  Span target_;
+  std::vector<std::pair<Span, Span>> fields_;
+  bool in_value_ = false;
+  bool value_started_ = false;  // the current field has value bytes
+  bool value_open_ = false;     // ...and its last piece ran to the end of the input (more may follow)
+  const char *feed_end_ = nullptr;
+  bool in_message_ = false;
+  bool head_complete_ = false;
+  std::uint64_t content_length_ = 0;
+  std::uint64_t body_bytes_ = 0;
+  std::string *sink_ = nullptr;
+  Framing framing_ = Framing::none;
+  HttpError error_;
+};
+
+// ---- request policy and re-emission ----
+
+bool iequals(std::string_view a, std::string_view b);
+
+// Checks what llhttp leaves to the application: Host (exactly one on HTTP/1.1), duplicate or
+// conflicting framing headers, Transfer-Encoding other than "chunked", control bytes in values,
+// obs-fold, the request-target form, unsupported upgrades. Returns the error, status 0 when fine.
+HttpError validate_request(const HttpParser &request);
+
+// Whether a header is dropped on the way through: hop-by-hop (RFC 9110 7.6.1), framing (re-emitted),
+// riskgate's reserved prefix, or named in the message's Connection header.
+bool is_hop_by_hop(std::string_view name, std::string_view connection_header);
+
+// The upstream request head: request line in HTTP/1.1, end-to-end headers, hook-added headers,
+// framing chosen from the client's (Content-Length or chunked).
+void emit_request_head(const HttpParser &request,
+                       const std::vector<std::pair<std::string, std::string>> &extra,
+                       std::string &out);
+
+// The client response head, with the framing the proxy will write (`framing`); `close` adds
+// Connection: close, `keep_alive_10` Connection: keep-alive for an HTTP/1.0 client.
+void emit_response_head(const HttpParser &response, Framing framing, bool close, bool keep_alive_10,
+                        std::string &out);
+
+// A complete response generated by the proxy: JSON body {"status","error","reason","decision_id"}.
+void emit_error_response(int status, std::string_view reason, std::uint64_t decision_id,
+                         const std::vector<std::pair<std::string, std::string>> &headers, bool close,
+                         std::string &out);
+
+std::string_view status_text(int status);
+
+}  // namespace riskgate::proxy
