@@ -549,16 +549,18 @@ void Engine::observe(const Decision &decision, const ExchangeResult &result)
   const std::uint64_t now = clock_.monotonic_ns();
   const std::uint64_t subject =
       subject_key(decision.source_identity, address_hash(parse_address(decision.source_address)));
+  // Only exchanges that reached the upstream say something about the caller's behaviour there; the
+  // engine's own 401/403/429 are already in the decision that caused them.
+  if (decision.action != Action::allow && decision.enforced)
+    return;
   const bool failed = result.status == 401 || result.status == 403 || result.status == 404;
-  // Only exchanges that reached the upstream teach what a normal body looks like.
-  const bool forwarded = decision.action == Action::allow || !decision.enforced;
   state_->subjects.with(subject, now, [&](SubjectState &s, bool created) {
     if (created)
       s.first_ns = now;
     s.requests.add(now, p.failures.window_ns);
     if (failed)
       s.failures.add(now, p.failures.window_ns);
-    if (forwarded && p.payload.s.active()) {
+    if (p.payload.s.active()) {
       const auto x = static_cast<float>(std::log1p(static_cast<double>(result.request_body_bytes)));
       if (s.payload_samples == 0) {
         s.payload_mean = x;

@@ -55,11 +55,11 @@ bool valid_name(std::string_view name)
          std::isalnum(static_cast<unsigned char>(name.back()));
 }
 
-// "HOST:PORT" or "[v6]:PORT".
+// "HOST:PORT", "[v6]:PORT" or ":PORT" (every address).
 std::optional<std::string> check_endpoint(std::string_view text)
 {
   const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos || colon == 0)
+  if (colon == std::string_view::npos)
     return fmt::format("'{}' is not HOST:PORT", text);
   const auto port_text = text.substr(colon + 1);
   unsigned port = 0;
@@ -67,6 +67,8 @@ std::optional<std::string> check_endpoint(std::string_view text)
   if (ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 || port > 65535)
     return fmt::format("'{}' has no valid port (1..65535)", text);
   const auto host = text.substr(0, colon);
+  if (host.empty())
+    return std::nullopt;
   if (host.front() == '[' && host.back() != ']')
     return fmt::format("'{}': an IPv6 host goes in brackets, [::1]:8080", text);
   if (host.front() != '[' && host.find(':') != std::string_view::npos)
