@@ -1,97 +1,304 @@
-// XDP gate through BPF_PROG_TEST_RUN: a fixture table of crafted packets, expected verdicts and
-// expected counter deltas (Katran style).
+// XDP gate through BPF_PROG_TEST_RUN (Katran style): a fixture table of crafted packets with the map
+// state they meet, the expected verdict, counter deltas and drop events.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/tcp.h>
+#include <linux/udp.h>
 
+#include <array>
+#include <chrono>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include <riskgate/abi.h>
+#include "kernel/datapath.h"
+#include "kernel/events.h"
+#include "kernel/pinned_maps.h"
+#include "support/kernel_env.h"
 
-#include "xdp_gate.skel.h"
+using namespace riskgate;
+using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<unsigned char> ipv4_tcp_syn(const char *src, const char *dst, unsigned short dport)
+using Packet = std::vector<unsigned char>;
+
+template <class T>
+void append(Packet &pkt, const T &header)
 {
-  std::vector<unsigned char> pkt(sizeof(ethhdr) + sizeof(iphdr) + sizeof(tcphdr), 0);
-  auto *eth = reinterpret_cast<ethhdr *>(pkt.data());
-  eth->h_proto = htons(ETH_P_IP);
-  auto *ip = reinterpret_cast<iphdr *>(pkt.data() + sizeof(ethhdr));
-  ip->version = 4;
-  ip->ihl = 5;
-  ip->ttl = 64;
-  ip->protocol = IPPROTO_TCP;
-  ip->tot_len = htons(sizeof(iphdr) + sizeof(tcphdr));
-  inet_pton(AF_INET, src, &ip->saddr);
-  inet_pton(AF_INET, dst, &ip->daddr);
-  auto *tcp = reinterpret_cast<tcphdr *>(pkt.data() + sizeof(ethhdr) + sizeof(iphdr));
-  tcp->source = htons(40000);
-  tcp->dest = htons(dport);
-  tcp->doff = 5;
-  tcp->syn = 1;
+  const std::size_t at = pkt.size();
+  pkt.resize(at + sizeof(T));
+  std::memcpy(pkt.data() + at, &header, sizeof(T));
+}
+
+struct L4 {
+  std::uint8_t proto = IPPROTO_TCP;
+  std::uint16_t dport = 80;
+  bool syn = true;
+};
+
+void put_l4(Packet &pkt, const L4 &l4)
+{
+  if (l4.proto == IPPROTO_TCP) {
+    tcphdr tcp{};
+    tcp.source = htons(40000);
+    tcp.dest = htons(l4.dport);
+    tcp.doff = 5;
+    tcp.syn = l4.syn;
+    tcp.ack = !l4.syn;
+    append(pkt, tcp);
+  } else {
+    udphdr udp{};
+    udp.source = htons(40000);
+    udp.dest = htons(l4.dport);
+    udp.len = htons(sizeof(udp));
+    append(pkt, udp);
+  }
+}
+
+void put_eth(Packet &pkt, std::uint16_t proto, int vlans)
+{
+  ethhdr eth{};
+  eth.h_proto = htons(vlans > 0 ? ETH_P_8021Q : proto);
+  append(pkt, eth);
+  for (int i = 0; i < vlans; ++i) {
+    const std::array<std::uint16_t, 2> tag = {htons(100), htons(i + 1 < vlans ? ETH_P_8021Q : proto)};
+    append(pkt, tag);
+  }
+}
+
+Packet ipv4(const char *src, L4 l4 = {}, int vlans = 0)
+{
+  Packet pkt;
+  put_eth(pkt, ETH_P_IP, vlans);
+  iphdr ip{};
+  ip.version = 4;
+  ip.ihl = 5;
+  ip.ttl = 64;
+  ip.protocol = l4.proto;
+  ip.tot_len = htons(sizeof(iphdr) + sizeof(tcphdr));
+  inet_pton(AF_INET, src, &ip.saddr);
+  inet_pton(AF_INET, "10.1.0.1", &ip.daddr);
+  append(pkt, ip);
+  put_l4(pkt, l4);
   return pkt;
 }
 
-std::vector<unsigned char> truncated(std::vector<unsigned char> pkt, size_t size)
+Packet ipv6(const char *src, L4 l4 = {})
+{
+  Packet pkt;
+  put_eth(pkt, ETH_P_IPV6, 0);
+  ipv6hdr ip{};
+  ip.version = 6;
+  ip.nexthdr = l4.proto;
+  ip.hop_limit = 64;
+  inet_pton(AF_INET6, src, &ip.saddr);
+  inet_pton(AF_INET6, "fd00::1", &ip.daddr);
+  append(pkt, ip);
+  put_l4(pkt, l4);
+  return pkt;
+}
+
+Packet cut(Packet pkt, std::size_t size)
 {
   pkt.resize(size);
   return pkt;
 }
 
-__u64 counter(const xdp_gate *skel, __u32 reason)
+Packet with_ihl(Packet pkt, unsigned ihl)
 {
-  const int ncpu = libbpf_num_possible_cpus();
-  std::vector<__u64> per_cpu(static_cast<size_t>(ncpu));
-  REQUIRE(bpf_map_lookup_elem(bpf_map__fd(skel->maps.rg_counters), &reason, per_cpu.data()) == 0);
-  __u64 sum = 0;
-  for (auto v : per_cpu)
-    sum += v;
-  return sum;
+  reinterpret_cast<iphdr *>(pkt.data() + sizeof(ethhdr))->ihl = ihl & 0xf;
+  return pkt;
 }
+
+kernel::IpPrefix prefix(const char *text) { return *kernel::parse_prefix(text); }
 
 struct Fixture {
   std::string name;
-  std::vector<unsigned char> packet;
-  __u32 verdict;
-  std::map<__u32, __u64> counter_delta;
+  Packet packet;
+  std::function<void(kernel::PinnedMaps &)> setup;  // map state before the packet
+  std::uint32_t verdict;
+  std::map<std::uint32_t, std::uint64_t> counter_delta;
+  std::uint32_t event_reason = 0;  // drop event expected (0: none)
 };
 
 }  // namespace
 
-TEST_CASE("xdp gate: verdicts and counters for crafted packets")
+TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
 {
-  xdp_gate *skel = xdp_gate__open_and_load();
-  REQUIRE_MESSAGE(skel != nullptr, "xdp_gate failed to load through the verifier");
+  test::TempPinDir pins;
+  kernel::DatapathConfig config;
+  config.pin_root = pins.path();
+  auto dp = kernel::Datapath::start(config);
+  REQUIRE_MESSAGE(dp.ok(), dp.error());
+  kernel::PinnedMaps &maps = (*dp)->maps();
+  const int prog = (*dp)->program_fd("rg_xdp_gate");
+  REQUIRE(prog >= 0);
+
+  std::vector<rg_event> events;
+  auto reader = kernel::EventReader::open(pins.path(), [&](const rg_event &ev) { events.push_back(ev); });
+  REQUIRE_MESSAGE(reader.ok(), reader.error());
+
+  auto clear = [](kernel::PinnedMaps &m) {
+    auto ips = m.ip_blocks();
+    auto ids = m.identity_blocks();
+    auto ports = m.port_blocks();
+    REQUIRE((ips.ok() && ids.ok() && ports.ok()));
+    for (const auto &b : *ips)
+      REQUIRE(m.unblock_ip(b.prefix).ok());
+    for (const auto &b : *ids)
+      REQUIRE(m.unblock_identity(b.identity).ok());
+    for (const auto &b : *ports)
+      REQUIRE(m.unblock_port({b.identity, b.port, b.proto}).ok());
+    REQUIRE(m.set_xdp_config(rg_xdp_config{}).ok());
+  };
+  auto ipcache = [](kernel::PinnedMaps &m) {
+    REQUIRE(m.put_ipcache(prefix("10.2.0.0/16"), 7).ok());
+    REQUIRE(m.put_ipcache(prefix("fd00:7::/32"), 7).ok());
+  };
+  const auto never = kernel::block_value(0ms, 101);
+  const std::uint32_t P = XDP_PASS, D = XDP_DROP;
 
   const Fixture fixtures[] = {
-      {"ipv4 tcp syn passes", ipv4_tcp_syn("10.1.0.2", "10.1.0.1", 80), XDP_PASS, {{RG_R_XDP_PASS, 1}}},
-      {"truncated ipv4 header passes as malformed", truncated(ipv4_tcp_syn("10.1.0.2", "10.1.0.1", 80), 18), XDP_PASS,
+      {"ipv4 tcp syn passes", ipv4("10.1.0.2"), nullptr, P, {{RG_R_XDP_PASS, 1}}},
+      {"ipv4 udp passes", ipv4("10.1.0.2", {IPPROTO_UDP, 53, false}), nullptr, P, {{RG_R_XDP_PASS, 1}}},
+      {"blocked host ip drops", ipv4("10.1.0.2"), [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
+       D, {{RG_R_XDP_DROP_IP, 1}, {RG_R_XDP_PASS, 0}}, RG_R_XDP_DROP_IP},
+      {"blocked cidr drops", ipv4("10.3.4.5"), [&](auto &m) { REQUIRE(m.block_ip(prefix("10.3.0.0/16"), never).ok()); },
+       D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
+      {"address outside the blocked cidr passes", ipv4("10.4.0.1"),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.3.0.0/16"), never).ok()); }, P, {{RG_R_XDP_PASS, 1}}},
+      {"blocked identity drops", ipv4("10.2.9.9"),
+       [&](auto &m) {
+         ipcache(m);
+         REQUIRE(m.block_identity(7, never).ok());
+       },
+       D, {{RG_R_XDP_DROP_IDENTITY, 1}}, RG_R_XDP_DROP_IDENTITY},
+      {"blocked (identity, port) drops", ipv4("10.2.9.9", {IPPROTO_TCP, 443, true}),
+       [&](auto &m) {
+         ipcache(m);
+         REQUIRE(m.block_port({7, 443, IPPROTO_TCP}, never).ok());
+       },
+       D, {{RG_R_XDP_DROP_PORT, 1}}, RG_R_XDP_DROP_PORT},
+      {"other port of that identity passes", ipv4("10.2.9.9", {IPPROTO_TCP, 80, true}),
+       [&](auto &m) {
+         ipcache(m);
+         REQUIRE(m.block_port({7, 443, IPPROTO_TCP}, never).ok());
+       },
+       P, {{RG_R_XDP_PASS, 1}}},
+      {"expired block passes", ipv4("10.1.0.2"),
+       [&](auto &m) {
+         rg_block_val v = never;
+         v.expires_ns = kernel::monotonic_now_ns() - 1;
+         REQUIRE(m.block_ip(prefix("10.1.0.2"), v).ok());
+       },
+       P, {{RG_R_XDP_PASS, 1}, {RG_R_XDP_DROP_IP, 0}}},
+      {"ipv6 blocked identity drops", ipv6("fd00:7::5"),
+       [&](auto &m) {
+         ipcache(m);
+         REQUIRE(m.block_identity(7, never).ok());
+       },
+       D, {{RG_R_XDP_DROP_IDENTITY, 1}}, RG_R_XDP_DROP_IDENTITY},
+      {"ipv6 blocked prefix drops", ipv6("fd00:9::1"), [&](auto &m) { REQUIRE(m.block_ip(prefix("fd00:9::/48"), never).ok()); },
+       D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
+      {"ipv6 passes", ipv6("fd00:9::1"), nullptr, P, {{RG_R_XDP_PASS, 1}}},
+      {"vlan-tagged blocked ip drops", ipv4("10.1.0.2", {}, 1),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); }, D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
+      {"double-tagged (QinQ) blocked ip drops", ipv4("10.1.0.2", {}, 2),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); }, D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
+      // (BPF_PROG_TEST_RUN refuses packets shorter than an Ethernet header.)
+      {"ethernet header alone passes as malformed", cut(ipv4("10.1.0.2"), 14), nullptr, P,
        {{RG_R_XDP_MALFORMED, 1}, {RG_R_XDP_PASS, 0}}},
+      {"truncated ipv4 header passes as malformed", cut(ipv4("10.1.0.2"), 18),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); }, P, {{RG_R_XDP_MALFORMED, 1}}},
+      {"ipv4 ihl < 5 passes as malformed", with_ihl(ipv4("10.1.0.2"), 4), nullptr, P, {{RG_R_XDP_MALFORMED, 1}}},
+      {"ipv4 ihl beyond the packet passes as malformed", cut(with_ihl(ipv4("10.1.0.2"), 15), 40), nullptr, P,
+       {{RG_R_XDP_MALFORMED, 1}}},
+      {"truncated tcp header passes as malformed", cut(ipv4("10.1.0.2"), 14 + 20 + 8), nullptr, P,
+       {{RG_R_XDP_MALFORMED, 1}}},
+      {"truncated ipv6 header passes as malformed", cut(ipv6("fd00::2"), 30), nullptr, P, {{RG_R_XDP_MALFORMED, 1}}},
+      {"truncated vlan tag passes as malformed", cut(ipv4("10.1.0.2", {}, 1), 16), nullptr, P,
+       {{RG_R_XDP_MALFORMED, 1}}},
+      {"non-ip (arp) passes", [] {
+         Packet p;
+         put_eth(p, 0x0806, 0);
+         p.resize(42);
+         return p;
+       }(),
+       nullptr, P, {{RG_R_XDP_PASS, 1}}},
   };
 
   for (const auto &f : fixtures) {
     CAPTURE(f.name);
-    std::map<__u32, __u64> before;
-    for (auto [reason, delta] : f.counter_delta)
-      before[reason] = counter(skel, reason);
+    clear(maps);
+    if (f.setup)
+      f.setup(maps);
+    auto before = maps.counters();
+    REQUIRE(before.ok());
+    events.clear();
 
-    std::vector<unsigned char> out(f.packet.size() + 256);
+    Packet out(f.packet.size() + 256);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.packet.data(), .data_out = out.data(),
-                .data_size_in = static_cast<__u32>(f.packet.size()), .data_size_out = static_cast<__u32>(out.size()), .repeat = 1);
-    REQUIRE(bpf_prog_test_run_opts(bpf_program__fd(skel->progs.rg_xdp_gate), &opts) == 0);
+                .data_size_in = static_cast<__u32>(f.packet.size()), .data_size_out = static_cast<__u32>(out.size()),
+                .repeat = 1);
+    REQUIRE(bpf_prog_test_run_opts(prog, &opts) == 0);
     CHECK(opts.retval == f.verdict);
+    auto after = maps.counters();
+    REQUIRE(after.ok());
     for (auto [reason, delta] : f.counter_delta)
-      CHECK_MESSAGE(counter(skel, reason) - before[reason] == delta, "counter ", reason);
+      CHECK_MESSAGE((*after)[reason] - (*before)[reason] == delta, "counter ", kernel::reason_name(reason));
+    REQUIRE((*reader)->poll(0).ok());
+    if (f.event_reason) {
+      REQUIRE(events.size() == 1);
+      CHECK(events[0].type == RG_EV_XDP_DROP);
+      CHECK(events[0].reason == f.event_reason);
+      CHECK(events[0].decision_id == 101);
+    } else {
+      CHECK(events.empty());
+    }
   }
-  xdp_gate__destroy(skel);
+}
+
+TEST_CASE("xdp gate: per-source SYN budget and event sampling")
+{
+  test::TempPinDir pins;
+  kernel::DatapathConfig config;
+  config.pin_root = pins.path();
+  auto dp = kernel::Datapath::start(config);
+  REQUIRE_MESSAGE(dp.ok(), dp.error());
+  kernel::PinnedMaps &maps = (*dp)->maps();
+  const int prog = (*dp)->program_fd("rg_xdp_gate");
+  int events = 0;
+  auto reader = kernel::EventReader::open(pins.path(), [&](const rg_event &) { ++events; });
+  REQUIRE(reader.ok());
+
+  // 1 SYN per second, burst 3, one event per 2 drops: from one source, 3 pass and the rest drop.
+  REQUIRE(maps.set_xdp_config(rg_xdp_config{1, 3, 2, 0}).ok());
+  auto run = [&](const Packet &pkt) {
+    Packet copy = pkt, out(pkt.size() + 256);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = copy.data(), .data_out = out.data(),
+                .data_size_in = static_cast<__u32>(copy.size()), .data_size_out = static_cast<__u32>(out.size()),
+                .repeat = 1);
+    REQUIRE(bpf_prog_test_run_opts(prog, &opts) == 0);
+    return opts.retval;
+  };
+  std::vector<std::uint32_t> verdicts;
+  for (int i = 0; i < 7; ++i)
+    verdicts.push_back(run(ipv4("10.5.0.1")));
+  CHECK(verdicts == std::vector<std::uint32_t>{XDP_PASS, XDP_PASS, XDP_PASS, XDP_DROP, XDP_DROP, XDP_DROP, XDP_DROP});
+  CHECK(run(ipv4("10.5.0.2")) == XDP_PASS);                          // another source has its own bucket
+  CHECK(run(ipv4("10.5.0.1", {IPPROTO_TCP, 80, false})) == XDP_PASS);  // not a SYN: established traffic
+  REQUIRE((*reader)->poll(0).ok());
+  CHECK(events == 2);  // 4 drops, sampled 1 in 2
+  CHECK((*maps.counters())[RG_R_XDP_DROP_SYN_RATE] == 4);
 }

@@ -351,6 +351,14 @@ std::vector<ProgramInfo> Datapath::programs() const
   return out;
 }
 
+int Datapath::program_fd(const std::string &name) const
+{
+  for (bpf_object *obj : objects_->all())
+    if (const bpf_program *prog = bpf_object__find_program_by_name(obj, name.c_str()))
+      return bpf_program__fd(prog);
+  return -1;
+}
+
 Result<std::vector<ProgramInfo>> Datapath::verify_all()
 {
   auto objects = open_all();

@@ -60,6 +60,8 @@ class Datapath {
   const DatapathConfig &config() const { return config_; }
   const std::vector<XdpAttachment> &xdp() const { return xdp_; }
   std::vector<ProgramInfo> programs() const;
+  // fd of a loaded program by name ("rg_xdp_gate", ...), for BPF_PROG_TEST_RUN; -1 if unknown.
+  int program_fd(const std::string &name) const;
   bool adopted_maps() const { return adopted_maps_; }    // maps existed before start
   std::size_t adopted_links() const { return adopted_links_; }
   PinnedMaps &maps() { return maps_; }
