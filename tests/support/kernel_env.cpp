@@ -67,6 +67,13 @@ ScopedCgroup::ScopedCgroup(const std::string &prefix)
     throw std::runtime_error(fmt::format("mkdir {}: {}", path_, std::strerror(errno)));
 }
 
+ScopedCgroup::ScopedCgroup(const ScopedCgroup &parent, const std::string &prefix)
+    : path_(parent.path() + "/" + unique_name(prefix))
+{
+  if (::mkdir(path_.c_str(), 0755) != 0)
+    throw std::runtime_error(fmt::format("mkdir {}: {}", path_, std::strerror(errno)));
+}
+
 ScopedCgroup::~ScopedCgroup()
 {
   // cgroup.kill ends every process inside; rmdir succeeds once they are gone.

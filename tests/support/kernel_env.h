@@ -34,6 +34,8 @@ class TempPinDir {
 class ScopedCgroup {
  public:
   explicit ScopedCgroup(const std::string &prefix = "rgt-cg");
+  // A child of `parent` (programs attached to the parent govern it); destroy it before the parent.
+  ScopedCgroup(const ScopedCgroup &parent, const std::string &prefix);
   ~ScopedCgroup();
   ScopedCgroup(const ScopedCgroup &) = delete;
   ScopedCgroup &operator=(const ScopedCgroup &) = delete;

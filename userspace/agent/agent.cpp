@@ -1,11 +1,16 @@
 #include "agent/agent.h"
 
 #include <csignal>
+#include <chrono>
 #include <cstdio>
+#include <memory>
+#include <optional>
+#include <thread>
 
 #include <fmt/format.h>
 
 #include "agent/allow_hook.h"
+#include "agent/datapath_startup.h"
 #include "kernel/datapath.h"
 #include "proxy/proxy.h"
 
@@ -65,6 +70,28 @@ int run(const Options &options)
 {
   if (options.uninstall)
     return uninstall(options);
+  // Stop signals are taken by sigwait only: block them before any thread exists.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  std::unique_ptr<kernel::Datapath> datapath;
+  if (options.no_kernel) {
+    warn_no_kernel();
+  } else {
+    auto started = start_datapath(options);
+    if (!started) {
+      fmt::print(stderr, "riskgated: {}\n", started.error());
+      return 1;
+    }
+    datapath = std::move(*started);
+  }
+  std::optional<DatapathMaintenance> maintenance;
+  if (datapath)
+    maintenance.emplace(*datapath);
+
   if (!options.listen.empty() || !options.upstream.empty()) {
     if (options.listen.empty() || options.upstream.empty()) {
       fmt::print(stderr, "riskgated: --listen and --upstream go together\n");
@@ -72,8 +99,18 @@ int run(const Options &options)
     }
     return run_gateway(options);
   }
-  fmt::print(stderr, "riskgated: nothing to run: give --listen HOST:PORT --upstream HOST:PORT\n");
-  return 2;
+  if (!datapath) {
+    fmt::print(stderr, "riskgated: nothing to run: give --listen HOST:PORT --upstream HOST:PORT\n");
+    return 2;
+  }
+  // Kernel only: enforcement, expiry housekeeping and pins, until SIGTERM/SIGINT. The links and
+  // maps stay pinned afterwards: enforcement continues until `riskgated --uninstall`.
+  fmt::print(stderr, "riskgated: no --listen: running the kernel datapath only\n");
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  fmt::print(stderr, "riskgated: signal {}: stopping; the datapath stays attached (riskgated --uninstall removes it)\n",
+             signal);
+  return 0;
 }
 
 }  // namespace riskgate::agent

@@ -1,0 +1,87 @@
+// riskgated killed with SIGKILL while a block is active: the pinned programs keep enforcing it; a
+// restarted riskgated re-adopts the pins (same map contents, links updated in place) and the block
+// is still listed; --uninstall removes everything.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "kernel/pinned_maps.h"
+#include "support/kernel_env.h"
+#include "support/lab.h"
+
+using namespace riskgate;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string slurp(const std::string &path)
+{
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-adopts it")
+{
+  test::TempPinDir pins;
+  test::ScopedCgroup parent("rgt-cg");
+  test::ScopedCgroup client_cg(parent, "client");
+  test::ScopedCgroup server_cg(parent, "server");
+  const std::string riskgated = std::string(RG_BINARY_DIR) + "/riskgated";
+  const std::string pin_root = pins.path() + "/riskgate";
+  const std::string log = "/tmp/" + test::unique_name("rgt-riskgated") + ".log";
+  const std::vector<std::string> argv = {riskgated, "--cgroup", parent.path(), "--pin-root", pin_root};
+
+  auto agent = std::make_unique<test::Process>(argv, "", log);
+  REQUIRE_MESSAGE(test::eventually([&] { return std::filesystem::exists(pin_root + "/links/sockops"); }, 5000),
+                  slurp(log));
+  auto maps = kernel::PinnedMaps::open(pin_root);
+  REQUIRE_MESSAGE(maps.ok(), maps.error());
+  REQUIRE(maps->sync_identities({{21, "client", {client_cg.id()}, {}},
+                                 {22, "server", {server_cg.id()}, {*kernel::parse_prefix("127.0.0.22")}}})
+              .ok());
+
+  test::Worker server({server_cg.path(), ""});
+  test::Worker client({client_cg.path(), ""});
+  const unsigned short port = server.listen_echo("127.0.0.22");
+  REQUIRE(client.connect("127.0.0.22", port) == 0);
+  REQUIRE(maps->block_pair(21, 22, kernel::block_value(0ms, 4242)).ok());
+  CHECK(client.connect("127.0.0.22", port) == EPERM);
+
+  agent->kill(SIGKILL);
+  REQUIRE(agent->wait(2000).has_value());
+  CHECK(client.connect("127.0.0.22", port) == EPERM);  // no riskgated, still enforced
+
+  agent = std::make_unique<test::Process>(argv, "", log);
+  REQUIRE(test::eventually([&] { return slurp(log).find("re-adopted") != std::string::npos; }, 5000));
+  CHECK(client.connect("127.0.0.22", port) == EPERM);
+  auto pairs = maps->pair_blocks();
+  REQUIRE(pairs.ok());
+  REQUIRE(pairs->size() == 1);
+  CHECK((*pairs)[0].value.decision_id == 4242);
+  CHECK(maps->identity_names()->at(21) == "client");
+
+  agent->kill(SIGTERM);
+  auto status = agent->wait(3000);
+  REQUIRE(status.has_value());
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK(client.connect("127.0.0.22", port) == EPERM);  // a clean stop keeps enforcing too
+
+  test::Process uninstall({riskgated, "--uninstall", "--pin-root", pin_root}, "", log);
+  auto done = uninstall.wait(5000);
+  REQUIRE(done.has_value());
+  CHECK(WEXITSTATUS(*done) == 0);
+  CHECK_FALSE(std::filesystem::exists(pin_root));
+  CHECK(client.connect("127.0.0.22", port) == 0);  // detached: nothing governs the cgroup any more
+  std::filesystem::remove(log);
+}
