@@ -30,6 +30,14 @@ struct BlockRequest {
   bool manual = false;             // operator action (riskgatectl): wins over automatic re-blocks
 };
 
+// The block a decision asks for, aimed at the request's peer (ip scope), its identities (identity,
+// pair) or its socket (connection). Errors when the decision is not a block or the target is
+// unknown (identity 0 is "world" and is never blocked by identity).
+Result<BlockRequest> block_request(const Decision &decision, const sockaddr_storage &peer,
+                                   std::uint64_t socket_cookie);
+// "ip 10.0.0.0/24", "identity 7", "pair 3->4", "connection 1234": logs, errors, the CLI.
+std::string describe(const BlockTarget &target);
+
 class Enforcer {
  public:
   virtual ~Enforcer() = default;

@@ -350,6 +350,29 @@ Result<std::vector<ConnectionBlock>> PinnedMaps::connection_blocks() const
   return out;
 }
 
+Result<std::optional<rg_block_val>> PinnedMaps::ip_block(const IpPrefix &prefix) const
+{
+  auto key = lpm_key(prefix);
+  if (!key)
+    return make_error(key.error());
+  return lookup<rg_lpm_key, rg_block_val>(*this, MapId::blk_ip, *key);
+}
+
+Result<std::optional<rg_block_val>> PinnedMaps::identity_block(IdentityId identity) const
+{
+  return lookup<IdentityId, rg_block_val>(*this, MapId::blk_id, identity);
+}
+
+Result<std::optional<rg_block_val>> PinnedMaps::pair_block(IdentityId src, IdentityId dst) const
+{
+  return lookup<rg_pair_key, rg_block_val>(*this, MapId::blk_pair, rg_pair_key{src, dst});
+}
+
+Result<std::optional<rg_block_val>> PinnedMaps::connection_block(std::uint64_t cookie) const
+{
+  return lookup<std::uint64_t, rg_block_val>(*this, MapId::blk_conn, cookie);
+}
+
 Result<std::size_t> PinnedMaps::remove_expired_blocks()
 {
   const std::uint64_t now = monotonic_now_ns();

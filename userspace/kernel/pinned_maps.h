@@ -88,6 +88,11 @@ class PinnedMaps {
   Result<void> block_connection(std::uint64_t cookie, const rg_block_val &value);
   Result<bool> unblock_connection(std::uint64_t cookie);
   Result<std::vector<ConnectionBlock>> connection_blocks() const;
+  // One block entry, expired or not (nullopt when absent): the enforcer's de-duplication reads these.
+  Result<std::optional<rg_block_val>> ip_block(const IpPrefix &prefix) const;
+  Result<std::optional<rg_block_val>> identity_block(IdentityId identity) const;
+  Result<std::optional<rg_block_val>> pair_block(IdentityId src, IdentityId dst) const;
+  Result<std::optional<rg_block_val>> connection_block(std::uint64_t cookie) const;
   // Removes expired entries from every block map (the kernel already ignores them); returns count.
   Result<std::size_t> remove_expired_blocks();
 
