@@ -550,8 +550,10 @@ void Engine::observe(const Decision &decision, const ExchangeResult &result)
   const std::uint64_t subject =
       subject_key(decision.source_identity, address_hash(parse_address(decision.source_address)));
   // Only exchanges that reached the upstream say something about the caller's behaviour there; the
-  // engine's own 401/403/429 are already in the decision that caused them.
-  if (decision.action != Action::allow && decision.enforced)
+  // engine's own 401/403/429 are already in the decision that caused them. In observe mode the
+  // exchanges the engine would have answered are skipped too, so that observe learns exactly what
+  // enforce would and logs the same decisions.
+  if (decision.action != Action::allow)
     return;
   const bool failed = result.status == 401 || result.status == 403 || result.status == 404;
   state_->subjects.with(subject, now, [&](SubjectState &s, bool created) {
