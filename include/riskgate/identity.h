@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -38,6 +39,13 @@ enum class BindingVerdict {
   violation,       // presented by a workload it does not belong to
 };
 
+// The client certificate of a connection that arrived over mTLS, as the TLS layer hands it over:
+// the SHA-256 of its DER encoding (what RFC 8705 cnf.x5t#S256 confirms) and its SPIFFE ID if any.
+struct ClientCertificate {
+  std::array<std::uint8_t, 32> sha256{};
+  std::string spiffe_id;
+};
+
 // One per request, immutable once built. Never holds the token itself, only its fingerprint.
 struct RequestIdentity {
   IdentityId workload = 0;
@@ -45,6 +53,7 @@ struct RequestIdentity {
   sockaddr_storage source{};       // peer address
   std::string token_fingerprint;   // hex SHA-256 prefix of the raw token; empty without token
   CredentialStatus credential = CredentialStatus::none;
+  bool credential_required = false;  // the service demands a valid JWT (auth.jwt.required)
   std::string subject;             // verified claims subset
   std::string client_id;           // azp / client_id
   std::string issuer;
@@ -52,6 +61,7 @@ struct RequestIdentity {
   std::uint64_t expires_at = 0;    // unix seconds
   BindingVerdict binding = BindingVerdict::not_applicable;
   std::string failure_reason;      // human-readable, for the 401 body and the decision log
+  std::string binding_reason;      // why the binding verdict is what it is (violation evidence)
 };
 
 }  // namespace riskgate

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -145,6 +146,17 @@ std::uint64_t process_hash_seed()
     return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
   }();
   return seed;
+}
+
+std::string openssl_error(const char *if_none)
+{
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0)
+    return if_none;
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
 }
 
 std::optional<FileStamp> file_stamp(const std::string &path)

@@ -34,6 +34,9 @@ std::array<std::uint8_t, 32> sha256(std::string_view data);
 std::uint64_t fast_hash(std::string_view data, std::uint64_t seed);
 std::uint64_t process_hash_seed();
 
+// The oldest queued OpenSSL error as text (the queue is cleared), or `if_none` when it is empty.
+std::string openssl_error(const char *if_none = "unknown OpenSSL error");
+
 // What identifies one version of a file: a change in any field means "reload".
 struct FileStamp {
   std::uint64_t device = 0, inode = 0, size = 0;

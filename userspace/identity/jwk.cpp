@@ -23,17 +23,6 @@ constexpr AlgName kAlgs[] = {{Alg::RS256, "RS256"}, {Alg::RS384, "RS384"}, {Alg:
                              {Alg::PS256, "PS256"}, {Alg::ES256, "ES256"}, {Alg::ES384, "ES384"},
                              {Alg::EdDSA, "EdDSA"}, {Alg::HS256, "HS256"}};
 
-std::string openssl_error()
-{
-  const unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0)
-    return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(code, buf, sizeof buf);
-  return buf;
-}
-
 struct BnFree {
   void operator()(BIGNUM *bn) const { BN_free(bn); }
 };

@@ -1,0 +1,372 @@
+#include "identity/registry.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+namespace riskgate::identity {
+namespace {
+
+std::string where(const policy::SourceLocation &loc)
+{
+  if (loc.file.empty())
+    return "";
+  return fmt::format("{}:{}:{}: ", loc.file, loc.line, loc.column);
+}
+
+policy::SourceLocation location(const std::string &file, const YAML::Mark &mark)
+{
+  return {file, mark.line + 1, mark.column + 1};
+}
+
+// Directory names under which Kubernetes puts a pod's containers, for both cgroup drivers:
+// cgroupfs ".../pod<uid>/..." and systemd ".../kubepods-burstable-pod<uid with _>.slice/...".
+std::vector<std::string> pod_dir_markers(const std::string &uid)
+{
+  std::string underscored = uid;
+  std::replace(underscored.begin(), underscored.end(), '-', '_');
+  if (underscored == uid)
+    return {"pod" + uid};
+  return {"pod" + uid, "pod" + underscored};
+}
+
+}  // namespace
+
+Result<Cidr> parse_cidr(std::string_view text)
+{
+  const auto slash = text.find('/');
+  const std::string address(text.substr(0, slash));
+  Cidr cidr;
+  int max_bits;
+  int offset;
+  in_addr v4{};
+  if (inet_pton(AF_INET, address.c_str(), &v4) == 1) {
+    cidr.addr[10] = cidr.addr[11] = 0xff;
+    std::memcpy(&cidr.addr[12], &v4, 4);
+    max_bits = 32;
+    offset = 96;
+  } else if (inet_pton(AF_INET6, address.c_str(), cidr.addr.data()) == 1) {
+    max_bits = 128;
+    offset = 0;
+  } else {
+    return make_error(fmt::format("\"{}\" is not an IPv4 or IPv6 address", address));
+  }
+  int bits = max_bits;
+  if (slash != std::string_view::npos) {
+    const std::string_view len = text.substr(slash + 1);
+    if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string_view::npos ||
+        std::stoi(std::string(len)) > max_bits)
+      return make_error(fmt::format("\"{}\": prefix length must be 0..{}", text, max_bits));
+    bits = std::stoi(std::string(len));
+  }
+  cidr.prefixlen = static_cast<std::uint8_t>(offset + bits);
+  for (int bit = cidr.prefixlen; bit < 128; ++bit)
+    if (cidr.addr[static_cast<std::size_t>(bit / 8)] & (0x80 >> (bit % 8)))
+      return make_error(fmt::format("\"{}\" has host bits set (did you mean the network address?)", text));
+  return cidr;
+}
+
+std::string to_string(const Cidr &cidr)
+{
+  char buf[INET6_ADDRSTRLEN];
+  static constexpr std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (cidr.prefixlen >= 96 && std::memcmp(cidr.addr.data(), mapped, 12) == 0) {
+    inet_ntop(AF_INET, &cidr.addr[12], buf, sizeof buf);
+    return fmt::format("{}/{}", buf, cidr.prefixlen - 96);
+  }
+  inet_ntop(AF_INET6, cidr.addr.data(), buf, sizeof buf);
+  return fmt::format("{}/{}", buf, cidr.prefixlen);
+}
+
+IdentityId derive_identity_id(std::string_view name)
+{
+  const auto digest = sha256(name);
+  const std::uint32_t h = (std::uint32_t{digest[0]} << 24) | (std::uint32_t{digest[1]} << 16) |
+                          (std::uint32_t{digest[2]} << 8) | digest[3];
+  return kFirstDerivedId + h % (0xffffffffu - kFirstDerivedId + 1);
+}
+
+const WorkloadIdentity *RegistrySnapshot::find(IdentityId id) const
+{
+  auto it = by_id.find(id);
+  return it == by_id.end() ? nullptr : &identities[it->second];
+}
+
+const WorkloadIdentity *RegistrySnapshot::find(std::string_view name) const
+{
+  auto it = std::lower_bound(identities.begin(), identities.end(), name,
+                             [](const WorkloadIdentity &w, std::string_view n) { return w.name < n; });
+  return it != identities.end() && it->name == name ? &*it : nullptr;
+}
+
+std::string_view RegistrySnapshot::name_of(IdentityId id) const
+{
+  const auto *w = find(id);
+  return w ? std::string_view(w->name) : std::string_view("world");
+}
+
+WorkloadRegistry::WorkloadRegistry(std::string cgroup_root)
+    : cgroup_root_(std::move(cgroup_root)), snapshot_(std::make_shared<const RegistrySnapshot>())
+{
+}
+
+Result<void> WorkloadRegistry::add_identity(Specs &specs, const policy::Identity &identity)
+{
+  const std::string at = where(identity.where);
+  if (identity.name.empty() || identity.name == "world")
+    return make_error(at + "an identity needs a name other than \"world\"");
+  Spec &spec = specs[identity.name];
+  if (!identity.spiffe.empty())
+    spec.spiffe = identity.spiffe;
+  for (const auto &sel : identity.selectors) {
+    if (!sel.cgroup.empty()) {
+      if (sel.cgroup.front() != '/')
+        return make_error(fmt::format("{}identity {}: cgroup glob \"{}\" must start with '/' (relative to the "
+                                      "cgroup v2 root)", at, identity.name, sel.cgroup));
+      spec.cgroup_globs.push_back(sel.cgroup);
+    }
+    if (!sel.k8s_namespace.empty())
+      spec.kubernetes.emplace_back(sel.k8s_namespace,
+                                   sel.k8s_service_account.empty() ? "*" : sel.k8s_service_account);
+    if (!sel.cidr.empty()) {
+      auto cidr = parse_cidr(sel.cidr);
+      if (!cidr)
+        return make_error(fmt::format("{}identity {}: {}", at, identity.name, cidr.error()));
+      spec.cidrs.push_back(*cidr);
+    }
+  }
+  return {};
+}
+
+Result<void> WorkloadRegistry::set_policy_identities(const std::vector<policy::Identity> &identities)
+{
+  Specs specs;
+  for (const auto &identity : identities)
+    if (auto added = add_identity(specs, identity); !added)
+      return added;
+  std::lock_guard lock(mu_);
+  policy_specs_ = std::move(specs);
+  return {};
+}
+
+void WorkloadRegistry::set_kubernetes_pods(std::vector<KubernetesPod> pods)
+{
+  std::lock_guard lock(mu_);
+  pods_ = std::move(pods);
+}
+
+void WorkloadRegistry::set_static_file(std::string path)
+{
+  std::lock_guard lock(mu_);
+  static_path_ = std::move(path);
+  static_stamp_.reset();
+}
+
+Result<WorkloadRegistry::Specs> WorkloadRegistry::parse_static(const std::string &text)
+{
+  const std::string &file = static_path_;
+  Specs specs;
+  try {
+    const YAML::Node doc = YAML::Load(text);
+    const YAML::Node list = doc.IsMap() ? doc["identities"] : YAML::Node();
+    if (!list || !list.IsSequence())
+      return make_error(fmt::format("{}:{}:{}: expected a mapping with an \"identities\" list", file,
+                                    doc.Mark().line + 1, doc.Mark().column + 1));
+    for (const auto &entry : list) {
+      policy::Identity identity;
+      identity.where = location(file, entry.Mark());
+      if (!entry.IsMap() || !entry["name"] || !entry["name"].IsScalar())
+        return make_error(where(identity.where) + "an identity needs a name");
+      identity.name = entry["name"].as<std::string>();
+      if (entry["spiffe"])
+        identity.spiffe = entry["spiffe"].as<std::string>();
+      for (const auto &sel : entry["selectors"]) {
+        policy::IdentitySelector s;
+        if (sel["cgroup"])
+          s.cgroup = sel["cgroup"].as<std::string>();
+        if (sel["cidr"])
+          s.cidr = sel["cidr"].as<std::string>();
+        if (const auto k8s = sel["kubernetes"]) {
+          s.k8s_namespace = k8s["namespace"] ? k8s["namespace"].as<std::string>() : "";
+          s.k8s_service_account = k8s["serviceAccount"] ? k8s["serviceAccount"].as<std::string>() : "";
+          if (s.k8s_namespace.empty())
+            return make_error(where(location(file, k8s.Mark())) + "kubernetes selector needs a namespace");
+        }
+        if (s.cgroup.empty() && s.cidr.empty() && s.k8s_namespace.empty())
+          return make_error(where(location(file, sel.Mark())) + "selector needs one of cgroup, cidr, kubernetes");
+        identity.selectors.push_back(std::move(s));
+      }
+      if (auto added = add_identity(specs, identity); !added)
+        return make_error(added.error());
+    }
+  } catch (const YAML::Exception &e) {
+    return make_error(fmt::format("{}:{}:{}: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  return specs;
+}
+
+Result<bool> WorkloadRegistry::poll_static_file()
+{
+  std::lock_guard lock(mu_);
+  if (static_path_.empty())
+    return false;
+  auto text = read_if_changed(static_path_, static_stamp_);
+  if (!text)
+    return make_error("identity file " + text.error());
+  if (!*text)
+    return false;
+  auto specs = parse_static(**text);
+  if (!specs)
+    return make_error(specs.error() + " (previous identities stay in force)");
+  static_specs_ = std::move(*specs);
+  return true;
+}
+
+void WorkloadRegistry::adopt_ids(const std::map<std::string, IdentityId> &ids)
+{
+  std::lock_guard lock(mu_);
+  std::set<IdentityId> used;
+  for (const auto &[name, id] : assigned_)
+    used.insert(id);
+  for (const auto &[name, id] : ids)
+    if (id != 0 && !assigned_.count(name) && used.insert(id).second)
+      assigned_[name] = id;
+}
+
+Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
+{
+  std::lock_guard lock(mu_);
+  Specs specs = policy_specs_;
+  for (const auto &[name, spec] : static_specs_) {
+    Spec &merged = specs[name];
+    if (merged.spiffe.empty())
+      merged.spiffe = spec.spiffe;
+    merged.cgroup_globs.insert(merged.cgroup_globs.end(), spec.cgroup_globs.begin(), spec.cgroup_globs.end());
+    merged.kubernetes.insert(merged.kubernetes.end(), spec.kubernetes.begin(), spec.kubernetes.end());
+    merged.cidrs.insert(merged.cidrs.end(), spec.cidrs.begin(), spec.cidrs.end());
+  }
+
+  auto snap = std::make_shared<RegistrySnapshot>();
+  std::set<IdentityId> used;
+  for (const auto &[name, id] : assigned_)
+    used.insert(id);
+  for (const auto &[name, spec] : specs) {
+    auto it = assigned_.find(name);
+    if (it == assigned_.end()) {
+      IdentityId id = derive_identity_id(name);
+      while (used.count(id))  // a collision between two names: the later name (in order) moves on
+        id = id == 0xffffffffu ? kFirstDerivedId : id + 1;
+      used.insert(id);
+      it = assigned_.emplace(name, id).first;
+    }
+    WorkloadIdentity w;
+    w.id = it->second;
+    w.name = name;
+    w.spiffe = spec.spiffe;
+    w.cidrs = spec.cidrs;
+    snap->by_id.emplace(w.id, snap->identities.size());
+    snap->identities.push_back(std::move(w));
+  }
+
+  // Pods -> identity (first identity, in name order, whose kubernetes selector matches).
+  std::vector<std::pair<std::string, std::size_t>> pod_markers;
+  for (const auto &pod : pods_) {
+    std::size_t index = 0;
+    for (const auto &[name, spec] : specs) {
+      const bool match = std::any_of(spec.kubernetes.begin(), spec.kubernetes.end(), [&](const auto &sel) {
+        return sel.first == pod.namespace_name && (sel.second == "*" || sel.second == pod.service_account);
+      });
+      if (match) {
+        for (const auto &marker : pod_dir_markers(pod.uid))
+          pod_markers.emplace_back(marker, index);
+        for (const auto &ip : pod.ips) {
+          auto cidr = parse_cidr(ip);
+          if (cidr)
+            snap->identities[index].cidrs.push_back(*cidr);
+          else
+            snap->warnings.push_back(fmt::format("pod {}/{}: {}", pod.namespace_name, pod.name, cidr.error()));
+        }
+        break;
+      }
+      ++index;
+    }
+  }
+
+  // Globs in identity order, for the walk.
+  std::vector<std::pair<std::string, std::size_t>> globs;
+  {
+    std::size_t index = 0;
+    for (const auto &[name, spec] : specs) {
+      for (const auto &glob : spec.cgroup_globs)
+        globs.emplace_back(glob, index);
+      ++index;
+    }
+  }
+
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  // Depth-first walk; a cgroup without a match of its own inherits its parent's identity (the
+  // processes of a service's sub-cgroups are still that service).
+  auto walk = [&](auto &&self, const std::string &abs, const std::string &rel, std::size_t inherited) -> Result<void> {
+    DIR *dir = ::opendir(abs.c_str());
+    if (!dir) {
+      if (errno == ENOENT)  // removed while we walked
+        return {};
+      return make_error(fmt::format("scan cgroups: opendir {}: {}", abs, std::strerror(errno)));
+    }
+    std::vector<std::pair<std::string, std::uint64_t>> children;
+    while (const dirent *entry = ::readdir(dir)) {
+      if (entry->d_type != DT_DIR || entry->d_name[0] == '.')
+        continue;
+      children.emplace_back(entry->d_name, entry->d_ino);
+    }
+    ::closedir(dir);
+    for (const auto &[name, inode] : children) {
+      const std::string child_rel = rel + "/" + name;
+      std::size_t own = kNone;
+      for (const auto &[marker, index] : pod_markers)
+        if (name.find(marker) != std::string::npos) {
+          own = index;
+          break;
+        }
+      if (own == kNone) {
+        for (const auto &[glob, index] : globs) {
+          if (::fnmatch(glob.c_str(), child_rel.c_str(), 0) != 0)
+            continue;
+          if (own == kNone)
+            own = index;
+          else if (own != index)
+            snap->warnings.push_back(fmt::format("cgroup {} matches identities {} and {}; {} wins", child_rel,
+                                                 snap->identities[own].name, snap->identities[index].name,
+                                                 snap->identities[own].name));
+        }
+      }
+      const std::size_t effective = own != kNone ? own : inherited;
+      // d_ino of a cgroup2 directory is the kernfs id, which is the cgroup id bpf sees.
+      if (effective != kNone)
+        snap->identities[effective].cgroup_ids.push_back(inode);
+      if (auto r = self(self, abs + "/" + name, child_rel, effective); !r)
+        return r;
+    }
+    return {};
+  };
+  if (!cgroup_root_.empty())
+    if (auto r = walk(walk, cgroup_root_, "", kNone); !r)
+      return make_error(r.error());
+
+  for (auto &w : snap->identities) {
+    std::sort(w.cgroup_ids.begin(), w.cgroup_ids.end());
+    w.cgroup_ids.erase(std::unique(w.cgroup_ids.begin(), w.cgroup_ids.end()), w.cgroup_ids.end());
+  }
+  std::shared_ptr<const RegistrySnapshot> published = std::move(snap);
+  snapshot_.store(published, std::memory_order_release);
+  return published;
+}
+
+}  // namespace riskgate::identity
