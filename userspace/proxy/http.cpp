@@ -382,12 +382,18 @@ void emit_headers(const HttpParser &message, std::string &out)
 }  // namespace
 
 void emit_request_head(const HttpParser &request,
-                       const std::vector<std::pair<std::string, std::string>> &extra, std::string &out)
+                       const std::vector<std::pair<std::string, std::string>> &extra,
+                       std::string_view default_host, std::string &out)
 {
   out.append(request.method());
   out += ' ';
   out.append(request.target());
   out.append(" HTTP/1.1\r\n");
+  if (!request.header("host")) {
+    out.append("Host: ");
+    out.append(default_host);
+    out.append("\r\n");
+  }
   emit_headers(request, out);
   for (const auto &[name, value] : extra) {
     out.append(name);

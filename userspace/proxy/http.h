@@ -152,10 +152,11 @@ HttpError validate_request(const HttpParser &request);
 bool is_hop_by_hop(std::string_view name, std::string_view connection_header);
 
 // The upstream request head: request line in HTTP/1.1, end-to-end headers, hook-added headers,
-// framing chosen from the client's (Content-Length or chunked).
+// framing chosen from the client's (Content-Length or chunked). An HTTP/1.0 request without Host
+// gets `default_host` (the upstream's address), since HTTP/1.1 requires one.
 void emit_request_head(const HttpParser &request,
                        const std::vector<std::pair<std::string, std::string>> &extra,
-                       std::string &out);
+                       std::string_view default_host, std::string &out);
 
 // The client response head, with the framing the proxy will write (`framing`); `close` adds
 // Connection: close, `keep_alive_10` Connection: keep-alive for an HTTP/1.0 client.

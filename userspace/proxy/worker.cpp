@@ -130,6 +130,7 @@ Target *Worker::gateway_target(const sockaddr_storage &address, const std::strin
   t->name = name;
   t->address = address;
   t->address_len = address_len(address);
+  t->host = format_address(address);
   t->view.name = name;
   auto *raw = t.get();
   targets_by_name_.emplace(name, raw);
@@ -690,7 +691,7 @@ int Worker::on_request_head(ClientConn &c)
   u->client = &c;
   c.up = u;
   c.upstream_start_ns = v.received_ns;
-  emit_request_head(p, c.verdict.headers, u->ep.queued);
+  emit_request_head(p, c.verdict.headers, c.target->host, u->ep.queued);
   if (has_body) {
     // Expect was stripped (hop-by-hop here): the proxy itself invites the body once the hook allows.
     if (const auto expect = p.header("expect"); expect && iequals(*expect, "100-continue") && p.http_minor() >= 1)

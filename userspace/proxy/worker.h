@@ -30,6 +30,7 @@ struct Target {
   std::string name;
   sockaddr_storage address{};
   socklen_t address_len = 0;
+  std::string host;  // "ip:port", the Host of an HTTP/1.0 request that had none
   std::vector<UpConn *> idle;
   UpstreamHealth view;  // worker-local copy handed to the hook
   std::atomic<std::uint64_t> requests{0};
