@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <riskgate/policy.h>
@@ -257,4 +258,32 @@ TEST_CASE("every policy in policies/ loads")
     ++count;
   }
   CHECK(count >= 3);
+}
+
+TEST_CASE("riskgatectl policy check prints every error with its position and exits 1")
+{
+  const std::string ctl = RG_BINARY_DIR "/riskgatectl";
+  REQUIRE_MESSAGE(std::filesystem::exists(ctl), "build riskgatectl first");
+  TempDir dir;
+  dir.write("bad.yaml", "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: p}\nspec:\n"
+                        "  thresholds: {challenge: 50, limit: 40}\n  block: {ttl: 10x}\n");
+  auto run = [](const std::string &command, std::string &out) {
+    FILE *pipe = ::popen((command + " 2>&1").c_str(), "r");
+    REQUIRE(pipe);
+    char buffer[4096];
+    while (const auto n = std::fread(buffer, 1, sizeof buffer, pipe))
+      out.append(buffer, n);
+    return WEXITSTATUS(::pclose(pipe));
+  };
+  std::string out;
+  CHECK(run(ctl + " policy check " + (dir.path / "bad.yaml").string(), out) == 1);
+  CHECK(out.find("bad.yaml:5:15: thresholds must rise: challenge (50) < limit (40) < block (85)") != std::string::npos);
+  CHECK(out.find("bad.yaml:6:16: block.ttl: '10x' is not a duration") != std::string::npos);
+  CHECK(out.find("2 error(s)") != std::string::npos);
+  out.clear();
+  CHECK(run(ctl + " policy check " RG_SOURCE_DIR "/policies/shop.yaml", out) == 0);
+  CHECK(out.find("shop.yaml: ok, version ") != std::string::npos);
+  out.clear();
+  CHECK(run(ctl + " -o json policy check " + (dir.path / "bad.yaml").string(), out) == 1);
+  CHECK(out.find("\"line\": 6") != std::string::npos);
 }
