@@ -27,12 +27,12 @@ namespace riskgate::test {
 
 namespace {
 
-sockaddr_in loopback(std::uint16_t port)
+sockaddr_in loopback(std::uint16_t port, const std::string &ip = "127.0.0.1")
 {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
   return a;
 }
 
@@ -65,12 +65,12 @@ std::uint16_t free_port()
   return ntohs(a.sin_port);
 }
 
-bool wait_for_port(std::uint16_t port, int timeout_ms)
+bool wait_for_port(std::uint16_t port, int timeout_ms, const std::string &ip)
 {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (std::chrono::steady_clock::now() < deadline) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    auto a = loopback(port);
+    auto a = loopback(port, ip);
     const bool ok = ::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0;
     ::close(fd);
     if (ok)
@@ -127,7 +127,7 @@ void ChildProcess::kill_now()
   pid_ = -1;
 }
 
-NginxUpstream::NginxUpstream() : dir_(make_temp_dir("rgt-nginx")), port_(free_port())
+NginxUpstream::NginxUpstream(const std::string &ip) : dir_(make_temp_dir("rgt-nginx")), ip_(ip), port_(free_port())
 {
   std::string status_locations;
   for (const int code : {200, 201, 202, 203, 204, 299, 404, 500, 503})
@@ -149,16 +149,16 @@ http {{
   uwsgi_temp_path {0}/uwsgi;
   scgi_temp_path {0}/scgi;
   server {{
-    listen 127.0.0.1:{1};
+    listen {3}:{1};
     location / {{ return 200 "hello world\n"; }}
 {2}
     location = /nginx_status {{ stub_status; }}
   }}
 }}
 )",
-                                               dir_, port_, status_locations));
+                                               dir_, port_, status_locations, ip_));
   process_ = ChildProcess("nginx", {"-p", dir_, "-c", dir_ + "/nginx.conf", "-e", dir_ + "/error.log"});
-  if (!wait_for_port(port_)) {
+  if (!wait_for_port(port_, 5000, ip_)) {
     std::ifstream log(dir_ + "/error.log");
     std::string why, line;
     while (std::getline(log, line))
@@ -177,7 +177,7 @@ NginxUpstream::~NginxUpstream()
   std::filesystem::remove_all(dir_, ec);
 }
 
-std::string NginxUpstream::address() const { return fmt::format("127.0.0.1:{}", port_); }
+std::string NginxUpstream::address() const { return fmt::format("{}:{}", ip_, port_); }
 
 NodeEchoServer::NodeEchoServer() : dir_(make_temp_dir("rgt-node")), port_(free_port())
 {

@@ -13,8 +13,8 @@ namespace riskgate::test {
 
 // A free TCP port on 127.0.0.1 (bound and released: a small race, fine on a test machine).
 std::uint16_t free_port();
-// Waits until something accepts on 127.0.0.1:port; false after timeout_ms.
-bool wait_for_port(std::uint16_t port, int timeout_ms = 5000);
+// Waits until something accepts on ip:port; false after timeout_ms.
+bool wait_for_port(std::uint16_t port, int timeout_ms = 5000, const std::string &ip = "127.0.0.1");
 
 // A child process; SIGKILL + waitpid on destruction.
 class ChildProcess {
@@ -37,7 +37,7 @@ class ChildProcess {
 //   /nginx_status  stub_status (accepted connections: keep-alive reuse checks)
 class NginxUpstream {
  public:
-  NginxUpstream();
+  explicit NginxUpstream(const std::string &ip = "127.0.0.1");  // any loopback address
   ~NginxUpstream();
   NginxUpstream(const NginxUpstream &) = delete;
   NginxUpstream &operator=(const NginxUpstream &) = delete;
@@ -47,6 +47,7 @@ class NginxUpstream {
 
  private:
   std::string dir_;
+  std::string ip_;
   std::uint16_t port_ = 0;
   ChildProcess process_;
 };

@@ -1,0 +1,206 @@
+// Transparent mode end to end: a workload in a governed child cgroup connects to a service address;
+// the datapath's connect4 redirects it to the proxy, which recovers the original destination with
+// getsockopt(SO_ORIGINAL_DST), asks the hook, and forwards there (a real nginx). Without the
+// datapath the same listener answers 502 "original destination unknown" instead of guessing.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include "kernel/addr.h"
+#include "kernel/datapath.h"
+#include "kernel/pinned_maps.h"
+#include "proxy/proxy.h"
+#include "support/kernel_env.h"
+#include "support/upstream.h"
+
+using namespace riskgate;
+using namespace riskgate::test;
+
+namespace {
+
+constexpr IdentityId kClient = 21, kServer = 22;
+const char *const kServerIp = "127.0.0.22";
+
+// Reports what it saw on a pipe: "<destination> <upstream name>\n" per request.
+class ReportingHook final : public RequestHook {
+ public:
+  explicit ReportingHook(int fd) : fd_(fd) {}
+  HookVerdict on_request(const RequestView &r) override
+  {
+    const std::string line = fmt::format("{} {} {}\n", kernel::endpoint_string(r.destination), r.upstream_name,
+                                         r.service);
+    [[maybe_unused]] auto n = ::write(fd_, line.data(), line.size());
+    HookVerdict v;
+    v.decision_id = 77;
+    return v;
+  }
+  void on_complete(const RequestView &, const ExchangeResult &) override {}
+
+ private:
+  int fd_;
+};
+
+// The proxy runs in a child process placed in `cgroup` (the getsockopt program answers for sockets
+// of that cgroup). It reports its port and then every hook call on `report`, and stops when `stop`
+// reaches EOF.
+pid_t spawn_proxy(const std::string &cgroup, int report, int stop, int stop_write)
+{
+  const pid_t pid = ::fork();
+  if (pid != 0)
+    return pid;
+  ::close(stop_write);  // EOF on `stop` must mean the test closed its end
+  if (!cgroup.empty())
+    std::ofstream(cgroup + "/cgroup.procs") << ::getpid();
+  ReportingHook hook(report);
+  proxy::ProxyConfig config;
+  config.workers = 1;
+  config.listeners.push_back({"transparent", "127.0.0.1:0", "", true});
+  auto created = proxy::Proxy::create(config, hook);
+  if (!created.ok() || !(*created)->start().ok())
+    ::_exit(1);
+  const std::uint16_t port = (*created)->listen_port(0);
+  [[maybe_unused]] auto n = ::write(report, &port, sizeof port);
+  char byte = 0;
+  while (::read(stop, &byte, 1) > 0) {
+  }
+  (*created)->stop();
+  ::_exit(0);
+}
+
+// A client in `cgroup` that sends one request to ip:port and reports the answer on `out`.
+pid_t spawn_client(const std::string &cgroup, const std::string &ip, std::uint16_t port, int out, int stop_write)
+{
+  const pid_t pid = ::fork();
+  if (pid != 0)
+    return pid;
+  ::close(stop_write);
+  std::ofstream(cgroup + "/cgroup.procs") << ::getpid();
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0)
+    ::_exit(2);
+  const std::string request = "GET / HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n";
+  [[maybe_unused]] auto sent = ::send(fd, request.data(), request.size(), 0);
+  char buf[4096];
+  ssize_t n = 0;
+  pollfd p{fd, POLLIN, 0};
+  while (::poll(&p, 1, 3000) > 0 && (n = ::recv(fd, buf, sizeof buf, 0)) > 0)
+    [[maybe_unused]] auto w = ::write(out, buf, static_cast<std::size_t>(n));
+  ::_exit(0);
+}
+
+std::string read_all(int fd)
+{
+  std::string out;
+  char buf[4096];
+  pollfd p{fd, POLLIN, 0};
+  ssize_t n = 0;
+  while (::poll(&p, 1, 5000) > 0 && (n = ::read(fd, buf, sizeof buf)) > 0)
+    out.append(buf, static_cast<std::size_t>(n));
+  return out;
+}
+
+struct Pipe {
+  int fds[2] = {-1, -1};
+  Pipe() { REQUIRE(::pipe2(fds, O_CLOEXEC) == 0); }
+  ~Pipe()
+  {
+    close_read();
+    close_write();
+  }
+  void close_read()
+  {
+    if (fds[0] >= 0)
+      ::close(fds[0]);
+    fds[0] = -1;
+  }
+  void close_write()
+  {
+    if (fds[1] >= 0)
+      ::close(fds[1]);
+    fds[1] = -1;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("transparent: a redirected connect is forwarded to its original destination")
+{
+  NginxUpstream server(kServerIp);
+  TempPinDir pins;
+  ScopedCgroup proxy_cg("rgt-proxy");
+  ScopedCgroup parent("rgt-cg");
+  ScopedCgroup client_cg(parent, "client");
+
+  kernel::DatapathConfig dp_config;
+  dp_config.pin_root = pins.path();
+  dp_config.cgroup = parent.path();
+  dp_config.proxy_cgroup = proxy_cg.path();
+  auto datapath = kernel::Datapath::start(dp_config);
+  REQUIRE_MESSAGE(datapath.ok(), datapath.error());
+  auto &maps = (*datapath)->maps();
+  REQUIRE(maps.sync_identities({{kClient, "client", {client_cg.id()}, {}},
+                                {kServer, "server", {}, {*kernel::parse_prefix(kServerIp)}}})
+              .ok());
+
+  Pipe report, stop, answer;
+  const pid_t proxy_pid = spawn_proxy(proxy_cg.path(), report.fds[1], stop.fds[0], stop.fds[1]);
+  report.close_write();
+  stop.close_read();
+  std::uint16_t proxy_port = 0;
+  REQUIRE(::read(report.fds[0], &proxy_port, sizeof proxy_port) == sizeof proxy_port);
+
+  rg_l7_config l7 = *maps.l7_config();
+  l7.proxy_port = proxy_port;
+  REQUIRE(maps.set_l7_config(l7).ok());
+  REQUIRE(maps.put_l7_destination({kServer, server.port(), IPPROTO_TCP}).ok());
+
+  const pid_t client_pid = spawn_client(client_cg.path(), kServerIp, server.port(), answer.fds[1], stop.fds[1]);
+  answer.close_write();
+  const std::string response = read_all(answer.fds[0]);
+  ::waitpid(client_pid, nullptr, 0);
+
+  char seen[512] = {};
+  pollfd p{report.fds[0], POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 2000) == 1);
+  const auto got = ::read(report.fds[0], seen, sizeof seen - 1);
+  stop.close_write();
+  ::waitpid(proxy_pid, nullptr, 0);
+
+  CHECK(response.find("HTTP/1.1 200 OK") == 0);
+  CHECK(response.find("hello world\n") != std::string::npos);
+  const std::string destination = fmt::format("{}:{}", kServerIp, server.port());
+  CHECK(std::string(seen, got > 0 ? static_cast<std::size_t>(got) : 0) ==
+        fmt::format("{} {} transparent\n", destination, destination));
+}
+
+TEST_CASE("transparent: without a redirect the proxy answers 502 instead of guessing a destination")
+{
+  Pipe report, stop;
+  const pid_t proxy_pid = spawn_proxy("", report.fds[1], stop.fds[0], stop.fds[1]);
+  report.close_write();
+  stop.close_read();
+  std::uint16_t proxy_port = 0;
+  REQUIRE(::read(report.fds[0], &proxy_port, sizeof proxy_port) == sizeof proxy_port);
+  const auto out = raw_exchange(proxy_port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  stop.close_write();
+  ::waitpid(proxy_pid, nullptr, 0);
+  CHECK(out.find("HTTP/1.1 502 Bad Gateway") == 0);
+  CHECK(out.find(R"("reason":"original destination unknown","decision_id":"77")") != std::string::npos);
+}
