@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -31,6 +33,36 @@ struct Fd {
     if (fd >= 0)
       ::close(fd);
   }
+};
+
+// Writing to a connection the server already closed raises SIGPIPE, which would kill the agent:
+// block it on this thread for the exchange and discard one that became pending.
+class SigpipeBlock {
+ public:
+  SigpipeBlock()
+  {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
+  }
+  ~SigpipeBlock()
+  {
+    if (!was_pending_) {
+      const timespec zero{0, 0};
+      while (sigtimedwait(&pipe_, nullptr, &zero) > 0) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+  SigpipeBlock(const SigpipeBlock &) = delete;
+  SigpipeBlock &operator=(const SigpipeBlock &) = delete;
+
+ private:
+  sigset_t pipe_{}, old_{};
+  bool was_pending_ = false;
 };
 
 bool is_ip_literal(const std::string &host)
@@ -173,6 +205,7 @@ Result<HttpsResponse> https_get(const HttpsRequest &request)
   if (!loaded)
     return make_error(fmt::format("{}: load CA {}: {}", where, request.ca_file, openssl_error("connection closed")));
 
+  SigpipeBlock no_sigpipe;
   Fd sock;
   if (auto c = connect_with_deadline(sock, url, deadline); !c)
     return make_error(where + ": " + c.error());

@@ -1,6 +1,5 @@
 #include "identity/registry.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fnmatch.h>
 
@@ -39,52 +38,6 @@ std::vector<std::string> pod_dir_markers(const std::string &uid)
 
 }  // namespace
 
-Result<Cidr> parse_cidr(std::string_view text)
-{
-  const auto slash = text.find('/');
-  const std::string address(text.substr(0, slash));
-  Cidr cidr;
-  int max_bits;
-  int offset;
-  in_addr v4{};
-  if (inet_pton(AF_INET, address.c_str(), &v4) == 1) {
-    cidr.addr[10] = cidr.addr[11] = 0xff;
-    std::memcpy(&cidr.addr[12], &v4, 4);
-    max_bits = 32;
-    offset = 96;
-  } else if (inet_pton(AF_INET6, address.c_str(), cidr.addr.data()) == 1) {
-    max_bits = 128;
-    offset = 0;
-  } else {
-    return make_error(fmt::format("\"{}\" is not an IPv4 or IPv6 address", address));
-  }
-  int bits = max_bits;
-  if (slash != std::string_view::npos) {
-    const std::string_view len = text.substr(slash + 1);
-    if (len.empty() || len.size() > 3 || len.find_first_not_of("0123456789") != std::string_view::npos ||
-        std::stoi(std::string(len)) > max_bits)
-      return make_error(fmt::format("\"{}\": prefix length must be 0..{}", text, max_bits));
-    bits = std::stoi(std::string(len));
-  }
-  cidr.prefixlen = static_cast<std::uint8_t>(offset + bits);
-  for (int bit = cidr.prefixlen; bit < 128; ++bit)
-    if (cidr.addr[static_cast<std::size_t>(bit / 8)] & (0x80 >> (bit % 8)))
-      return make_error(fmt::format("\"{}\" has host bits set (did you mean the network address?)", text));
-  return cidr;
-}
-
-std::string to_string(const Cidr &cidr)
-{
-  char buf[INET6_ADDRSTRLEN];
-  static constexpr std::uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (cidr.prefixlen >= 96 && std::memcmp(cidr.addr.data(), mapped, 12) == 0) {
-    inet_ntop(AF_INET, &cidr.addr[12], buf, sizeof buf);
-    return fmt::format("{}/{}", buf, cidr.prefixlen - 96);
-  }
-  inet_ntop(AF_INET6, cidr.addr.data(), buf, sizeof buf);
-  return fmt::format("{}/{}", buf, cidr.prefixlen);
-}
-
 IdentityId derive_identity_id(std::string_view name)
 {
   const auto digest = sha256(name);
@@ -112,6 +65,15 @@ std::string_view RegistrySnapshot::name_of(IdentityId id) const
   return w ? std::string_view(w->name) : std::string_view("world");
 }
 
+std::vector<kernel::IdentityRecord> RegistrySnapshot::records() const
+{
+  std::vector<kernel::IdentityRecord> out;
+  out.reserve(identities.size());
+  for (const auto &w : identities)
+    out.push_back({w.id, w.name, w.cgroup_ids, w.cidrs});
+  return out;
+}
+
 WorkloadRegistry::WorkloadRegistry(std::string cgroup_root)
     : cgroup_root_(std::move(cgroup_root)), snapshot_(std::make_shared<const RegistrySnapshot>())
 {
@@ -136,7 +98,7 @@ Result<void> WorkloadRegistry::add_identity(Specs &specs, const policy::Identity
       spec.kubernetes.emplace_back(sel.k8s_namespace,
                                    sel.k8s_service_account.empty() ? "*" : sel.k8s_service_account);
     if (!sel.cidr.empty()) {
-      auto cidr = parse_cidr(sel.cidr);
+      auto cidr = kernel::parse_prefix(sel.cidr);
       if (!cidr)
         return make_error(fmt::format("{}identity {}: {}", at, identity.name, cidr.error()));
       spec.cidrs.push_back(*cidr);
@@ -229,13 +191,13 @@ Result<bool> WorkloadRegistry::poll_static_file()
   return true;
 }
 
-void WorkloadRegistry::adopt_ids(const std::map<std::string, IdentityId> &ids)
+void WorkloadRegistry::adopt_ids(const std::map<IdentityId, std::string> &ids)
 {
   std::lock_guard lock(mu_);
   std::set<IdentityId> used;
   for (const auto &[name, id] : assigned_)
     used.insert(id);
-  for (const auto &[name, id] : ids)
+  for (const auto &[id, name] : ids)
     if (id != 0 && !assigned_.count(name) && used.insert(id).second)
       assigned_[name] = id;
 }
@@ -287,7 +249,7 @@ Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
         for (const auto &marker : pod_dir_markers(pod.uid))
           pod_markers.emplace_back(marker, index);
         for (const auto &ip : pod.ips) {
-          auto cidr = parse_cidr(ip);
+          auto cidr = kernel::parse_prefix(ip);
           if (cidr)
             snap->identities[index].cidrs.push_back(*cidr);
           else

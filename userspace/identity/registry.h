@@ -24,19 +24,10 @@
 #include <riskgate/result.h>
 
 #include "identity/encoding.h"
+#include "kernel/addr.h"
+#include "kernel/pinned_maps.h"
 
 namespace riskgate::identity {
-
-// An address prefix in the kernel's form (abi.h rg_lpm_key): 16 bytes, IPv4 v4-mapped, so an IPv4
-// /24 has prefixlen 96 + 24.
-struct Cidr {
-  std::array<std::uint8_t, 16> addr{};
-  std::uint8_t prefixlen = 0;
-  bool operator==(const Cidr &) const = default;
-};
-// "10.0.1.0/24", "fd00::/64", or a bare address (a host prefix). Host bits must be zero.
-Result<Cidr> parse_cidr(std::string_view text);
-std::string to_string(const Cidr &cidr);
 
 // Ids 1..kFirstDerivedId-1 are reserved for riskgate's own use (host, proxy); names map into the
 // rest of the u32 range.
@@ -50,7 +41,7 @@ struct WorkloadIdentity {
   std::string name;
   std::string spiffe;
   std::vector<std::uint64_t> cgroup_ids;  // sorted; every cgroup whose path (or an ancestor's) matched
-  std::vector<Cidr> cidrs;                // policy/static CIDRs, then pod IPs as host prefixes
+  std::vector<kernel::IpPrefix> cidrs;    // policy/static CIDRs, then pod IPs as host prefixes
 };
 
 struct KubernetesPod {
@@ -67,6 +58,8 @@ struct RegistrySnapshot {
   const WorkloadIdentity *find(IdentityId id) const;
   const WorkloadIdentity *find(std::string_view name) const;
   std::string_view name_of(IdentityId id) const;  // "world" for 0 and unknown ids
+  // What the datapath writes into the kernel (PinnedMaps::sync_identities).
+  std::vector<kernel::IdentityRecord> records() const;
 
   std::unordered_map<IdentityId, std::size_t> by_id;
 };
@@ -83,9 +76,9 @@ class WorkloadRegistry {
   void set_static_file(std::string path);
   Result<bool> poll_static_file();
 
-  // Ids already in use (the kernel's pinned id->name map): kept for these names so that a
-  // restarted agent, the CLI and still-installed blocks agree.
-  void adopt_ids(const std::map<std::string, IdentityId> &ids);
+  // Ids already in use (the kernel's pinned id->name map, PinnedMaps::identity_names): kept for
+  // these names so that a restarted agent, the CLI and still-installed blocks agree.
+  void adopt_ids(const std::map<IdentityId, std::string> &ids);
 
   // Walks the cgroup tree and publishes a new snapshot.
   Result<std::shared_ptr<const RegistrySnapshot>> rescan();
@@ -96,7 +89,7 @@ class WorkloadRegistry {
     std::string spiffe;
     std::vector<std::string> cgroup_globs;
     std::vector<std::pair<std::string, std::string>> kubernetes;  // namespace, service account ("*": any)
-    std::vector<Cidr> cidrs;
+    std::vector<kernel::IpPrefix> cidrs;
   };
   using Specs = std::map<std::string, Spec>;
   static Result<void> add_identity(Specs &specs, const policy::Identity &identity);
