@@ -100,12 +100,13 @@ class JwtVerifier {
 
   Verification verify(std::string_view token) const;  // now = CLOCK_REALTIME (coarse)
   Verification verify(std::string_view token, std::int64_t now_s) const;
+  // The full check without the cache (neither read nor filled): one-off checks and benchmarks.
+  Verification verify_uncached(std::string_view token, std::int64_t now_s) const;
 
   const JwtConfig &config() const { return config_; }
   const VerifiedTokenCache &cache() const { return cache_; }
 
  private:
-  Verification verify_uncached(std::string_view token, std::int64_t now_s) const;
   Verification check_time_and_revocation(std::shared_ptr<const VerifiedToken> token, std::int64_t now_s,
                                          bool cached) const;
   std::uint64_t generation() const;
