@@ -90,19 +90,20 @@ int rg_xdp_gate(struct xdp_md *ctx)
     return XDP_PASS;
   }
   struct rg_xdp_config *cfg = bpf_map_lookup_elem(&rg_xdp_cfg, &zero);
-
   struct rg_block_val *block = rg_blocked_ip(pkt.saddr);
   if (block)
     return rg_drop(ctx, cfg, &pkt, RG_R_XDP_DROP_IP, RG_IDENTITY_WORLD, block);
 
   __u32 identity = rg_ipcache_identity(pkt.saddr);
-  block = rg_blocked_identity(identity);
-  if (block)
-    return rg_drop(ctx, cfg, &pkt, RG_R_XDP_DROP_IDENTITY, identity, block);
-  if (pkt.dport) {
-    block = rg_blocked_port(identity, pkt.dport, pkt.proto);
+  if (rg_identity_may_be_blocked(identity)) {
+    block = rg_blocked_identity(identity);
     if (block)
-      return rg_drop(ctx, cfg, &pkt, RG_R_XDP_DROP_PORT, identity, block);
+      return rg_drop(ctx, cfg, &pkt, RG_R_XDP_DROP_IDENTITY, identity, block);
+    if (pkt.dport) {
+      block = rg_blocked_port(identity, pkt.dport, pkt.proto);
+      if (block)
+        return rg_drop(ctx, cfg, &pkt, RG_R_XDP_DROP_PORT, identity, block);
+    }
   }
   if (pkt.tcp_syn && cfg && cfg->syn_rate_per_sec && !rg_syn_allowed(cfg, pkt.saddr))
     return rg_drop(ctx, cfg, &pkt, RG_R_XDP_DROP_SYN_RATE, identity, NULL);

@@ -43,6 +43,38 @@ struct {
   __type(value, struct rg_block_val);
 } rg_blk_conn SEC(".maps");
 
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, RG_HINT_SLOTS);
+  __type(key, __u32);
+  __type(value, __u32);
+} rg_hint_id SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, RG_HINT_SLOTS);
+  __type(key, __u32);
+  __type(value, __u32);
+} rg_hint_ip SEC(".maps");
+
+/* Whether an IP/CIDR block may cover `addr` (16-byte key form). */
+static __always_inline int rg_ip_may_be_blocked(const __u8 *addr)
+{
+  const __u32 *words = (const __u32 *)addr;
+  int v4 = words[0] == 0 && words[1] == 0 && words[2] == bpf_htonl(0x0000ffff);
+  __u32 slot = (__u32)(v4 ? addr[12] : addr[0]) << 8 | (v4 ? addr[13] : addr[1]);
+  __u32 *hint = bpf_map_lookup_elem(&rg_hint_ip, &slot);
+  return hint && *hint;
+}
+
+/* Whether an identity or port block may exist for `identity` (see RG_HINT_SLOTS in abi.h). */
+static __always_inline int rg_identity_may_be_blocked(__u32 identity)
+{
+  __u32 slot = identity & RG_HINT_MASK;
+  __u32 *hint = bpf_map_lookup_elem(&rg_hint_id, &slot);
+  return hint && *hint;
+}
+
 static __always_inline struct rg_block_val *rg_block_live(struct rg_block_val *val)
 {
   if (!val)
@@ -54,6 +86,8 @@ static __always_inline struct rg_block_val *rg_block_live(struct rg_block_val *v
 
 static __always_inline struct rg_block_val *rg_blocked_ip(const __u8 *addr)
 {
+  if (!rg_ip_may_be_blocked(addr))
+    return NULL;
   struct rg_lpm_key key = {.prefixlen = 128};
   __builtin_memcpy(key.addr, addr, RG_IPV6_LEN);
   return rg_block_live(bpf_map_lookup_elem(&rg_blk_ip, &key));

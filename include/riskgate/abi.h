@@ -30,6 +30,16 @@ typedef __u64 rg_u64;
 #define RG_V4_MAPPED_PREFIX 96 /* prefix length of ::ffff:0:0/96 */
 #define RG_EXPIRES_NEVER 0ull  /* expires_ns == 0: no expiry */
 
+/* Block hints: a u32 array indexed by identity & RG_HINT_MASK, nonzero when an identity or port
+ * block for an identity in that slot may exist. The per-packet path looks the hint up (an inlined
+ * array access) and only then the block hashes, so identities without blocks pay no hash lookups.
+ * Writers set the hint before and after writing a block; a rebuild clears stale slots. */
+#define RG_HINT_SLOTS 65536u
+#define RG_HINT_MASK (RG_HINT_SLOTS - 1)
+/* The same for IP/CIDR blocks, indexed by the address's top 16 bits (IPv4: of the v4 address;
+ * IPv6: of the address): a prefix shorter than 16 bits sets every slot it covers. */
+#define RG_IP_HINT_BITS 16
+
 /* Why something was counted or dropped: index into the per-CPU counter array rg_counters and the
  * `reason` of block values and events. Append only: pinned maps outlive a binary upgrade. */
 enum rg_reason {

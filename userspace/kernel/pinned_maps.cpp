@@ -17,7 +17,7 @@ namespace {
 
 constexpr const char *kMapNames[kMapCount] = {
     "rg_counters", "rg_events", "rg_ipcache", "rg_blk_ip", "rg_blk_id", "rg_blk_pair", "rg_blk_port",
-    "rg_blk_conn", "rg_cgroups", "rg_id_names", "rg_trusted", "rg_l7_cfg", "rg_l7_dst", "rg_xdp_cfg",
+    "rg_blk_conn", "rg_hint_id", "rg_hint_ip", "rg_cgroups", "rg_id_names", "rg_trusted", "rg_l7_cfg", "rg_l7_dst", "rg_xdp_cfg",
     "rg_syn", "rg_sock_stg", "rg_orig_stg", "rg_conns", "rg_endpoints", "rg_orig_dst", "rg_sockhash",
 };
 
@@ -109,6 +109,50 @@ rg_port_key port_key(const PortKey &key)
   out.identity = key.identity;
   out.port = key.port;
   out.proto = key.proto;
+  return out;
+}
+
+// Hint slots (abi.h RG_IP_HINT_BITS) an IP block key covers: the top 16 bits of the v4 address for
+// v4-mapped keys, of the v6 address otherwise; a shorter prefix covers a range of slots, and a v6
+// prefix covering the v4-mapped space covers every slot.
+std::pair<std::uint32_t, std::uint32_t> ip_hint_slots(const rg_lpm_key &key)
+{
+  static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  const bool mapped_key = std::memcmp(key.addr, kMapped, sizeof(kMapped)) == 0;
+  std::uint32_t len = key.prefixlen;
+  std::uint32_t base = 0;
+  if (mapped_key && len >= RG_V4_MAPPED_PREFIX) {
+    len -= RG_V4_MAPPED_PREFIX;
+    base = std::uint32_t{key.addr[12]} << 8 | key.addr[13];
+  } else {
+    // Does this v6 prefix contain ::ffff:0:0/96? Then every v4 address is covered.
+    bool covers_v4 = len <= RG_V4_MAPPED_PREFIX;
+    for (std::uint32_t bit = 0; covers_v4 && bit < len; ++bit)
+      covers_v4 = ((key.addr[bit / 8] ^ kMapped[bit / 8]) & (0x80u >> (bit % 8))) == 0;
+    if (covers_v4)
+      return {0, RG_HINT_SLOTS};
+    base = std::uint32_t{key.addr[0]} << 8 | key.addr[1];
+  }
+  if (len >= RG_IP_HINT_BITS)
+    return {base, base + 1};
+  const std::uint32_t span = 1u << (RG_IP_HINT_BITS - len);
+  base &= ~(span - 1);
+  return {base, base + span};
+}
+
+// Every u32 of a RG_HINT_SLOTS array in one batch syscall.
+Result<std::vector<std::uint32_t>> read_hints(const PinnedMaps &maps, MapId id)
+{
+  std::vector<std::uint32_t> keys(RG_HINT_SLOTS), values(RG_HINT_SLOTS);
+  std::uint32_t count = RG_HINT_SLOTS, out_batch = 0;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  if (::bpf_map_lookup_batch(maps.fd(id), nullptr, &out_batch, keys.data(), values.data(), &count, &opts) != 0 &&
+      errno != ENOENT)
+    return make_error(fmt::format("read {}: {}", map_name(id), errno_text(errno)));
+  std::vector<std::uint32_t> out(RG_HINT_SLOTS, 0);
+  for (std::uint32_t i = 0; i < count; ++i)
+    if (keys[i] < RG_HINT_SLOTS)
+      out[keys[i]] = values[i];
   return out;
 }
 
@@ -228,12 +272,25 @@ void PinnedMaps::close_all()
 
 // ---- blocks ----
 
+Result<void> PinnedMaps::set_ip_hints(const rg_lpm_key &key)
+{
+  const auto [first, last] = ip_hint_slots(key);
+  for (std::uint32_t slot = first; slot < last; ++slot)
+    if (auto ok = put(*this, MapId::blk_iphint, slot, std::uint32_t{1}); !ok)
+      return ok;
+  return {};
+}
+
 Result<void> PinnedMaps::block_ip(const IpPrefix &prefix, const rg_block_val &value)
 {
   auto key = lpm_key(prefix);
   if (!key)
     return make_error(key.error());
-  return put(*this, MapId::blk_ip, *key, value);
+  if (auto ok = set_ip_hints(*key); !ok)
+    return ok;
+  if (auto ok = put(*this, MapId::blk_ip, *key, value); !ok)
+    return ok;
+  return set_ip_hints(*key);
 }
 
 Result<bool> PinnedMaps::unblock_ip(const IpPrefix &prefix)
@@ -243,7 +300,7 @@ Result<bool> PinnedMaps::unblock_ip(const IpPrefix &prefix)
     return make_error(key.error());
   auto removed = remove(*this, MapId::blk_ip, *key);
   if (removed && *removed)
-    (void)release_unblocked_sockets();
+    (void)rebuild_block_hints();
   return removed;
 }
 
@@ -258,18 +315,29 @@ Result<std::vector<IpBlock>> PinnedMaps::ip_blocks() const
   return out;
 }
 
+Result<void> PinnedMaps::set_block_hint(IdentityId identity)
+{
+  return put(*this, MapId::blk_hint, std::uint32_t{identity & RG_HINT_MASK}, std::uint32_t{1});
+}
+
 Result<void> PinnedMaps::block_identity(IdentityId identity, const rg_block_val &value)
 {
   if (auto ok = check_identity(identity); !ok)
     return ok;
-  return put(*this, MapId::blk_id, identity, value);
+  if (auto ok = set_block_hint(identity); !ok)
+    return ok;
+  if (auto ok = put(*this, MapId::blk_id, identity, value); !ok)
+    return ok;
+  return set_block_hint(identity);
 }
 
 Result<bool> PinnedMaps::unblock_identity(IdentityId identity)
 {
   auto removed = remove(*this, MapId::blk_id, identity);
-  if (removed && *removed)
+  if (removed && *removed) {
     (void)release_unblocked_sockets();
+    (void)rebuild_block_hints();
+  }
   return removed;
 }
 
@@ -310,10 +378,20 @@ Result<std::vector<PairBlock>> PinnedMaps::pair_blocks() const
 
 Result<void> PinnedMaps::block_port(const PortKey &key, const rg_block_val &value)
 {
-  return put(*this, MapId::blk_port, port_key(key), value);
+  if (auto ok = set_block_hint(key.identity); !ok)
+    return ok;
+  if (auto ok = put(*this, MapId::blk_port, port_key(key), value); !ok)
+    return ok;
+  return set_block_hint(key.identity);
 }
 
-Result<bool> PinnedMaps::unblock_port(const PortKey &key) { return remove(*this, MapId::blk_port, port_key(key)); }
+Result<bool> PinnedMaps::unblock_port(const PortKey &key)
+{
+  auto removed = remove(*this, MapId::blk_port, port_key(key));
+  if (removed && *removed)
+    (void)rebuild_block_hints();
+  return removed;
+}
 
 Result<std::vector<PortBlock>> PinnedMaps::port_blocks() const
 {
@@ -397,7 +475,57 @@ Result<std::size_t> PinnedMaps::remove_expired_blocks()
                  sweep(MapId::blk_conn, std::uint64_t{})})
     if (!r)
       return make_error(r.error());
+  if (removed > 0)
+    if (auto ok = rebuild_block_hints(); !ok)
+      return make_error(ok.error());
   return removed;
+}
+
+Result<void> PinnedMaps::rebuild_block_hints()
+{
+  // Slots the current blocks need, per hint array.
+  auto needed = [this]() -> Result<std::array<std::set<std::uint32_t>, 2>> {
+    std::array<std::set<std::uint32_t>, 2> slots;
+    auto ids = entries<IdentityId, rg_block_val>(*this, MapId::blk_id);
+    auto ports = entries<rg_port_key, rg_block_val>(*this, MapId::blk_port);
+    auto ips = entries<rg_lpm_key, rg_block_val>(*this, MapId::blk_ip);
+    if (!ids || !ports || !ips)
+      return make_error(!ids ? ids.error() : !ports ? ports.error() : ips.error());
+    for (const auto &entry : *ids)
+      slots[0].insert(entry.first & RG_HINT_MASK);
+    for (const auto &entry : *ports)
+      slots[0].insert(entry.first.identity & RG_HINT_MASK);
+    for (const auto &entry : *ips) {
+      const auto [first, last] = ip_hint_slots(entry.first);
+      for (std::uint32_t slot = first; slot < last; ++slot)
+        slots[1].insert(slot);
+    }
+    return slots;
+  };
+  const MapId arrays[2] = {MapId::blk_hint, MapId::blk_iphint};
+  auto before = needed();
+  if (!before)
+    return make_error(before.error());
+  for (int a = 0; a < 2; ++a) {
+    auto hints = read_hints(*this, arrays[a]);
+    if (!hints)
+      return make_error(hints.error());
+    for (std::uint32_t slot = 0; slot < RG_HINT_SLOTS; ++slot)
+      if ((*hints)[slot] != 0 && !(*before)[a].count(slot))
+        if (auto ok = put(*this, arrays[a], slot, std::uint32_t{0}); !ok)
+          return ok;
+  }
+  // A block written while we cleared: its writer sets the hint again after its write, unless that
+  // write came before this second read, which then finds it.
+  auto after = needed();
+  if (!after)
+    return make_error(after.error());
+  for (int a = 0; a < 2; ++a)
+    for (std::uint32_t slot : (*after)[a])
+      if (!(*before)[a].count(slot))
+        if (auto ok = put(*this, arrays[a], slot, std::uint32_t{1}); !ok)
+          return ok;
+  return {};
 }
 
 // ---- connections ----

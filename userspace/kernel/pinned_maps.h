@@ -21,7 +21,7 @@ namespace riskgate::kernel {
 
 // Every pinned map, by its kernel name (also its file name under the pin root).
 enum class MapId {
-  counters, events, ipcache, blk_ip, blk_id, blk_pair, blk_port, blk_conn, cgroups, id_names,
+  counters, events, ipcache, blk_ip, blk_id, blk_pair, blk_port, blk_conn, blk_hint, blk_iphint, cgroups, id_names,
   trusted, l7_cfg, l7_dst, xdp_cfg, syn, sock_stg, orig_stg, conns, endpoints, orig_dst, sockhash,
 };
 inline constexpr std::size_t kMapCount = static_cast<std::size_t>(MapId::sockhash) + 1;
@@ -95,6 +95,9 @@ class PinnedMaps {
   Result<std::optional<rg_block_val>> connection_block(std::uint64_t cookie) const;
   // Removes expired entries from every block map (the kernel already ignores them); returns count.
   Result<std::size_t> remove_expired_blocks();
+  // Clears block hints (abi.h RG_HINT_SLOTS) no IP, identity or port block needs any more. Safe against
+  // concurrent writers, which set the hint before and after writing their block.
+  Result<void> rebuild_block_hints();
 
   // ---- connections ----
   Result<std::vector<rg_sock_tag>> connections() const;
@@ -143,6 +146,8 @@ class PinnedMaps {
  private:
   PinnedMaps() { fds_.fill(-1); }
   void close_all();
+  Result<void> set_block_hint(IdentityId identity);
+  Result<void> set_ip_hints(const rg_lpm_key &key);
   std::string pin_root_;
   std::array<int, kMapCount> fds_{};
 };
