@@ -83,16 +83,21 @@ bool iequals(std::string_view a, std::string_view b)
 HttpParser::HttpParser(llhttp_type_t type, const HttpLimits &limits, HeadHandler &handler)
     : limits_(limits), handler_(handler)
 {
-  llhttp_settings_init(&settings_);
-  settings_.on_message_begin = cb_message_begin;
-  settings_.on_url = cb_url;
-  settings_.on_header_field = cb_header_field;
-  settings_.on_header_value = cb_header_value;
-  settings_.on_header_value_complete = cb_header_value_complete;
-  settings_.on_headers_complete = cb_headers_complete;
-  settings_.on_body = cb_body;
-  settings_.on_message_complete = cb_message_complete;
-  llhttp_init(&parser_, type, &settings_);  // lenient flags all zero: strict
+  // One settings table for every parser (llhttp keeps a pointer to it): not one copy per connection.
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_message_begin = cb_message_begin;
+    s.on_url = cb_url;
+    s.on_header_field = cb_header_field;
+    s.on_header_value = cb_header_value;
+    s.on_header_value_complete = cb_header_value_complete;
+    s.on_headers_complete = cb_headers_complete;
+    s.on_body = cb_body;
+    s.on_message_complete = cb_message_complete;
+    return s;
+  }();
+  llhttp_init(&parser_, type, &settings);  // lenient flags all zero: strict
   parser_.data = this;
 }
 

@@ -118,7 +118,6 @@ class HttpParser {
   static int cb_message_complete(llhttp_t *p);
 
   llhttp_t parser_{};
-  llhttp_settings_t settings_{};
   const HttpLimits &limits_;
   HeadHandler &handler_;
   std::string head_;  // target and header bytes of the current message, reused across messages

@@ -44,6 +44,8 @@ constexpr std::size_t kHighWater = 1 << 20;  // unsent bytes that pause the prod
 constexpr std::size_t kLowWater = 256 << 10;
 constexpr std::size_t kMaxPending = 64 << 10;  // pipelined bytes held while an exchange is in flight
 constexpr std::uint32_t kLingerMs = 1000;
+constexpr std::size_t kMaxSpareBuffers = 4096;
+constexpr std::size_t kMaxSpareBytes = 64 << 10;  // larger buffers are freed, not hoarded
 constexpr int kSoOriginalDst = 80;  // linux/netfilter_ipv4.h, answered by the datapath's getsockopt program
 
 std::uint64_t monotonic_ms()
@@ -75,6 +77,15 @@ bool same_address(const sockaddr_storage &a, const sockaddr_storage &b)
   return x.sin6_port == y.sin6_port && std::memcmp(&x.sin6_addr, &y.sin6_addr, sizeof x.sin6_addr) == 0;
 }
 
+sockaddr_storage to_storage(const sockaddr_in6 &a)
+{
+  sockaddr_storage out{};
+  std::memcpy(&out, &a, sizeof a);
+  return out;
+}
+
+const std::vector<std::pair<std::string, std::string>> kNoHeaders;
+
 socklen_t address_len(const sockaddr_storage &a)
 {
   return a.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
@@ -97,6 +108,7 @@ Worker::~Worker()
   join();
   for (auto *c : all_clients_) {
     ::close(c->ep.fd);
+    delete c->ex;
     delete c;
   }
   for (auto *u : all_ups_) {
@@ -277,6 +289,7 @@ void Worker::sweep()
       return false;
     ::close(c->ep.fd);
     all_clients_.erase(c);
+    release_exchange(*c);
     delete c;
     return true;
   });
@@ -466,30 +479,23 @@ void Worker::on_accept(ListenerSocket &l, const io_uring_cqe *cqe)
   c->listener = &l;
   const int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  socklen_t len = sizeof c->view.peer;
-  getpeername(fd, reinterpret_cast<sockaddr *>(&c->view.peer), &len);
-  len = sizeof c->view.local;
-  getsockname(fd, reinterpret_cast<sockaddr *>(&c->view.local), &len);
-  len = sizeof c->view.socket_cookie;
-  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c->view.socket_cookie, &len) != 0)
-    c->view.socket_cookie = 0;
-  c->view.service = l.config->service;
-  c->view.worker = index_;
-  c->view.connection_id = (static_cast<std::uint64_t>(index_) << 48) | ++next_connection_;
+  socklen_t len = sizeof c->peer_address;
+  getpeername(fd, reinterpret_cast<sockaddr *>(&c->peer_address), &len);
+  len = sizeof c->local_address;
+  getsockname(fd, reinterpret_cast<sockaddr *>(&c->local_address), &len);
+  len = sizeof c->cookie;
+  if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c->cookie, &len) != 0)
+    c->cookie = 0;
+  c->connection_id = (static_cast<std::uint64_t>(index_) << 48) | ++next_connection_;
   if (l.config->transparent) {
     sockaddr_storage original{};
     len = sizeof original;
-    const int level = c->view.local.ss_family == AF_INET6 ? SOL_IPV6 : SOL_IP;
+    const int level = c->local_address.sin6_family == AF_INET6 ? SOL_IPV6 : SOL_IP;
     if (getsockopt(fd, level, kSoOriginalDst, &original, &len) == 0 && original.ss_family != AF_UNSPEC &&
-        !same_address(original, c->view.local))
+        !same_address(original, to_storage(c->local_address)))
       c->target = transparent_target(original);
   } else {
     c->target = l.target;
-  }
-  if (c->target != nullptr) {
-    c->view.destination = c->target->address;
-    c->view.upstream_name = c->target->name;
-    c->view.upstream = &c->target->view;
   }
   c->deadline_ms = now_ms_ + config_.timeouts.header_ms;
   c->slot = clients_.size();
@@ -620,8 +626,38 @@ std::size_t Worker::parse_client(ClientConn &c, const char *data, std::size_t le
   return off;
 }
 
+// An idle connection keeps no send buffer (HAProxy's rule): they go back to the worker's spares when
+// an exchange ends with nothing left to send and are taken again when the next request starts, so
+// keep-alive reuse allocates nothing and 10k idle connections cost only their state.
+void Worker::park_buffers(Endpoint &ep)
+{
+  if (ep.sending || ep.unsent() > 0)
+    return;
+  for (std::string *buffer : {&ep.out, &ep.queued}) {
+    if (buffer->capacity() == 0)
+      continue;
+    if (spare_buffers_.size() < kMaxSpareBuffers && buffer->capacity() <= kMaxSpareBytes) {
+      buffer->clear();
+      spare_buffers_.push_back(std::move(*buffer));
+    }
+    *buffer = std::string();
+  }
+  ep.out_off = 0;
+}
+
+void Worker::unpark_buffers(Endpoint &ep)
+{
+  for (std::string *buffer : {&ep.out, &ep.queued}) {
+    if (buffer->capacity() > 0 || spare_buffers_.empty() || !buffer->empty())
+      continue;
+    *buffer = std::move(spare_buffers_.back());
+    spare_buffers_.pop_back();
+  }
+}
+
 int Worker::on_request_head(ClientConn &c)
 {
+  unpark_buffers(c.ep);
   c.hooked = c.local = c.abort_parse = c.request_done = c.response_started = false;
   c.status = 0;
   c.response_body_bytes = 0;
@@ -633,47 +669,47 @@ int Worker::on_request_head(ClientConn &c)
   if (!p.keep_alive() || stopping_)
     c.close_after = true;
 
-  RequestView &v = c.view;
+  Exchange &ex = acquire_exchange(c);
+  RequestView &v = ex.view;
   const auto connection = p.header("connection").value_or(std::string_view{});
-  c.headers.clear();
   for (std::size_t i = 0; i < p.header_count(); ++i)
     if (!is_hop_by_hop(p.header_name(i), connection))
-      c.headers.push_back(HeaderView{p.header_name(i), p.header_value(i)});
+      ex.headers.push_back(HeaderView{p.header_name(i), p.header_value(i)});
   v.method = p.method();
   v.target = p.target();
   v.path = v.target.substr(0, v.target.find('?'));
   v.host = p.header("host").value_or(std::string_view{});
   v.http_minor = static_cast<std::uint8_t>(p.http_minor());
-  v.headers = c.headers;
+  v.headers = ex.headers;
   v.chunked = p.chunked();
   v.content_length = p.has_content_length() ? std::optional<std::uint64_t>(p.content_length()) : std::nullopt;
   v.received_ns = now_ns();
 
-  c.verdict = HookVerdict{};
+  ex.verdict = HookVerdict{};
   try {
-    c.verdict = hook_.on_request(v);
+    ex.verdict = hook_.on_request(v);
   } catch (const std::exception &e) {
-    c.verdict.kind = HookVerdict::Kind::respond;
-    c.verdict.status = 500;
-    c.verdict.reason = "risk hook failed";
+    ex.verdict.kind = HookVerdict::Kind::respond;
+    ex.verdict.status = 500;
+    ex.verdict.reason = "risk hook failed";
     fmt::print(stderr, "riskgate: worker {}: request hook threw: {}\n", index_, e.what());
   }
   c.hooked = true;
   const bool has_body = p.chunked() || p.content_length() > 0;
 
-  if (c.verdict.kind == HookVerdict::Kind::close) {
+  if (ex.verdict.kind == HookVerdict::Kind::close) {
     c.abort_parse = true;
     return -1;
   }
-  if (c.verdict.kind == HookVerdict::Kind::forward && c.target == nullptr) {
-    c.verdict.kind = HookVerdict::Kind::respond;
-    c.verdict.status = 502;
-    c.verdict.reason = "original destination unknown";
-    c.verdict.headers.clear();
+  if (ex.verdict.kind == HookVerdict::Kind::forward && c.target == nullptr) {
+    ex.verdict.kind = HookVerdict::Kind::respond;
+    ex.verdict.status = 502;
+    ex.verdict.reason = "original destination unknown";
+    ex.verdict.headers.clear();
   }
-  if (c.verdict.kind == HookVerdict::Kind::respond) {
+  if (ex.verdict.kind == HookVerdict::Kind::respond) {
     // The body is not read: answering before it arrives means the connection cannot be reused.
-    respond_local(c, c.verdict.status, c.verdict.reason, has_body || c.verdict.close_after);
+    respond_local(c, ex.verdict.status, ex.verdict.reason, has_body || ex.verdict.close_after);
     p.set_body_sink(nullptr, Framing::none);
     if (has_body) {
       c.abort_parse = true;
@@ -691,7 +727,7 @@ int Worker::on_request_head(ClientConn &c)
   u->client = &c;
   c.up = u;
   c.upstream_start_ns = v.received_ns;
-  emit_request_head(p, c.verdict.headers, c.target->host, u->ep.queued);
+  emit_request_head(p, ex.verdict.headers, c.target->host, u->ep.queued);
   if (has_body) {
     // Expect was stripped (hop-by-hop here): the proxy itself invites the body once the hook allows.
     if (const auto expect = p.header("expect"); expect && iequals(*expect, "100-continue") && p.http_minor() >= 1)
@@ -709,14 +745,49 @@ void Worker::respond_local(ClientConn &c, int status, std::string_view reason, b
   c.local = true;
   c.status = status;
   c.response_started = true;
-  emit_error_response(status, reason, c.verdict.decision_id, c.verdict.headers, c.close_after, c.ep.queued);
+  emit_error_response(status, reason, c.ex != nullptr ? c.ex->verdict.decision_id : 0,
+                      c.ex != nullptr ? c.ex->verdict.headers : kNoHeaders, c.close_after, c.ep.queued);
+}
+
+Exchange &Worker::acquire_exchange(ClientConn &c)
+{
+  if (c.ex == nullptr) {
+    if (spare_exchanges_.empty()) {
+      c.ex = new Exchange;
+    } else {
+      c.ex = spare_exchanges_.back().release();
+      spare_exchanges_.pop_back();
+    }
+  }
+  Exchange &ex = *c.ex;
+  ex.headers.clear();
+  ex.verdict = HookVerdict{};
+  RequestView &v = ex.view;
+  v.peer = to_storage(c.peer_address);
+  v.local = to_storage(c.local_address);
+  v.socket_cookie = c.cookie;
+  v.connection_id = c.connection_id;
+  v.service = c.listener->config->service;
+  v.worker = index_;
+  v.destination = c.target != nullptr ? c.target->address : sockaddr_storage{};
+  v.upstream_name = c.target != nullptr ? std::string_view(c.target->name) : std::string_view{};
+  v.upstream = c.target != nullptr ? &c.target->view : nullptr;
+  return ex;
+}
+
+void Worker::release_exchange(ClientConn &c)
+{
+  if (c.ex == nullptr)
+    return;
+  spare_exchanges_.emplace_back(c.ex);
+  c.ex = nullptr;
 }
 
 void Worker::request_failed(ClientConn &c)
 {
   if (c.abort_parse) {
     // Answered (or told to close) by the hook before the body: nothing more is read.
-    if (c.verdict.kind == HookVerdict::Kind::close) {
+    if (c.ex != nullptr && c.ex->verdict.kind == HookVerdict::Kind::close) {
       c.status = 0;
       finish_exchange(c);
       close_client(c);
@@ -734,7 +805,8 @@ void Worker::request_failed(ClientConn &c)
   }
   if (c.up != nullptr)
     close_up(*c.up);
-  c.verdict.headers.clear();
+  if (c.ex != nullptr)
+    c.ex->verdict.headers.clear();  // forward headers were meant for the upstream
   respond_local(c, error.status, error.reason, true);
   finish_exchange(c);
 }
@@ -754,16 +826,17 @@ void Worker::request_complete(ClientConn &c)
 
 void Worker::finish_exchange(ClientConn &c)
 {
-  if (c.hooked) {
+  if (c.hooked && c.ex != nullptr) {
     ExchangeResult result;
-    result.decision_id = c.verdict.decision_id;
+    result.decision_id = c.ex->verdict.decision_id;
     result.status = c.status;
     result.upstream_ns = c.local || c.upstream_start_ns == 0 ? 0 : now_ns() - c.upstream_start_ns;
     result.request_body_bytes = c.parser.body_bytes();
     result.response_body_bytes = c.response_body_bytes;
-    hook_.on_complete(c.view, result);
-    c.hooked = false;
+    hook_.on_complete(c.ex->view, result);
   }
+  c.hooked = false;
+  release_exchange(c);
   c.upstream_start_ns = 0;
   c.parser.set_body_sink(nullptr, Framing::none);
   if (c.close_after) {
@@ -777,6 +850,8 @@ void Worker::finish_exchange(ClientConn &c)
   c.local = false;
   c.parser.next_message();
   c.deadline_ms = now_ms_ + config_.timeouts.idle_ms;
+  if (c.pending.empty())
+    park_buffers(c.ep);
 }
 
 // Once the last answer is on the wire: half-close and linger until the peer closes (or a second
@@ -809,6 +884,8 @@ void Worker::on_client_send(ClientConn &c, int res)
     return;
   }
   c.ep.out_off += static_cast<std::size_t>(res);
+  if (c.phase == ClientConn::Phase::idle && c.pending.empty() && c.ep.unsent() == 0)
+    park_buffers(c.ep);
   if (c.phase == ClientConn::Phase::waiting || c.phase == ClientConn::Phase::closing)
     c.deadline_ms = std::max(c.deadline_ms, now_ms_ + config_.timeouts.body_ms);
   flush(c.ep, tag(&c, op_client_send));
@@ -832,7 +909,8 @@ void Worker::client_timeout(ClientConn &c)
   if (c.phase == Phase::request && !c.response_started) {
     if (c.up != nullptr)
       close_up(*c.up);
-    c.verdict.headers.clear();
+    if (c.ex != nullptr)
+      c.ex->verdict.headers.clear();
     respond_local(c, 408, c.parser.head_complete() ? "request body timeout" : "request header timeout", true);
     finish_exchange(c);
     flush(c.ep, tag(&c, op_client_send));
@@ -1065,7 +1143,8 @@ void Worker::upstream_failed(UpConn &u, int status, std::string_view reason)
     close_client(*c);
     return;
   }
-  c->verdict.headers.clear();
+  if (c->ex != nullptr)
+    c->ex->verdict.headers.clear();
   respond_local(*c, status, reason, !c->request_done);
   finish_exchange(*c);
   flush(c->ep, tag(c, op_client_send));

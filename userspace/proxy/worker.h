@@ -63,6 +63,15 @@ struct Endpoint {
   std::size_t unsent() const { return out.size() - out_off + queued.size(); }
 };
 
+// What one request needs beyond its connection: the hook's view and verdict. Taken from the
+// worker's spares when a head arrives and returned when the exchange ends, so that an idle
+// keep-alive connection does not carry it.
+struct Exchange {
+  RequestView view;
+  std::vector<HeaderView> headers;
+  HookVerdict verdict;
+};
+
 struct ClientConn final : HeadHandler {
   ClientConn(Worker &w, const HttpLimits &limits) : worker(w), parser(HTTP_REQUEST, limits, *this) {}
   int on_head(HttpParser &) override;
@@ -87,10 +96,14 @@ struct ClientConn final : HeadHandler {
   bool lingering = false;
   bool peer_eof = false;  // the client half-closed
 
+  // facts of the connection, copied into each request's view
+  sockaddr_in6 peer_address{};  // large enough for sockaddr_in too
+  sockaddr_in6 local_address{};
+  std::uint64_t cookie = 0;
+  std::uint64_t connection_id = 0;
+
   // the exchange in progress
-  RequestView view;
-  std::vector<HeaderView> headers;
-  HookVerdict verdict;
+  Exchange *ex = nullptr;
   bool hooked = false;          // on_request was called: on_complete is owed
   bool local = false;           // answered by the proxy (hook verdict or error)
   bool abort_parse = false;     // the parser was stopped on purpose (answered, or closed by the hook)
@@ -149,6 +162,8 @@ class Worker {
   void pause_recv(Endpoint &ep, std::uint64_t user_data);
   void resume_recv(Endpoint &ep, std::uint64_t user_data);
   void flush(Endpoint &ep, std::uint64_t user_data);
+  void park_buffers(Endpoint &ep);
+  void unpark_buffers(Endpoint &ep);
   void arm_tick();
 
   template <class Consume>
@@ -169,6 +184,8 @@ class Worker {
   void request_failed(ClientConn &c);
   void request_complete(ClientConn &c);
   void respond_local(ClientConn &c, int status, std::string_view reason, bool close);
+  Exchange &acquire_exchange(ClientConn &c);
+  void release_exchange(ClientConn &c);
   void finish_exchange(ClientConn &c);
   void after_client_flush(ClientConn &c);
   void client_timeout(ClientConn &c);
@@ -205,6 +222,8 @@ class Worker {
   std::unordered_set<UpConn *> all_ups_;
   std::vector<ClientConn *> dead_clients_;  // closed, freed by sweep() once their CQEs are in
   std::vector<UpConn *> dead_ups_;
+  std::vector<std::string> spare_buffers_;  // send buffers of idle connections, reused
+  std::vector<std::unique_ptr<Exchange>> spare_exchanges_;
   std::uint64_t next_connection_ = 0;
   bool stopping_ = false;
   std::uint64_t drain_deadline_ms_ = 0;
