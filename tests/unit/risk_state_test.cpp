@@ -41,19 +41,33 @@ policy::PolicySet plain_policy()
 
 TEST_CASE("a full table evicts the least recently used entry and counts it")
 {
+  constexpr std::uint64_t s = 1'000'000'000;
+  constexpr std::uint64_t idle = 1000 * s;
   risk::LruTable<Counter> table(3);
   bool created = false;
   for (std::uint64_t key : {1, 2, 3})
-    table.touch(risk::mix64(key), 10, 1000, created).value = static_cast<int>(key);
-  CHECK(table.touch(risk::mix64(1), 11, 1000, created).value == 1);  // 1 is now the most recent
+    table.touch(risk::mix64(key), 10 * s, idle, created).value = static_cast<int>(key);
+  CHECK(table.touch(risk::mix64(1), 11 * s, idle, created).value == 1);  // 1 is now the most recent
   CHECK_FALSE(created);
-  table.touch(risk::mix64(4), 12, 1000, created);
+  table.touch(risk::mix64(4), 12 * s, idle, created);
   CHECK(created);
   CHECK(table.size() == 3);
   CHECK(table.evicted() == 1);
-  CHECK(table.touch(risk::mix64(3), 13, 1000, created).value == 3);
-  CHECK(table.touch(risk::mix64(1), 14, 1000, created).value == 1);
-  CHECK(table.touch(risk::mix64(2), 15, 1000, created).value == 0);  // 2 was the one evicted
+  CHECK(table.touch(risk::mix64(3), 13 * s, idle, created).value == 3);
+  CHECK(table.touch(risk::mix64(1), 14 * s, idle, created).value == 1);
+  CHECK(table.touch(risk::mix64(2), 15 * s, idle, created).value == 0);  // 2 was the one evicted
+  CHECK(created);
+}
+
+TEST_CASE("a busy entry keeps its place for a second: recency is tracked to within a second")
+{
+  risk::LruTable<Counter> table(2);
+  bool created = false;
+  table.touch(1, 0, UINT64_MAX / 2, created);
+  table.touch(2, 1, UINT64_MAX / 2, created);
+  table.touch(1, 500'000'000, UINT64_MAX / 2, created);  // used, but not moved: 0.5 s since it moved
+  table.touch(3, 600'000'000, UINT64_MAX / 2, created);  // evicts 1, the least recently moved
+  table.touch(1, 700'000'000, UINT64_MAX / 2, created);
   CHECK(created);
 }
 
@@ -80,7 +94,7 @@ TEST_CASE("the table agrees with a reference LRU over random operations")
     // Keys share home slots often: only a few distinct high bits.
     const std::uint64_t key = (random() % 2000) << 20 | (random() % 3);
     bool created = false;
-    Counter &c = table.touch(key, 1, 1'000'000, created);
+    Counter &c = table.touch(key, static_cast<std::uint64_t>(op + 1) * 1'000'000'000, UINT64_MAX / 2, created);
     auto it = model.find(key);
     REQUIRE(created == (it == model.end()));
     if (it == model.end()) {

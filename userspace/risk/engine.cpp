@@ -83,6 +83,19 @@ std::uint64_t subject_key(IdentityId identity, std::uint64_t address_hash)
   return identity != 0 ? mix64(identity) & ~kSubjectAddressBit : address_hash | kSubjectAddressBit;
 }
 
+void append_decimal(unsigned value, std::string &out)
+{
+  char digits[10];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value);
+  while (n)
+    out.push_back(digits[--n]);
+}
+
+// On every request, so IPv4 is formatted by hand (inet_ntop goes through sprintf).
 void format_address(const sockaddr_storage &address, std::string &out)
 {
   char host[INET6_ADDRSTRLEN] = "";
@@ -90,8 +103,12 @@ void format_address(const sockaddr_storage &address, std::string &out)
   if (address.ss_family == AF_INET) {
     sockaddr_in a{};
     std::memcpy(&a, &address, sizeof a);
-    ::inet_ntop(AF_INET, &a.sin_addr, host, sizeof host);
-    fmt::format_to(std::back_inserter(out), "{}:{}", host, ntohs(a.sin_port));
+    const auto *octets = reinterpret_cast<const unsigned char *>(&a.sin_addr);
+    for (int i = 0; i < 4; ++i) {
+      append_decimal(octets[i], out);
+      out.push_back(i < 3 ? '.' : ':');
+    }
+    append_decimal(ntohs(a.sin_port), out);
   } else if (address.ss_family == AF_INET6) {
     sockaddr_in6 a{};
     std::memcpy(&a, &address, sizeof a);
@@ -224,6 +241,14 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
   const RequestIdentity &who = *input.identity;
   const std::uint64_t now = clock_.monotonic_ns();
 
+  const auto address = address_bytes(who.source);
+  const std::uint64_t addr_hash = address_hash(address);
+  const std::uint64_t subject = subject_key(who.workload, addr_hash);
+  const std::uint64_t token = who.token_fingerprint.empty() ? 0 : hash_string(who.token_fingerprint, 0x70);
+  state_->subjects.prefetch(subject);
+  if (token)
+    state_->tokens.prefetch(token);
+
   d.id = next_id_.fetch_add(1, std::memory_order_relaxed);
   d.time_unix_ns = clock_.unix_ns();
   d.service.assign(input.service);
@@ -247,9 +272,6 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
   d.retry_after_s = 0;
   d.policy_version = p.version;
 
-  const auto address = address_bytes(who.source);
-  const std::uint64_t addr_hash = address_hash(address);
-  const std::uint64_t subject = subject_key(who.workload, addr_hash);
   const std::string_view name = d.source_identity_name;
 
   auto finish = [&] {
@@ -362,8 +384,7 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
     }
   });
 
-  if (!who.token_fingerprint.empty() && (p.roaming.s.active() || p.rate.s.active())) {
-    const std::uint64_t token = hash_string(who.token_fingerprint, 0x70);
+  if (token && (p.roaming.s.active() || p.rate.s.active())) {
     state_->tokens.with(token, now, [&](TokenState &t, bool created) {
       if (created)
         t.first_ns = now;

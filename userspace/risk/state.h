@@ -61,10 +61,7 @@ struct RateStat {
     if (s != second) {
       if (second != 0) {
         fold(static_cast<float>(count), alpha);
-        // Idle seconds count as zero; after a few hundred the mean has decayed to nothing anyway.
-        const std::uint64_t gap = std::min<std::uint64_t>(s - second - 1, 300);
-        for (std::uint64_t i = 0; i < gap; ++i)
-          fold(0, alpha);
+        fold_zeros(s - second - 1, alpha);
       }
       second = s;
       count = 0;
@@ -76,6 +73,16 @@ struct RateStat {
     const float d = x - mean;
     mean += alpha * d;
     var = (1 - alpha) * (var + alpha * d * d);
+  }
+  // `seconds` idle seconds (each a zero) at once: with r = 1 - alpha, k zeros take the mean to
+  // r^k * mean and the variance to r^k * (var + mean^2 * (1 - r^k)).
+  void fold_zeros(std::uint64_t seconds, float alpha)
+  {
+    if (seconds == 0)
+      return;
+    const float rk = seconds > 100000 ? 0.0f : std::pow(1 - alpha, static_cast<float>(seconds));
+    var = rk * (var + mean * mean * (1 - rk));
+    mean *= rk;
   }
   // Standard deviations above the mean. The deviation is floored at Poisson noise (sqrt of the mean,
   // at least 1), so a quiet identity's second request in a second is not an outlier.
@@ -198,7 +205,12 @@ class LruTable {
       if (s.key == key) {
         created = false;
         s.last_ns = now_ns;
-        to_front(index_[pos]);
+        // Moving to the front writes two neighbours (two more cache misses), so a busy entry moves
+        // at most once per kRefreshNs: the eviction order is least recently used to within that.
+        if (now_ns - s.moved_ns >= kRefreshNs) {
+          s.moved_ns = now_ns;
+          to_front(index_[pos]);
+        }
         return s.state;
       }
     }
@@ -215,6 +227,7 @@ class LruTable {
     Slot &s = slot(id);
     s.key = key;
     s.last_ns = now_ns;
+    s.moved_ns = now_ns;
     s.state = State{};
     link_front(id);
     pos = home(key);
@@ -225,6 +238,10 @@ class LruTable {
     return s.state;
   }
 
+  // The index never moves after construction, so its slot for `key` can be pulled into cache
+  // before the lock is taken, overlapping the likely miss with other work.
+  void prefetch(std::uint64_t key) const { __builtin_prefetch(&index_[home(key)]); }
+
   std::size_t size() const { return size_; }
   std::uint64_t evicted() const { return evicted_; }
   std::uint64_t expired() const { return expired_; }
@@ -232,11 +249,13 @@ class LruTable {
 
  private:
   static constexpr std::uint32_t kNil = UINT32_MAX;
+  static constexpr std::uint64_t kRefreshNs = 1'000'000'000;
   static constexpr std::uint32_t kChunkBits = 8;
   static constexpr std::uint32_t kChunk = 1u << kChunkBits;
   struct Slot {
     std::uint64_t key = 0;
     std::uint64_t last_ns = 0;
+    std::uint64_t moved_ns = 0;  // when it last moved to the front of the LRU list
     std::uint32_t prev = kNil;
     std::uint32_t next = kNil;
     State state;
@@ -351,6 +370,8 @@ class ShardedTable {
     State &state = shard.table.touch(key, now_ns, idle_ns_, created);
     return fn(state, created);
   }
+
+  void prefetch(std::uint64_t key) const { shards_[key & mask_]->table.prefetch(key); }
 
   Totals totals() const
   {
