@@ -33,13 +33,13 @@ struct FakeCgroupTree {
     REQUIRE(::stat((root / rel.substr(1)).c_str(), &st) == 0);
     return st.st_ino;
   }
+  // Files beside the directories are skipped by the walk, and go away with the tree.
   std::string write(const std::string &name, const std::string &text) const
   {
-    const auto tmp = root.string() + "/../" + root.filename().string() + "-" + name + ".tmp";
-    const auto file = root.string() + "-" + name;
+    const auto tmp = root / (name + ".tmp");
     std::ofstream(tmp) << text;
-    fs::rename(tmp, file);
-    return file;
+    fs::rename(tmp, root / name);
+    return (root / name).string();
   }
 };
 
