@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <cerrno>
@@ -162,6 +164,7 @@ TEST_CASE("cgroup gate: transparent redirect to the proxy with SO_ORIGINAL_DST a
   const pid_t proxy = ::fork();
   REQUIRE(proxy >= 0);
   if (proxy == 0) {
+    ::alarm(10);  // never outlive a failed test
     std::ofstream(proxy_cg.path() + "/cgroup.procs") << ::getpid();
     const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
@@ -186,7 +189,20 @@ TEST_CASE("cgroup gate: transparent redirect to the proxy with SO_ORIGINAL_DST a
   }
   ::close(pipefd[1]);
   ::close(portpipe[1]);
+  struct Reap {
+    pid_t pid;
+    ~Reap()
+    {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{proxy};
+  auto readable = [](int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 5000) == 1;
+  };
   unsigned short proxy_port = 0;
+  REQUIRE(readable(portpipe[0]));
   REQUIRE(::read(portpipe[0], &proxy_port, sizeof(proxy_port)) == sizeof(proxy_port));
   ::close(portpipe[0]);
 
@@ -197,9 +213,9 @@ TEST_CASE("cgroup gate: transparent redirect to the proxy with SO_ORIGINAL_DST a
 
   REQUIRE(client.connect(kServerIp, port) == 0);
   char buf[256] = {};
+  REQUIRE_MESSAGE(readable(pipefd[0]), "the connect was not redirected to the proxy");
   const ssize_t got = ::read(pipefd[0], buf, sizeof(buf) - 1);
   ::close(pipefd[0]);
-  ::waitpid(proxy, nullptr, 0);
   const std::string answer(buf, got > 0 ? static_cast<size_t>(got) : 0);
   const auto space = answer.find(' ');
   REQUIRE(space != std::string::npos);
