@@ -3,23 +3,28 @@
 #include <fnmatch.h>
 
 #include <algorithm>
-#include <cctype>
 
 #include <fmt/format.h>
 
 namespace riskgate::identity {
 namespace {
 
+// ASCII only, inline: std::tolower is a locale-aware call per character on the request path.
+constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c; }
+
 bool iequals(std::string_view a, std::string_view b)
 {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
 }
 
 bool glob_match(const std::string &pattern, const std::string &value)
 {
-  return !value.empty() && ::fnmatch(pattern.c_str(), value.c_str(), 0) == 0;
+  if (value.empty())
+    return false;
+  if (pattern.find_first_of("*?[") == std::string::npos)  // the common case: no glob, no fnmatch
+    return pattern == value;
+  return ::fnmatch(pattern.c_str(), value.c_str(), 0) == 0;
 }
 
 std::string join(const std::vector<std::string> &items)
@@ -90,7 +95,7 @@ BindingCheck check_binding(const std::vector<policy::Binding> &bindings, const V
     matched = &b;
     for (const auto &id : b.identities) {
       if (id == "*" || id == workload_name)
-        return {BindingVerdict::bound, fmt::format("subject {} may be presented by {}", b.subject, workload_name)};
+        return {BindingVerdict::bound, {}};  // evidence is for violations; nothing to format here
       allowed.push_back(id);
     }
   }
@@ -191,9 +196,9 @@ RequestIdentity IdentityResolver::resolve(const RequestView &request, const Clie
   out.credential_required = auth && auth->required;
 
   const BearerToken bearer = bearer_token(request);
-  if (!bearer.token.empty())
-    out.token_fingerprint = to_hex(fingerprint(bearer.token));
   if (!bearer.error.empty()) {
+    if (!bearer.token.empty())
+      out.token_fingerprint = to_hex(fingerprint(bearer.token));
     out.credential = CredentialStatus::invalid;
     out.failure_reason = bearer.error;
     return out;
@@ -203,9 +208,13 @@ RequestIdentity IdentityResolver::resolve(const RequestView &request, const Clie
       out.failure_reason = "no bearer token";
     return out;
   }
-  if (!auth || !auth->verifier)
-    return out;  // this service does not verify tokens: only the fingerprint is kept (roaming signal)
+  if (!auth || !auth->verifier) {
+    // This service does not verify tokens: only the fingerprint is kept (roaming signal).
+    out.token_fingerprint = to_hex(fingerprint(bearer.token));
+    return out;
+  }
 
+  // The verifier's fingerprint comes from its cache on a repeated token: no SHA-256 per request.
   const Verification v = auth->verifier->verify(bearer.token);
   out.credential = v.status;
   out.failure_reason = v.reason;

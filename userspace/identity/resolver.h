@@ -32,7 +32,7 @@ namespace riskgate::identity {
 // policy says (RFC 8705 section 3).
 struct BindingCheck {
   BindingVerdict verdict = BindingVerdict::not_applicable;
-  std::string reason;
+  std::string reason;  // violation evidence (empty otherwise, except a cnf-only binding)
 };
 BindingCheck check_binding(const std::vector<policy::Binding> &bindings, const VerifiedToken &token,
                            std::string_view workload_name, const ClientCertificate *client_cert);
