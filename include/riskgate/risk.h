@@ -122,11 +122,16 @@ class Engine {
 
  private:
   std::shared_ptr<const CompiledPolicy> current() const;
+  // The hot path's view of current(): a per-thread copy revalidated against generation_, so a
+  // request costs one atomic load instead of the shared_ptr's lock and reference count traffic.
+  const CompiledPolicy &snapshot() const;
 
   EngineOptions options_;
   std::unique_ptr<SystemClock> own_clock_;
   const Clock &clock_;
   std::atomic<std::shared_ptr<const CompiledPolicy>> policy_;
+  std::atomic<std::uint64_t> generation_{0};  // bumped after every install
+  std::uint64_t instance_;                    // tells engines apart in the per-thread snapshot cache
   std::unique_ptr<StateTables> state_;
   std::atomic<std::uint64_t> next_id_;
   std::atomic<std::uint64_t> decisions_[4] = {};

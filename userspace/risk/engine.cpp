@@ -168,6 +168,8 @@ struct Findings {
 
 double rate_z(const RateStat &rate) { return rate.z(); }
 
+std::atomic<std::uint64_t> engine_instances{0};
+
 }  // namespace
 
 Engine::Engine(const policy::PolicySet &policy, EngineOptions options)
@@ -175,6 +177,7 @@ Engine::Engine(const policy::PolicySet &policy, EngineOptions options)
       own_clock_(options.clock ? nullptr : std::make_unique<SystemClock>()),
       clock_(options.clock ? *options.clock : *own_clock_),
       policy_(compile(policy)),
+      instance_(engine_instances.fetch_add(1, std::memory_order_relaxed) + 1),
       state_(std::make_unique<StateTables>(options_)),
       next_id_(clock_.unix_ns() / 1000)
 {
@@ -184,9 +187,29 @@ Engine::~Engine() = default;
 
 std::shared_ptr<const CompiledPolicy> Engine::current() const { return policy_.load(std::memory_order_acquire); }
 
+const CompiledPolicy &Engine::snapshot() const
+{
+  // The cached shared_ptr keeps the snapshot alive for the whole evaluation even if a reload
+  // replaces it meanwhile; it is dropped at this thread's next evaluation.
+  struct Cache {
+    std::uint64_t instance = 0;
+    std::uint64_t generation = 0;
+    std::shared_ptr<const CompiledPolicy> policy;
+  };
+  thread_local Cache cache;
+  const std::uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (cache.instance != instance_ || cache.generation != generation || !cache.policy) {
+    cache.policy = current();
+    cache.instance = instance_;
+    cache.generation = generation;
+  }
+  return *cache.policy;
+}
+
 void Engine::install(const policy::PolicySet &policy)
 {
   policy_.store(compile(policy), std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_release);
   reloads_ok_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -236,8 +259,7 @@ Decision Engine::evaluate(const RiskInput &input)
 void Engine::evaluate(const RiskInput &input, Decision &d)
 {
   const auto started = std::chrono::steady_clock::now();
-  const std::shared_ptr<const CompiledPolicy> snapshot = current();
-  const CompiledPolicy &p = *snapshot;
+  const CompiledPolicy &p = snapshot();
   const RequestIdentity &who = *input.identity;
   const std::uint64_t now = clock_.monotonic_ns();
 
@@ -333,12 +355,11 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
 
   // 3. Signals.
   Findings f;
-  std::uint64_t destination_hash = hash_string(destination, 0xde);
   auto block_key = [&](BlockScope scope) -> std::uint64_t {
     switch (scope) {
       case BlockScope::ip: return addr_hash | 1;
       case BlockScope::identity: return subject | 1;
-      case BlockScope::pair: return mix64(subject ^ destination_hash) | 1;
+      case BlockScope::pair: return mix64(subject ^ hash_string(destination, 0xde)) | 1;
       case BlockScope::connection: return mix64(input.socket_cookie ^ 0xc0) | 1;
     }
     return 0;
@@ -565,8 +586,7 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
 
 void Engine::observe(const Decision &decision, const ExchangeResult &result)
 {
-  const std::shared_ptr<const CompiledPolicy> snapshot = current();
-  const CompiledPolicy &p = *snapshot;
+  const CompiledPolicy &p = snapshot();
   const std::uint64_t now = clock_.monotonic_ns();
   const std::uint64_t subject =
       subject_key(decision.source_identity, address_hash(parse_address(decision.source_address)));
