@@ -6,6 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <random>
+
+#include <riskgate/embedded.h>
 #include <riskgate/policy.h>
 
 using riskgate::policy::load_path;
@@ -286,4 +289,31 @@ TEST_CASE("riskgatectl policy check prints every error with its position and exi
   out.clear();
   CHECK(run(ctl + " -o json policy check " + (dir.path / "bad.yaml").string(), out) == 1);
   CHECK(out.find("\"line\": 6") != std::string::npos);
+}
+
+TEST_CASE("mangled policies are rejected with positions, never a crash")
+{
+  const std::string base = std::string(riskgate::embedded::default_yaml) + "---\n" + kShop;
+  std::mt19937 random(99);
+  int rejected = 0;
+  for (int round = 0; round < 1500; ++round) {
+    std::string text = base;
+    for (int edits = 1 + static_cast<int>(random() % 4); edits > 0; --edits) {
+      const std::size_t at = random() % text.size();
+      switch (random() % 4) {
+        case 0: text.erase(at, 1 + random() % 8); break;
+        case 1: text.insert(at, 1, "{}[]:,-'\"#&*!|>%@` \n\t0x"[random() % 24]); break;
+        case 2: text[at] = static_cast<char>(random() % 256); break;
+        default: text.insert(at, text.substr(random() % text.size(), random() % 40)); break;
+      }
+    }
+    const auto loaded = load_text(text, "mangled.yaml");
+    if (!loaded.ok()) {
+      ++rejected;
+      REQUIRE_FALSE(loaded.diagnostics.empty());
+      for (const auto &d : loaded.diagnostics)
+        CHECK(d.where.file == "mangled.yaml");
+    }
+  }
+  CHECK(rejected > 500);
 }

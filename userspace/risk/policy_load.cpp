@@ -294,8 +294,11 @@ void Loader::add_text(std::string_view text, const std::string &file)
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(text));
-  } catch (const YAML::ParserException &e) {
-    error_at({file_, e.mark.line + 1, e.mark.column + 1}, fmt::format("YAML syntax: {}", e.msg));
+  } catch (const YAML::Exception &e) {
+    if (e.mark.is_null())
+      error_at({file_, 0, 0}, fmt::format("YAML: {}", e.msg));
+    else
+      error_at({file_, e.mark.line + 1, e.mark.column + 1}, fmt::format("YAML syntax: {}", e.msg));
     return;
   }
   for (const auto &doc : documents)
