@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -151,7 +152,10 @@ HookVerdict to_verdict(const Decision &decision);
 // errors leaves the running policy in force; its diagnostics go to the engine (reject) and stderr.
 class PolicyWatcher {
  public:
-  PolicyWatcher(Engine &engine, std::string path);
+  // Called after every load attempt, from the reloading thread: a policy is installed when
+  // result.ok(). The agent uses it to re-point identities, services and metrics at the new policy.
+  using Listener = std::function<void(const policy::LoadResult &result)>;
+  PolicyWatcher(Engine &engine, std::string path, Listener listener = {});
   ~PolicyWatcher();
   PolicyWatcher(const PolicyWatcher &) = delete;
   PolicyWatcher &operator=(const PolicyWatcher &) = delete;
@@ -166,6 +170,7 @@ class PolicyWatcher {
 
   Engine &engine_;
   std::string path_;
+  Listener listener_;
   std::mutex reload_mutex_;
   int inotify_fd_ = -1;
   int stop_fd_ = -1;

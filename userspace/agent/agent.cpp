@@ -1,22 +1,54 @@
+// riskgated's wiring: policy -> identity registry (fed to the kernel) -> resolver -> risk engine ->
+// enforcer -> decision log and metrics, all behind the Gate that the proxy calls per request.
+// Everything that is not per request runs here on the main thread or on the housekeeping thread.
 #include "agent/agent.h"
 
-#include <csignal>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <thread>
 
 #include <fmt/format.h>
 
-#include "agent/allow_hook.h"
+#include <riskgate/admin.h>
+#include <riskgate/audit.h>
+#include <riskgate/policy.h>
+#include <riskgate/risk.h>
+
 #include "agent/datapath_startup.h"
+#include "agent/gate.h"
+#include "agent/identity_feed.h"
+#include "enforce/map_enforcer.h"
+#include "identity/registry.h"
+#include "identity/resolver.h"
 #include "kernel/datapath.h"
+#include "kernel/events.h"
+#include "kernel/mounts.h"
 #include "proxy/proxy.h"
 
 namespace riskgate::agent {
 
 namespace {
+
+using std::chrono::steady_clock;
+
+// --no-kernel: no kernel-attested identity, every peer is "world" unless the policy's CIDRs say more
+// (the resolver still applies the registry's CIDRs to remote peers through the same interface).
+class NoKernelPeers final : public PeerIdentitySource {
+ public:
+  IdentityId peer_identity(const sockaddr_storage &, const sockaddr_storage &, std::uint64_t) const override
+  {
+    return 0;
+  }
+};
 
 int uninstall(const Options &options)
 {
@@ -29,39 +61,291 @@ int uninstall(const Options &options)
   return 0;
 }
 
-// Quick start: one listener -> one upstream, until SIGTERM/SIGINT, then a graceful drain.
-int run_gateway(const Options &options)
+policy::LoadResult load_policy(const Options &options)
+{
+  return options.policy_dir.empty() ? policy::load_default() : policy::load_path(options.policy_dir);
+}
+
+// Listeners: the quick-start pair, then every Service that names a listener or a transparent port.
+Result<proxy::ProxyConfig> proxy_config(const Options &options, const policy::PolicySet &set)
 {
   proxy::ProxyConfig config;
   config.workers = options.workers;
-  config.listeners.push_back(proxy::ListenerConfig{"gateway", options.listen, "upstream", false});
-  config.upstreams.push_back(proxy::UpstreamConfig{"upstream", options.upstream});
-
-  // Block the stop signals before any worker exists so that only sigwait below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
-  AllowHook hook;
-  auto gateway = proxy::Proxy::create(std::move(config), hook);
-  if (!gateway) {
-    fmt::print(stderr, "riskgated: {}\n", gateway.error());
-    return 1;
+  if (!options.listen.empty() || !options.upstream.empty()) {
+    if (options.listen.empty() || options.upstream.empty())
+      return make_error("--listen and --upstream go together");
+    config.listeners.push_back(proxy::ListenerConfig{"gateway", options.listen, "gateway", false});
+    config.upstreams.push_back(proxy::UpstreamConfig{"gateway", options.upstream});
   }
-  if (auto started = (*gateway)->start(); !started) {
-    fmt::print(stderr, "riskgated: {}\n", started.error());
-    return 1;
+  for (const auto &service : set.services) {
+    if (service.transparent_port) {
+      config.listeners.push_back(proxy::ListenerConfig{
+          service.name, fmt::format("127.0.0.1:{}", *service.transparent_port), "", true});
+    } else if (!service.listen.empty()) {
+      config.listeners.push_back(proxy::ListenerConfig{service.name, service.listen, service.name, false});
+      config.upstreams.push_back(proxy::UpstreamConfig{service.name, service.upstream});
+    }
   }
-  fmt::print(stderr, "riskgated: gateway {} -> {} ({} workers, port {})\n", options.listen, options.upstream,
-             (*gateway)->workers(), (*gateway)->listen_port(0));
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
-  fmt::print(stderr, "riskgated: signal {}: draining\n", signal);
-  (*gateway)->stop();
-  return 0;
+  return config;
+}
+
+// Upstream health as the risk engine reads it: a snapshot by service name, refreshed by the
+// housekeeping thread, read lock-free-ish (one shared_ptr copy per request per worker).
+class HealthBoard {
+ public:
+  using Table = std::map<std::string, UpstreamHealth, std::less<>>;
+  void publish(Table table) { table_.store(std::make_shared<const Table>(std::move(table))); }
+  const UpstreamHealth *find(std::string_view service) const
+  {
+    thread_local std::shared_ptr<const Table> held;
+    held = table_.load();
+    if (!held)
+      return nullptr;
+    const auto it = held->find(service);
+    return it == held->end() ? nullptr : &it->second;
+  }
+
+ private:
+  std::atomic<std::shared_ptr<const Table>> table_;
+};
+
+struct Agent {
+  const Options &options;
+  steady_clock::time_point started = steady_clock::now();
+  std::unique_ptr<kernel::Datapath> datapath;
+  std::unique_ptr<PeerIdentitySource> peers;
+  std::shared_ptr<identity::WorkloadRegistry> registry;
+  std::unique_ptr<identity::IdentityResolver> resolver;
+  std::unique_ptr<risk::Engine> engine;
+  metrics::Registry metrics;
+  std::unique_ptr<audit::DecisionMetrics> decision_metrics;
+  std::unique_ptr<audit::DecisionLog> log;
+  std::unique_ptr<enforce::MapEnforcer> enforcer;
+  std::unique_ptr<kernel::EventReader> events;
+  std::unique_ptr<admin::HttpServer> http;
+  std::unique_ptr<admin::Socket> socket;
+  std::unique_ptr<Gate> gate;
+  std::unique_ptr<proxy::Proxy> proxy;
+  proxy::ProxyConfig proxy_config;
+  HealthBoard health;
+  std::unique_ptr<risk::PolicyWatcher> watcher;
+
+  std::mutex housekeeping_mutex;
+  std::condition_variable housekeeping_wake;
+  bool stopping = false;
+  std::thread housekeeping;
+
+  explicit Agent(const Options &o) : options(o) {}
+
+  Result<void> start();
+  void apply_policy(const policy::PolicySet &set);
+  void housekeeping_pass();
+  nlohmann::json status() const;
+  void stop();
+};
+
+void Agent::apply_policy(const policy::PolicySet &set)
+{
+  if (auto ok = registry->set_policy_identities(set.identities); !ok)
+    fmt::print(stderr, "riskgated: identities: {}\n", ok.error());
+  if (auto ok = feed_identities(*registry, datapath ? &datapath->maps() : nullptr); !ok)
+    fmt::print(stderr, "riskgated: {}\n", ok.error());
+  if (auto ok = resolver->configure(set.services); !ok)
+    fmt::print(stderr, "riskgated: services: {} (the previous authentication settings stay)\n", ok.error());
+}
+
+Result<void> Agent::start()
+{
+  auto loaded = load_policy(options);
+  if (!loaded.ok()) {
+    std::string message = fmt::format("policy {} has errors:", options.policy_dir.empty() ? "(embedded default)" : options.policy_dir);
+    for (const auto &d : loaded.diagnostics)
+      message += "\n  " + policy::to_string(d);
+    return make_error(message);
+  }
+  const policy::PolicySet &set = *loaded.set;
+
+  if (options.no_kernel) {
+    warn_no_kernel();
+    peers = std::make_unique<NoKernelPeers>();
+  } else {
+    auto started_datapath = start_datapath(options);
+    if (!started_datapath)
+      return make_error(started_datapath.error());
+    datapath = std::move(*started_datapath);
+    peers = std::make_unique<kernel::MapPeerIdentity>(datapath->maps());
+  }
+
+  auto cgroup_root = kernel::cgroup2_root();
+  if (!cgroup_root)
+    return make_error(cgroup_root.error());
+  registry = std::make_shared<identity::WorkloadRegistry>(*cgroup_root);
+  if (datapath) {
+    // Keep the ids the kernel already uses, so still-installed blocks keep naming the same workload.
+    if (auto names = datapath->maps().identity_names(); names) {
+      std::map<std::string, IdentityId> ids;
+      for (const auto &[id, name] : *names)
+        ids.emplace(name, id);
+      registry->adopt_ids(ids);
+    }
+  }
+  resolver = std::make_unique<identity::IdentityResolver>(*peers, registry);
+  engine = std::make_unique<risk::Engine>(set);
+  apply_policy(set);
+
+  decision_metrics = std::make_unique<audit::DecisionMetrics>(metrics);
+  decision_metrics->policy_loaded(set.version, true);
+  auto opened_log = audit::DecisionLog::open(
+      {options.audit_path, static_cast<std::uint64_t>(options.audit_rotate_mb) << 20, options.audit_keep});
+  if (!opened_log)
+    return make_error(fmt::format("decision log: {}", opened_log.error()));
+  log = std::move(*opened_log);
+  decision_metrics->watch(*log);
+
+  if (datapath) {
+    enforcer = std::make_unique<enforce::MapEnforcer>(datapath->maps());
+    enforcer->watch(metrics);
+    enforcer->start();
+    auto reader = kernel::EventReader::open(options.pin_root, [this](const rg_event &event) { log->record(event); });
+    if (!reader)
+      return make_error(fmt::format("kernel events: {}", reader.error()));
+    events = std::move(*reader);
+    events->start();
+  }
+
+  if (!options.admin_metrics.empty() && options.admin_metrics != "off") {
+    auto server = admin::HttpServer::start(options.admin_metrics, metrics);
+    if (!server)
+      return make_error(fmt::format("admin HTTP port {}: {}", options.admin_metrics, server.error()));
+    http = std::move(*server);
+  }
+  if (!options.admin_socket.empty() && options.admin_socket != "off") {
+    admin::Socket::Options socket_options;
+    socket_options.path = options.admin_socket;
+    socket_options.status = [this] { return status(); };
+    auto admin_socket = admin::Socket::start(std::move(socket_options));
+    if (!admin_socket)
+      return make_error(fmt::format("admin socket {}: {}", options.admin_socket, admin_socket.error()));
+    socket = std::move(*admin_socket);
+    log->set_listener([this](const std::string &line) { socket->publish(line); });
+  }
+
+  if (!options.policy_dir.empty()) {
+    watcher = std::make_unique<risk::PolicyWatcher>(*engine, options.policy_dir, [this](const policy::LoadResult &r) {
+      if (r.ok())
+        apply_policy(*r.set);
+      decision_metrics->policy_loaded(r.ok() ? r.set->version : engine->policy_version(), r.ok());
+      fmt::print(stderr, "riskgated: policy reload {}: version {}\n", r.ok() ? "installed" : "rejected",
+                 engine->policy_version());
+    });
+    if (auto watching = watcher->start(); !watching)
+      return make_error(fmt::format("policy watch: {}", watching.error()));
+  }
+
+  auto config = proxy_config(options, set);
+  if (!config)
+    return make_error(config.error());
+  proxy_config = *config;
+  if (!proxy_config.listeners.empty()) {
+    gate = std::make_unique<Gate>(GateParts{*resolver, *engine, enforcer.get(), log.get(), decision_metrics.get(),
+                                            [this](std::string_view service) { return health.find(service); }});
+    auto created = proxy::Proxy::create(proxy_config, *gate);
+    if (!created)
+      return make_error(created.error());
+    proxy = std::move(*created);
+    if (auto running = proxy->start(); !running)
+      return make_error(running.error());
+    for (std::size_t i = 0; i < proxy_config.listeners.size(); ++i) {
+      const auto &l = proxy_config.listeners[i];
+      fmt::print(stderr, "riskgated: {} {} on port {} -> {}\n", l.transparent ? "transparent" : "gateway", l.service,
+                 proxy->listen_port(i), l.transparent ? "original destination" : l.upstream);
+    }
+  } else if (!datapath) {
+    return make_error("nothing to run: give --listen HOST:PORT --upstream HOST:PORT, or a policy with Services");
+  } else {
+    fmt::print(stderr, "riskgated: no listener: running the kernel datapath only\n");
+  }
+  fmt::print(stderr, "riskgated: policy {} ({}), decision log {}{}\n",
+             options.policy_dir.empty() ? "embedded default" : options.policy_dir, set.version, options.audit_path,
+             http ? fmt::format(", metrics on {}", options.admin_metrics) : std::string());
+
+  housekeeping = std::thread([this] {
+    std::unique_lock lock(housekeeping_mutex);
+    while (!housekeeping_wake.wait_for(lock, std::chrono::seconds(1), [this] { return stopping; })) {
+      lock.unlock();
+      housekeeping_pass();
+      lock.lock();
+    }
+  });
+  return {};
+}
+
+// Once a second: files the resolver depends on (JWKS, revocations), new cgroups into the kernel's
+// identity tables, upstream health for the engine and the metrics.
+void Agent::housekeeping_pass()
+{
+  if (auto refreshed = resolver->refresh(); !refreshed)
+    fmt::print(stderr, "riskgated: identity refresh: {}\n", refreshed.error());
+  if (auto fed = feed_identities(*registry, datapath ? &datapath->maps() : nullptr); !fed)
+    fmt::print(stderr, "riskgated: {}\n", fed.error());
+  if (!proxy)
+    return;
+  std::map<std::string, std::string> service_of_upstream;
+  for (const auto &l : proxy_config.listeners)
+    if (!l.transparent)
+      service_of_upstream[l.upstream] = l.service;
+  HealthBoard::Table table;
+  for (auto &h : proxy->upstream_health()) {
+    decision_metrics->upstream_health(h.name, h.healthy);
+    if (auto it = service_of_upstream.find(h.name); it != service_of_upstream.end())
+      table[it->second] = h;
+  }
+  health.publish(std::move(table));
+}
+
+nlohmann::json Agent::status() const
+{
+  nlohmann::json s;
+  s["agent"] = "up";
+  s["pid"] = ::getpid();
+  s["uptime_s"] = std::chrono::duration_cast<std::chrono::seconds>(steady_clock::now() - started).count();
+  s["policy_version"] = engine->policy_version();
+  s["policy_source"] = options.policy_dir.empty() ? "embedded default" : options.policy_dir;
+  s["kernel"] = datapath ? "attached" : "off (--no-kernel)";
+  s["pin_root"] = options.pin_root;
+  s["audit_log"] = options.audit_path;
+  auto &listeners = s["listeners"] = nlohmann::json::array();
+  for (std::size_t i = 0; i < proxy_config.listeners.size(); ++i)
+    listeners.push_back({{"service", proxy_config.listeners[i].service},
+                         {"port", proxy ? proxy->listen_port(i) : 0},
+                         {"transparent", proxy_config.listeners[i].transparent}});
+  const auto es = engine->stats();
+  s["decisions"] = {{"allow", es.decisions[0]}, {"challenge", es.decisions[1]}, {"limit", es.decisions[2]},
+                    {"block", es.decisions[3]}, {"unenforced", es.unenforced}};
+  s["tracked"] = {{"tokens", es.tracked_tokens}, {"subjects", es.tracked_subjects}};
+  const auto ls = log->stats();
+  s["log"] = {{"written", ls.written}, {"dropped", ls.dropped}, {"write_errors", ls.write_errors}};
+  if (gate)
+    s["enforce_failures"] = gate->stats().enforce_failures;
+  return s;
+}
+
+void Agent::stop()
+{
+  {
+    std::lock_guard lock(housekeeping_mutex);
+    stopping = true;
+  }
+  housekeeping_wake.notify_all();
+  if (housekeeping.joinable())
+    housekeeping.join();
+  if (proxy)
+    proxy->stop();  // drains in-flight requests; their decisions are logged before the flush below
+  watcher.reset();
+  if (events)
+    events->stop();
+  if (log)
+    log->flush();
 }
 
 }  // namespace
@@ -70,46 +354,33 @@ int run(const Options &options)
 {
   if (options.uninstall)
     return uninstall(options);
-  // Stop signals are taken by sigwait only: block them before any thread exists.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Stop and reload signals are taken by sigwait only: block them before any thread exists.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
 
-  std::unique_ptr<kernel::Datapath> datapath;
-  if (options.no_kernel) {
-    warn_no_kernel();
-  } else {
-    auto started = start_datapath(options);
-    if (!started) {
-      fmt::print(stderr, "riskgated: {}\n", started.error());
-      return 1;
-    }
-    datapath = std::move(*started);
+  Agent agent(options);
+  if (auto started = agent.start(); !started) {
+    fmt::print(stderr, "riskgated: {}\n", started.error());
+    agent.stop();
+    return 1;
   }
-  std::optional<DatapathMaintenance> maintenance;
-  if (datapath)
-    maintenance.emplace(*datapath);
-
-  if (!options.listen.empty() || !options.upstream.empty()) {
-    if (options.listen.empty() || options.upstream.empty()) {
-      fmt::print(stderr, "riskgated: --listen and --upstream go together\n");
-      return 2;
-    }
-    return run_gateway(options);
+  for (;;) {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    if (signal != SIGHUP)
+      break;
+    if (agent.watcher)
+      agent.watcher->reload();
+    else
+      fmt::print(stderr, "riskgated: SIGHUP: the embedded default policy has nothing to reload\n");
   }
-  if (!datapath) {
-    fmt::print(stderr, "riskgated: nothing to run: give --listen HOST:PORT --upstream HOST:PORT\n");
-    return 2;
-  }
-  // Kernel only: enforcement, expiry housekeeping and pins, until SIGTERM/SIGINT. The links and
-  // maps stay pinned afterwards: enforcement continues until `riskgated --uninstall`.
-  fmt::print(stderr, "riskgated: no --listen: running the kernel datapath only\n");
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
-  fmt::print(stderr, "riskgated: signal {}: stopping; the datapath stays attached (riskgated --uninstall removes it)\n",
-             signal);
+  fmt::print(stderr, "riskgated: stopping: draining requests; kernel blocks stay pinned (riskgated --uninstall removes them)\n");
+  agent.stop();
   return 0;
 }
 

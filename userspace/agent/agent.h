@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include <riskgate/result.h>
+
 namespace riskgate::agent {
 
 struct Options {
@@ -11,13 +13,22 @@ struct Options {
   std::string listen;
   std::string upstream;
   unsigned workers = 0;  // 0 = one per core
-  std::string policy_dir;
-  std::string cgroup;  // empty = cgroup v2 root
+  std::string policy_dir;  // empty = the embedded default policy
+  std::string cgroup;      // empty = cgroup v2 root
   std::vector<std::string> xdp_interfaces;
   std::string pin_root = "/sys/fs/bpf/riskgate";
+  std::string admin_metrics = "127.0.0.1:9464";  // "" or "off": no admin HTTP port
+  std::string admin_socket = "/run/riskgate/admin.sock";
+  std::string audit_path = "/var/log/riskgate/decisions.jsonl";
+  unsigned audit_rotate_mb = 100;
+  unsigned audit_keep = 10;
   bool no_kernel = false;
   bool uninstall = false;
 };
+
+// Reads the agent settings file (DESIGN.md section 6, docs/operations.md "Agent settings") into
+// `options`, for every key the file sets. Errors name file:line:column; all of them are reported.
+Result<void> load_settings(const std::string &path, Options &options);
 
 // Runs until SIGTERM/SIGINT; returns the process exit code.
 int run(const Options &options);

@@ -1,6 +1,5 @@
 #include "agent/datapath_startup.h"
 
-#include <chrono>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -38,29 +37,6 @@ Result<std::unique_ptr<kernel::Datapath>> start_datapath(const Options &options)
                  xdp.interface, xdp.fallback_reason);
   }
   return datapath;
-}
-
-DatapathMaintenance::DatapathMaintenance(kernel::Datapath &datapath)
-    : datapath_(datapath), thread_([this] {
-        std::unique_lock lock(mutex_);
-        while (!wake_.wait_for(lock, std::chrono::milliseconds(250), [this] { return stop_; })) {
-          if (auto expired = datapath_.maps().remove_expired_blocks(); !expired)
-            fmt::print(stderr, "riskgated: removing expired blocks: {}\n", expired.error());
-          if (auto released = datapath_.maps().release_unblocked_sockets(); !released)
-            fmt::print(stderr, "riskgated: releasing unblocked sockets: {}\n", released.error());
-        }
-      })
-{
-}
-
-DatapathMaintenance::~DatapathMaintenance()
-{
-  {
-    std::lock_guard lock(mutex_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  thread_.join();
 }
 
 void warn_no_kernel()

@@ -22,7 +22,10 @@ namespace {
 constexpr int kDebounceMs = 100;
 }
 
-PolicyWatcher::PolicyWatcher(Engine &engine, std::string path) : engine_(engine), path_(std::move(path)) {}
+PolicyWatcher::PolicyWatcher(Engine &engine, std::string path, Listener listener)
+    : engine_(engine), path_(std::move(path)), listener_(std::move(listener))
+{
+}
 
 PolicyWatcher::~PolicyWatcher()
 {
@@ -65,9 +68,13 @@ bool PolicyWatcher::reload()
     for (const auto &diagnostic : loaded.diagnostics)
       fmt::print(stderr, "  {}\n", policy::to_string(diagnostic));
     engine_.reject(loaded.diagnostics);
+    if (listener_)
+      listener_(loaded);
     return false;
   }
   engine_.install(*loaded.set);
+  if (listener_)
+    listener_(loaded);
   return true;
 }
 

@@ -1,0 +1,151 @@
+#include "agent/gate.h"
+
+#include <array>
+
+#include <fmt/format.h>
+
+namespace riskgate::agent {
+
+namespace {
+
+// What on_complete needs of a decision, kept per worker thread between the request and its
+// completion (same thread: a connection lives on one worker). A fixed table indexed by decision id:
+// no allocation per request; an entry overwritten by a newer one is counted as unobserved.
+struct Pending {
+  std::uint64_t decision_id = 0;
+  IdentityId source_identity = 0;
+  Action action = Action::allow;
+  bool enforced = true;
+  std::array<char, 64> source_address{};
+};
+constexpr std::size_t kPendingSlots = 4096;
+
+struct WorkerScratch {
+  Decision decision;  // reused: evaluate() keeps its strings' capacity
+  Decision observed;
+  std::array<Pending, kPendingSlots> pending{};
+};
+
+WorkerScratch &scratch()
+{
+  thread_local WorkerScratch state;
+  return state;
+}
+
+std::string top_signal(const Decision &decision)
+{
+  if (!decision.rule.empty())
+    return "rule " + decision.rule;
+  const Contribution *top = nullptr;
+  for (const auto &c : decision.contributions)
+    if (!top || c.points > top->points)
+      top = &c;
+  return top ? fmt::format("{} (score {})", top->signal, decision.score) : fmt::format("score {}", decision.score);
+}
+
+}  // namespace
+
+BlockRequest block_request_for(const Decision &decision, const RequestView &request)
+{
+  BlockRequest out;
+  out.ttl_ms = decision.block_ttl_ms;
+  out.decision_id = decision.id;
+  out.reason = top_signal(decision);
+  auto &t = out.target;
+  t.scope = decision.block_scope;
+  switch (decision.block_scope) {
+    case BlockScope::identity:
+      t.identity = decision.source_identity;
+      break;
+    case BlockScope::pair:
+      t.identity = decision.source_identity;
+      t.peer_identity = decision.destination_identity;
+      if (t.peer_identity == 0)  // gateway mode: the destination is the service, not a workload
+        t.scope = BlockScope::identity;
+      break;
+    case BlockScope::connection:
+      t.socket_cookie = request.socket_cookie;
+      break;
+    case BlockScope::ip:
+      break;
+  }
+  if ((t.scope == BlockScope::identity || t.scope == BlockScope::pair) && t.identity == 0)
+    t.scope = BlockScope::ip;
+  if (t.scope == BlockScope::connection && t.socket_cookie == 0)
+    t.scope = BlockScope::ip;
+  if (t.scope == BlockScope::ip)
+    t.address = request.peer;
+  return out;
+}
+
+void Gate::enforce(const RequestView &request, const Decision &decision)
+{
+  if (!parts_.enforcer)
+    return;
+  const auto block = block_request_for(decision, request);
+  if (auto written = parts_.enforcer->block(block); !written) {
+    enforce_failures_.fetch_add(1, std::memory_order_relaxed);
+    fmt::print(stderr, "riskgated: decision {}: kernel block ({}) failed: {}\n", decision.id,
+               to_string(block.target.scope), written.error());
+  }
+}
+
+HookVerdict Gate::on_request(const RequestView &request)
+{
+  const RequestIdentity identity = parts_.resolver.resolve(request);
+  risk::RiskInput input;
+  input.identity = &identity;
+  input.service = request.service;
+  input.method = request.method;
+  input.path = request.path;
+  input.body_bytes = request.content_length;
+  input.socket_cookie = request.socket_cookie;
+  if (parts_.upstream_health)
+    input.upstream = parts_.upstream_health(request.service);
+
+  auto &state = scratch();
+  Decision &decision = state.decision;
+  parts_.engine.evaluate(input, decision);
+
+  if (decision.action == Action::block && decision.enforced)
+    enforce(request, decision);
+  if (parts_.metrics)
+    parts_.metrics->observe(decision);
+
+  auto &slot = state.pending[decision.id % kPendingSlots];
+  slot.decision_id = decision.id;
+  slot.source_identity = decision.source_identity;
+  slot.action = decision.action;
+  slot.enforced = decision.enforced;
+  const auto n = decision.source_address.copy(slot.source_address.data(), slot.source_address.size() - 1);
+  slot.source_address[n] = '\0';
+
+  HookVerdict verdict = risk::to_verdict(decision);
+  if (parts_.log)
+    parts_.log->record(decision);  // copies: the log owns its entries until written
+  return verdict;
+}
+
+void Gate::on_complete(const RequestView &, const ExchangeResult &result)
+{
+  auto &state = scratch();
+  const auto &slot = state.pending[result.decision_id % kPendingSlots];
+  if (slot.decision_id != result.decision_id) {
+    unobserved_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  Decision &d = state.observed;
+  d.id = slot.decision_id;
+  d.source_identity = slot.source_identity;
+  d.action = slot.action;
+  d.enforced = slot.enforced;
+  d.source_address.assign(slot.source_address.data());
+  parts_.engine.observe(d, result);
+}
+
+GateStats Gate::stats() const
+{
+  return {enforce_failures_.load(std::memory_order_relaxed), unobserved_.load(std::memory_order_relaxed)};
+}
+
+}  // namespace riskgate::agent

@@ -1,0 +1,54 @@
+// The Gate: riskgated's RequestHook. For every request: who is calling (identity), is it safe right
+// now (risk engine), make it so (kernel block through the Enforcer), and keep the record (decision
+// log, metrics). The proxy sees only the verdict; none of these modules sees the proxy.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string_view>
+
+#include <riskgate/enforce.h>
+#include <riskgate/request.h>
+#include <riskgate/risk.h>
+
+#include <riskgate/audit.h>
+#include "identity/resolver.h"
+
+namespace riskgate::agent {
+
+struct GateParts {
+  identity::IdentityResolver &resolver;
+  risk::Engine &engine;
+  Enforcer *enforcer = nullptr;             // null: no kernel (--no-kernel), blocks are 403 only
+  audit::DecisionLog *log = nullptr;
+  audit::DecisionMetrics *metrics = nullptr;
+  // The health of the upstream behind a service, or null when unknown.
+  std::function<const UpstreamHealth *(std::string_view service)> upstream_health;
+};
+
+struct GateStats {
+  std::uint64_t enforce_failures = 0;   // block decisions whose map write failed (also logged)
+  std::uint64_t unobserved = 0;         // completions whose decision had left the per-worker table
+};
+
+class Gate final : public RequestHook {
+ public:
+  explicit Gate(GateParts parts) : parts_(std::move(parts)) {}
+  HookVerdict on_request(const RequestView &request) override;
+  void on_complete(const RequestView &request, const ExchangeResult &result) override;
+  GateStats stats() const;
+
+ private:
+  void enforce(const RequestView &request, const Decision &decision);
+
+  GateParts parts_;
+  std::atomic<std::uint64_t> enforce_failures_{0};
+  std::atomic<std::uint64_t> unobserved_{0};
+};
+
+// What a block decision means in the kernel: the scope's target, falling back to the peer's address
+// when the scope names an identity the kernel does not know (0 = world: blocking it would block
+// every unknown peer).
+BlockRequest block_request_for(const Decision &decision, const RequestView &request);
+
+}  // namespace riskgate::agent
