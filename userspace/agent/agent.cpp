@@ -67,7 +67,7 @@ policy::LoadResult load_policy(const Options &options)
 }
 
 // Listeners: the quick-start pair, then every Service that names a listener or a transparent port.
-Result<proxy::ProxyConfig> proxy_config(const Options &options, const policy::PolicySet &set)
+Result<proxy::ProxyConfig> build_proxy_config(const Options &options, const policy::PolicySet &set)
 {
   proxy::ProxyConfig config;
   config.workers = options.workers;
@@ -242,7 +242,7 @@ Result<void> Agent::start()
       return make_error(fmt::format("policy watch: {}", watching.error()));
   }
 
-  auto config = proxy_config(options, set);
+  auto config = build_proxy_config(options, set);
   if (!config)
     return make_error(config.error());
   proxy_config = *config;
