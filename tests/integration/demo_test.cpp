@@ -1,0 +1,45 @@
+// The README's main command, run as CI runs it: `scripts/demo --no-build --check` builds its own lab
+// (named rgt*, so scripts/test's leftover check covers it), tells the story and exits non-zero unless
+// the stolen token was blocked in the proxy and the kernel and normal traffic never was.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string output;
+};
+
+Run run(const std::string &command)
+{
+  Run r;
+  FILE *pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe))
+    r.output += buffer.data();
+  const int status = ::pclose(pipe);
+  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("scripts/demo tells the stolen-token story and cleans up")
+{
+  const std::string source = RG_SOURCE_DIR;
+  const auto demo = run("RGDEMO_PREFIX=rgt " + source + "/scripts/demo --no-build --check 2>&1");
+  INFO(demo.output);
+  CHECK(demo.status == 0);
+  CHECK(demo.output.find("batch with frontend's token: HTTP 403") != std::string::npos);
+  CHECK(demo.output.find("connect() refused by the kernel") != std::string::npos);
+  CHECK(demo.output.find("refused: Permission denied") != std::string::npos);
+  CHECK(demo.output.find("frontend: 7/7 answered 200") != std::string::npos);
+  CHECK(demo.output.find("binding +100") != std::string::npos);
+}
