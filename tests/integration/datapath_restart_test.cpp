@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "kernel/mounts.h"
 #include "kernel/pinned_maps.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
@@ -28,6 +29,13 @@ std::string slurp(const std::string &path)
   return ss.str();
 }
 
+std::string cgroup_root()
+{
+  auto root = kernel::cgroup2_root();
+  REQUIRE(root.ok());
+  return *root;
+}
+
 }  // namespace
 
 TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-adopts it")
@@ -38,23 +46,44 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
   test::ScopedCgroup server_cg(parent, "server");
   const std::string riskgated = std::string(RG_BINARY_DIR) + "/riskgated";
   const std::string pin_root = pins.path() + "/riskgate";
-  const std::string log = "/tmp/" + test::unique_name("rgt-riskgated") + ".log";
-  const std::vector<std::string> argv = {riskgated, "--cgroup", parent.path(), "--pin-root", pin_root};
+  const std::string work = "/tmp/" + test::unique_name("rgt-restart");
+  std::filesystem::create_directories(work);
+  const std::string log = work + "/riskgated.log";
+  // The identities come from policy, as on a real node: riskgated's registry writes them into the
+  // kernel and keeps their ids across the restart.
+  const auto relative = [&](const test::ScopedCgroup &cg) { return cg.path().substr(cgroup_root().size()); };
+  std::ofstream(work + "/identities.yaml")
+      << "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: client}\nspec:\n  selectors: [{cgroup: \""
+      << relative(client_cg) << "\"}]\n---\napiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: server}\n"
+      << "spec:\n  selectors: [{cgroup: \"" << relative(server_cg) << "\"}, {cidr: 127.0.0.22/32}]\n";
+  const std::vector<std::string> argv = {riskgated,     "--cgroup",      parent.path(),         "--pin-root",
+                                         pin_root,      "--policy-dir",  work,                  "--audit-log",
+                                         work + "/decisions.jsonl",      "--admin-socket",      work + "/admin.sock",
+                                         "--admin-metrics",              "off"};
 
   auto agent = std::make_unique<test::Process>(argv, "", log);
   REQUIRE_MESSAGE(test::eventually([&] { return std::filesystem::exists(pin_root + "/links/sockops"); }, 5000),
                   slurp(log));
   auto maps = kernel::PinnedMaps::open(pin_root);
   REQUIRE_MESSAGE(maps.ok(), maps.error());
-  REQUIRE(maps->sync_identities({{21, "client", {client_cg.id()}, {}},
-                                 {22, "server", {server_cg.id()}, {*kernel::parse_prefix("127.0.0.22")}}})
-              .ok());
+  IdentityId client_id = 0, server_id = 0;
+  REQUIRE_MESSAGE(test::eventually(
+                      [&] {
+                        auto names = maps->identity_names();
+                        if (!names || names->size() < 2)
+                          return false;
+                        for (const auto &[id, name] : *names)
+                          (name == "client" ? client_id : server_id) = id;
+                        return true;
+                      },
+                      5000),
+                  slurp(log));
 
   test::Worker server({server_cg.path(), ""});
   test::Worker client({client_cg.path(), ""});
   const unsigned short port = server.listen_echo("127.0.0.22");
   REQUIRE(client.connect("127.0.0.22", port) == 0);
-  REQUIRE(maps->block_pair(21, 22, kernel::block_value(0ms, 4242)).ok());
+  REQUIRE(maps->block_pair(client_id, server_id, kernel::block_value(0ms, 4242)).ok());
   CHECK(client.connect("127.0.0.22", port) == EPERM);
 
   agent->kill(SIGKILL);
@@ -68,7 +97,7 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
   REQUIRE(pairs.ok());
   REQUIRE(pairs->size() == 1);
   CHECK((*pairs)[0].value.decision_id == 4242);
-  CHECK(maps->identity_names()->at(21) == "client");
+  CHECK(maps->identity_names()->at(client_id) == "client");
 
   agent->kill(SIGTERM);
   auto status = agent->wait(3000);
@@ -83,5 +112,5 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
   CHECK(WEXITSTATUS(*done) == 0);
   CHECK_FALSE(std::filesystem::exists(pin_root));
   CHECK(client.connect("127.0.0.22", port) == 0);  // detached: nothing governs the cgroup any more
-  std::filesystem::remove(log);
+  std::filesystem::remove_all(work);
 }

@@ -182,12 +182,8 @@ Result<void> Agent::start()
   registry = std::make_shared<identity::WorkloadRegistry>(*cgroup_root);
   if (datapath) {
     // Keep the ids the kernel already uses, so still-installed blocks keep naming the same workload.
-    if (auto names = datapath->maps().identity_names(); names) {
-      std::map<std::string, IdentityId> ids;
-      for (const auto &[id, name] : *names)
-        ids.emplace(name, id);
-      registry->adopt_ids(ids);
-    }
+    if (auto names = datapath->maps().identity_names(); names)
+      registry->adopt_ids(*names);
   }
   resolver = std::make_unique<identity::IdentityResolver>(*peers, registry);
   engine = std::make_unique<risk::Engine>(set);

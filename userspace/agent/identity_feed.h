@@ -9,9 +9,8 @@
 
 namespace riskgate::agent {
 
-std::vector<kernel::IdentityRecord> kernel_records(const identity::RegistrySnapshot &snapshot);
-
-// Rescans the cgroup tree and writes the result; returns the snapshot's warnings joined.
+// Rescans the cgroup tree (new workloads appear as new cgroups) and writes the result; `maps` null
+// (--no-kernel) only rescans.
 Result<void> feed_identities(identity::WorkloadRegistry &registry, kernel::PinnedMaps *maps);
 
 }  // namespace riskgate::agent

@@ -156,6 +156,7 @@ struct Findings {
   float token_rate_mean = 0;
   bool novel = false;
   double novel_in_window = 0;
+  double discovered_in_window = 0;  // while learning: first-seen endpoints in the scan window
   bool failures_fired = false;
   double failure_ratio = 0;
   double failure_requests = 0;
@@ -389,6 +390,11 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
         f.novel = true;
         s.novel.add(now, p.novelty.scan_window_ns);
         f.novel_in_window = s.novel.estimate(now, p.novelty.scan_window_ns);
+      } else if (seen == EndpointSet::Seen::added) {
+        // Nothing is novel before the baseline exists, but a newcomer sweeping many endpoints is
+        // still a scan; scored below only together with the failure signal.
+        s.discovered.add(now, p.novelty.scan_window_ns);
+        f.discovered_in_window = s.discovered.estimate(now, p.novelty.scan_window_ns);
       }
     }
     if (p.failures.s.active()) {
@@ -509,6 +515,10 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
                               format_duration_ms(p.novelty.scan_window_ns / 1'000'000));
     }
     add("novelty", points, std::move(evidence));
+  } else if (f.failures_fired && f.discovered_in_window >= p.novelty.scan_burst) {
+    add("novelty", p.novelty.scan_weight,
+        fmt::format("{} swept {:.0f} endpoints within {} while still learning, most of them failing (scanning)", name,
+                    f.discovered_in_window, format_duration_ms(p.novelty.scan_window_ns / 1'000'000)));
   }
   if (f.failures_fired)
     add("failures", p.failures.s.weight,

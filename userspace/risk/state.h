@@ -157,6 +157,7 @@ struct SubjectState {
   RateStat rate;
   EndpointSet endpoints;
   WindowCount novel;      // novel endpoints within the scan window
+  WindowCount discovered; // endpoints first seen within the scan window while still learning
   WindowCount requests;   // completed exchanges within the failure window
   WindowCount failures;   // ... of which 401/403/404
   float payload_mean = 0; // of ln(1 + body bytes)
