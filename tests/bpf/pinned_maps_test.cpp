@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "kernel/datapath.h"
@@ -96,6 +97,17 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
 
   auto counters = maps.counters();
   REQUIRE(counters.ok());
+
+  // Listing reads hash maps in batches: more entries than one batch, every one of them once.
+  for (IdentityId id = 1000; id < 3500; ++id)
+    REQUIRE(maps.block_identity(id, kernel::block_value(0ms, id)).ok());
+  auto many = maps.identity_blocks();
+  REQUIRE(many.ok());
+  CHECK(many->size() == 2501);
+  std::set<IdentityId> seen;
+  for (const auto &b : *many)
+    seen.insert(b.identity);
+  CHECK(seen.size() == 2501);
 
   auto removed = kernel::Datapath::uninstall(pins.path());
   REQUIRE(removed.ok());

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "kernel/datapath.h"
+#include "kernel/events.h"
 #include "kernel/pinned_maps.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
@@ -101,6 +102,12 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
 
   SUBCASE("a pair block stops the open connection within one message, unblock restores it")
   {
+    std::vector<rg_event> events;
+    auto reader = kernel::EventReader::open(lab.pins.path(), [&](const rg_event &ev) {
+      if (ev.type != RG_EV_SOCK_TAGGED)
+        events.push_back(ev);
+    });
+    REQUIRE(reader.ok());
     REQUIRE(lab.maps().block_pair(kClient, kServer, kernel::block_value(0ms, 77)).ok());
     CHECK(client.send_echo("after-block") == EACCES);
     CHECK(client.connect(kServerIp, port) == EPERM);
@@ -108,6 +115,17 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
     REQUIRE(counters.ok());
     CHECK((*counters)[RG_R_MSG_DROP_PAIR] >= 1);
     CHECK((*counters)[RG_R_CONNECT_DENY_PAIR] >= 1);
+    // Each enforcement is an event naming the decision that caused it.
+    REQUIRE((*reader)->poll(100).ok());
+    REQUIRE(events.size() == 2);
+    CHECK(events[0].type == RG_EV_MSG_DROP);
+    CHECK(events[0].reason == RG_R_MSG_DROP_PAIR);
+    CHECK(events[0].decision_id == 77);
+    CHECK(events[1].type == RG_EV_CONNECT_DENY);
+    CHECK(events[1].reason == RG_R_CONNECT_DENY_PAIR);
+    CHECK(events[1].src_identity == kClient);
+    CHECK(events[1].dst_identity == kServer);
+    CHECK(events[1].dport == port);
 
     REQUIRE(*lab.maps().unblock_pair(kClient, kServer));
     CHECK(client.connect(kServerIp, port) == 0);
@@ -144,6 +162,28 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
     CHECK(other.connect(kServerIp, port) == 0);
     CHECK(other.send_echo("after-ttl") == 0);
   }
+}
+
+TEST_CASE("cgroup gate: IPv6 connects and tags")
+{
+  Governed lab;
+  REQUIRE(lab.maps().put_ipcache(*kernel::parse_prefix("::1"), kServer).ok());
+  test::Worker server({lab.server_cg.path(), ""});
+  test::Worker client({lab.client_cg.path(), ""});
+  const unsigned short port = server.listen_echo("::1");
+
+  REQUIRE(client.connect("::1", port) == 0);
+  REQUIRE(client.send_echo("v6") == 0);
+  std::vector<rg_sock_tag> tags;
+  REQUIRE(test::eventually([&] { return (tags = tags_for_port(lab.maps(), port)).size() == 2; }));
+  for (const auto &tag : tags) {
+    const bool passive = tag.flags & RG_SOCK_F_PASSIVE;
+    CHECK(tag.src_identity == (passive ? kServer : kClient));
+    CHECK(tag.dst_identity == (passive ? kClient : kServer));
+  }
+  REQUIRE(lab.maps().block_pair(kClient, kServer, kernel::block_value(0ms, 90)).ok());
+  CHECK(client.send_echo("v6-blocked") == EACCES);
+  CHECK(client.connect("::1", port) == EPERM);
 }
 
 TEST_CASE("cgroup gate: transparent redirect to the proxy with SO_ORIGINAL_DST and the client's identity")

@@ -52,11 +52,33 @@ Result<std::optional<V>> lookup(const PinnedMaps &maps, MapId id, const K &key)
   return make_error(fmt::format("lookup in {}: {}", map_name(id), errno_text(errno)));
 }
 
-// Every (key, value) of a hash or LPM map. Entries deleted concurrently are skipped.
+// Every (key, value) of a hash or LPM map. Hash maps are read in batches (one syscall per 1024
+// entries: the housekeeping sweeps every block map often); LPM tries cannot be, and are walked key
+// by key, skipping entries deleted meanwhile.
 template <class K, class V>
 Result<std::vector<std::pair<K, V>>> entries(const PinnedMaps &maps, MapId id)
 {
+  constexpr std::uint32_t kBatch = 1024;
   std::vector<std::pair<K, V>> out;
+  std::vector<K> keys(kBatch);
+  std::vector<V> values(kBatch);
+  alignas(8) unsigned char token[64] = {};  // opaque position (a bucket index for hash maps)
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  for (bool first = true;; first = false) {
+    std::uint32_t count = kBatch;
+    const int rc = ::bpf_map_lookup_batch(maps.fd(id), first ? nullptr : token, token, keys.data(), values.data(),
+                                          &count, &opts);
+    const int err = rc == 0 ? 0 : errno;
+    if (err != 0 && err != ENOENT) {
+      if (first && (err == EINVAL || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */))
+        break;  // no batch support for this map type: walk it
+      return make_error(fmt::format("read {}: {}", map_name(id), errno_text(err)));
+    }
+    for (std::uint32_t i = 0; i < count; ++i)
+      out.emplace_back(keys[i], values[i]);
+    if (err == ENOENT)
+      return out;
+  }
   K key{}, next{};
   const void *prev = nullptr;
   while (::bpf_map_get_next_key(maps.fd(id), prev, &next) == 0) {
