@@ -146,10 +146,13 @@ long nginx_accepts(const NginxUpstream &nginx)
   return std::stol(m[1]);
 }
 
-// A TCP upstream that accepts and then answers only after `delay` (or never, with delay < 0).
+// A TCP upstream that answers each connection's first request after `delay` (never, with delay <
+// 0). With `close_second`, it reads a connection's second request and closes without answering:
+// a server dropping a kept-alive connection just as a request arrives.
 class ScriptedUpstream {
  public:
-  explicit ScriptedUpstream(std::chrono::milliseconds delay) : delay_(delay)
+  explicit ScriptedUpstream(std::chrono::milliseconds delay, bool close_second = false)
+      : delay_(delay), close_second_(close_second)
   {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
@@ -172,31 +175,41 @@ class ScriptedUpstream {
       ::close(c);
   }
   std::string address() const { return fmt::format("127.0.0.1:{}", port_); }
+  int accepted() const { return accepted_; }
 
  private:
+  static bool read_head(int c)
+  {
+    char buf[4096];
+    std::string got;
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      const auto n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0)
+        return false;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    return true;
+  }
   void serve()
   {
     while (!stop_) {
       const int c = ::accept(fd_, nullptr, nullptr);
       if (c < 0)
         return;
+      ++accepted_;
       conns_.push_back(c);
-      char buf[4096];
-      std::string got;
-      while (got.find("\r\n\r\n") == std::string::npos) {
-        const auto n = ::recv(c, buf, sizeof buf, 0);
-        if (n <= 0)
-          break;
-        got.append(buf, static_cast<std::size_t>(n));
-      }
-      if (delay_.count() < 0)
+      if (!read_head(c) || delay_.count() < 0)
         continue;
       std::this_thread::sleep_for(delay_);
       const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow";
       [[maybe_unused]] auto n = ::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+      if (close_second_ && read_head(c))
+        ::shutdown(c, SHUT_RDWR);
     }
   }
   std::chrono::milliseconds delay_;
+  bool close_second_ = false;
+  std::atomic<int> accepted_{0};
   int fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<bool> stop_{false};
@@ -353,4 +366,18 @@ TEST_CASE("stop drains: an in-flight request completes, new connections are refu
   CHECK(answer.find("HTTP/1.1 200 OK") == 0);
   CHECK(answer.find("slow") != std::string::npos);
   CHECK(run(fmt::format("curl -s -o /dev/null -w '%{{http_code}}' -m 2 {}", gw.url("/"))) == "000");
+}
+
+TEST_CASE("a pooled upstream connection closed as the request arrives: the request is sent again, once")
+{
+  ScriptedUpstream upstream(std::chrono::milliseconds(0), true);
+  Gateway gw(upstream.address(), {}, 1);
+  // Same client connection, one after the other: the second request reuses the pooled upstream
+  // connection, which the upstream then drops unanswered.
+  const auto out = run(fmt::format("curl -s -m 5 {} {}", gw.url("/a"), gw.url("/b")));
+  CHECK(out == "slowslow");
+  CHECK(upstream.accepted() == 2);
+  const auto health = gw.proxy->upstream_health();
+  REQUIRE(health.size() == 1);
+  CHECK(health[0].consecutive_failures == 0);  // a stale pooled connection is not an upstream failure
 }

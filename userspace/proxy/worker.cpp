@@ -727,7 +727,14 @@ int Worker::on_request_head(ClientConn &c)
   u->client = &c;
   c.up = u;
   c.upstream_start_ns = v.received_ns;
+  const std::size_t head_start = u->ep.queued.size();
   emit_request_head(p, ex.verdict.headers, c.target->host, u->ep.queued);
+  const auto m = p.method();
+  const bool idempotent = m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE";
+  if (u->reused && !has_body && idempotent)
+    ex.replay.assign(u->ep.queued, head_start);
+  else
+    ex.replay.clear();
   if (has_body) {
     // Expect was stripped (hop-by-hop here): the proxy itself invites the body once the hook allows.
     if (const auto expect = p.header("expect"); expect && iequals(*expect, "100-continue") && p.http_minor() >= 1)
@@ -946,13 +953,14 @@ void Worker::close_client(ClientConn &c)
 
 // ---------------------------------------------------------------- upstream side
 
-UpConn *Worker::acquire_upstream(Target &t)
+UpConn *Worker::acquire_upstream(Target &t, bool fresh)
 {
-  while (!t.idle.empty()) {
+  while (!fresh && !t.idle.empty()) {
     UpConn *u = t.idle.back();
     t.idle.pop_back();
     if (!u->ep.closed) {
       u->reused = true;
+      u->got_bytes = false;
       return u;
     }
   }
@@ -1043,6 +1051,7 @@ void Worker::up_bytes(UpConn &u, const char *data, std::size_t len)
     close_up(u);  // bytes on an idle connection: the upstream is out of step, do not reuse it
     return;
   }
+  u.got_bytes = true;
   c->deadline_ms = now_ms_ + config_.timeouts.upstream_response_ms;
   std::size_t off = 0;
   while (off < len) {
@@ -1131,8 +1140,21 @@ void Worker::release_upstream(UpConn &u, bool reusable)
 
 void Worker::upstream_failed(UpConn &u, int status, std::string_view reason)
 {
-  record(*u.target, false, 0);
   ClientConn *c = u.client;
+  if (c != nullptr && u.reused && !u.got_bytes && !c->response_started && c->request_done &&
+      c->ex != nullptr && !c->ex->replay.empty()) {
+    // The keep-alive race: the upstream closed a pooled connection as the request arrived, before
+    // answering anything. Not a failure of the upstream; the request goes once more on a new one.
+    close_up(u);
+    if (UpConn *fresh = acquire_upstream(*c->target, true); fresh != nullptr) {
+      fresh->client = c;
+      c->up = fresh;
+      fresh->ep.queued.swap(c->ex->replay);
+      c->ex->replay.clear();
+      return;
+    }
+  }
+  record(*u.target, false, 0);
   u.client = nullptr;
   close_up(u);
   if (c == nullptr)

@@ -70,6 +70,9 @@ struct Exchange {
   RequestView view;
   std::vector<HeaderView> headers;
   HookVerdict verdict;
+  // The upstream request once more, for a bodiless idempotent request sent on a reused connection:
+  // if the upstream closed that connection as the request arrived, it is sent again, once.
+  std::string replay;
 };
 
 struct ClientConn final : HeadHandler {
@@ -125,7 +128,8 @@ struct UpConn final : HeadHandler {
   Target *target = nullptr;
   ClientConn *client = nullptr;
   bool connecting = false;
-  bool reused = false;
+  bool reused = false;     // taken from the pool (not connected for this request)
+  bool got_bytes = false;  // the current response has started arriving
 };
 
 class Worker {
@@ -192,7 +196,7 @@ class Worker {
   void close_client(ClientConn &c);
   void sweep();
 
-  UpConn *acquire_upstream(Target &target);
+  UpConn *acquire_upstream(Target &target, bool fresh = false);
   void up_bytes(UpConn &u, const char *data, std::size_t len);
   void response_complete(UpConn &u, bool trailing_bytes);
   void upstream_failed(UpConn &u, int status, std::string_view reason);
