@@ -4,11 +4,13 @@
 //      {"cmd":"status"}            -> one JSON line from the agent's status callback
 //      {"cmd":"explain","id":N}    -> the decision's JSON line, if among the recent ones
 //      {"cmd":"stream"}            -> every audit line as it is written, until the client closes
+//      {"cmd":"<other>",...}       -> Options::commands["<other>"](request), e.g. "manual_unblock"
 //    Errors come back as {"error":"..."}.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -36,6 +38,8 @@ class Socket {
     std::string path = kDefaultSocket;
     std::function<nlohmann::json()> status;  // the agent's view: version, uptime, policy, ...
     std::size_t recent_decisions = 4096;     // kept for explain
+    // Further commands by name; each gets the whole request object and returns the reply object.
+    std::map<std::string, std::function<nlohmann::json(const nlohmann::json &)>> commands;
   };
   static Result<std::unique_ptr<Socket>> start(Options options);
   virtual ~Socket() = default;

@@ -1,9 +1,6 @@
 // riskgatectl over a decision log: audit verify, decisions, explain; their output and exit codes.
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -11,28 +8,16 @@
 
 #include <riskgate/audit.h>
 
+#include "support/capture.h"
+
 namespace fs = std::filesystem;
 using namespace riskgate;
 
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string out;  // stdout and stderr
-};
-
-Run ctl(const std::string &args)
+test::Captured ctl(const std::string &args)
 {
-  const std::string command = std::string(RG_BINARY_DIR) + "/riskgatectl " + args + " 2>&1";
-  FILE *pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe);
-  Run run;
-  std::array<char, 4096> buffer{};
-  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
-    run.out.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return test::capture(std::string(RG_BINARY_DIR) + "/riskgatectl " + args);
 }
 
 struct LogFixture {

@@ -181,6 +181,8 @@ class SocketImpl final : public Socket {
       std::lock_guard lock(mutex_);
       streams_.push_back(fd);
       return;
+    } else if (auto handler = options_.commands.find(cmd); handler != options_.commands.end()) {
+      reply = handler->second(command);
     } else {
       reply = {{"error", "unknown command: send {\"cmd\":\"status\"|\"explain\"|\"stream\"}"}};
     }

@@ -1,22 +1,76 @@
-// riskgatectl status: what riskgate has pinned on this node.
+// riskgatectl status: the agent (through its admin socket), and what riskgate has in the kernel
+// (from the pins alone): links with their programs, maps with their fill level.
 #include <filesystem>
 
 #include <fmt/format.h>
 
+#include <riskgate/admin.h>
+
 #include "ctl/ctl.h"
+#include "kernel/inventory.h"
 
 namespace riskgate::ctl {
 namespace {
 
 void add_status(CLI::App &app, Context &ctx)
 {
-  auto *status = app.add_subcommand("status", "pinned maps and links, agent up or down");
+  auto *status = app.add_subcommand("status", "agent up or down, attached programs, maps and fill levels");
   status->callback([&ctx] {
-    if (!std::filesystem::is_directory(ctx.pin_root))
-      fail(fmt::format("{} does not exist: riskgated has not run on this node (start it, or pass --pin-root)",
-                       ctx.pin_root));
-    for (const auto &entry : std::filesystem::directory_iterator(ctx.pin_root))
-      fmt::print("{}\n", entry.path().filename().string());
+    auto agent = admin::request(ctx.admin_socket, {{"cmd", "status"}});
+    auto maps = open_maps(ctx);
+    auto links = kernel::pinned_links(ctx.pin_root);
+    auto inventory = kernel::map_inventory(maps);
+    if (!links || !inventory)
+      fail(fmt::format("{}: run as root", !links ? links.error() : inventory.error()));
+    if (ctx.json()) {
+      nlohmann::json out;
+      out["agent"] = agent ? nlohmann::json{{"up", true}, {"status", *agent}}
+                           : nlohmann::json{{"up", false}, {"error", agent.error()}};
+      out["pin_root"] = ctx.pin_root;
+      out["links"] = nlohmann::json::array();
+      for (const auto &l : *links)
+        out["links"].push_back({{"pin", l.pin},
+                                {"link_id", l.link_id},
+                                {"link_type", l.link_type},
+                                {"attach_type", l.attach_type},
+                                {"attached_to", l.attached_to},
+                                {"prog_id", l.prog_id},
+                                {"prog_name", l.prog_name},
+                                {"verified_insns", l.verified_insns},
+                                {"xlated_insns", l.xlated_insns}});
+      out["maps"] = nlohmann::json::array();
+      for (const auto &m : *inventory)
+        out["maps"].push_back({{"name", m.name},
+                               {"type", m.type},
+                               {"id", m.id},
+                               {"max_entries", m.max_entries},
+                               {"entries", m.entries ? nlohmann::json(*m.entries) : nlohmann::json(nullptr)}});
+      print_json(out);
+      return;
+    }
+    if (agent) {
+      fmt::print("agent: up ({})\n", ctx.admin_socket);
+      for (const auto &[key, value] : agent->items())
+        fmt::print("  {}: {}\n", key, value.is_string() ? value.get<std::string>() : value.dump());
+    } else {
+      fmt::print("agent: down ({}); the kernel keeps enforcing the pinned blocks\n", agent.error());
+    }
+    fmt::print("\nlinks under {}/links:\n", ctx.pin_root);
+    Table link_table({"PIN", "LINK", "TYPE", "ATTACHED TO", "PROGRAM", "VERIFIED INSNS", "XLATED INSNS"});
+    for (const auto &l : *links)
+      link_table.add({l.pin, std::to_string(l.link_id), l.attach_type, l.attached_to,
+                      fmt::format("{} (id {})", l.prog_name, l.prog_id), std::to_string(l.verified_insns),
+                      std::to_string(l.xlated_insns)});
+    link_table.print();
+    fmt::print("\nmaps:\n");
+    Table map_table({"MAP", "TYPE", "ID", "ENTRIES", "MAX", "FILL"});
+    for (const auto &m : *inventory)
+      map_table.add({m.name, m.type, std::to_string(m.id), m.entries ? std::to_string(*m.entries) : "-",
+                     std::to_string(m.max_entries),
+                     m.entries && m.max_entries
+                         ? fmt::format("{:.1f}%", 100.0 * static_cast<double>(*m.entries) / m.max_entries)
+                         : "-"});
+    map_table.print();
   });
 }
 

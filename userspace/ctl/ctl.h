@@ -14,8 +14,14 @@
 #include <string>
 #include <vector>
 
+#include <map>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+#include <riskgate/identity.h>
+
+#include "kernel/pinned_maps.h"
 
 namespace riskgate::ctl {
 
@@ -51,6 +57,14 @@ class Table {
 };
 
 void print_json(const nlohmann::json &value);
+
+// The pinned maps, or fail() saying how to get them (riskgated not started, wrong --pin-root).
+kernel::PinnedMaps open_maps(const Context &ctx);
+// Identity names from the pinned id->name map; "name (id)" for tables, the id alone when unnamed.
+std::map<IdentityId, std::string> identity_names(const kernel::PinnedMaps &maps);
+std::string identity_label(IdentityId id, const std::map<IdentityId, std::string> &names);
+// "frontend" or "7" -> id, through the pinned names; fail()s naming the known identities.
+IdentityId resolve_identity(const std::string &text, const std::map<IdentityId, std::string> &names);
 
 // "90s", "10m", "2h", "1d", "500ms" -> milliseconds; a bare number is seconds.
 std::optional<std::uint64_t> parse_duration_ms(const std::string &text);

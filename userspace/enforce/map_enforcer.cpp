@@ -170,11 +170,10 @@ Result<bool> MapEnforcer::remove(const BlockTarget &target, bool manual)
   if (auto ok = validate(target); !ok)
     return make_error(fmt::format("unblock {}: {}", describe(target), ok.error()));
   const std::string key = describe(target);
+  if (manual)
+    hold_off(key);
   std::lock_guard lock(mutex_);
   std::erase_if(pending_, [&](const Pending &p) { return describe(p.target) == key; });
-  if (manual && options_.manual_grace.count() > 0)
-    grace_[key] = kernel::monotonic_now_ns() +
-                  static_cast<std::uint64_t>(std::chrono::nanoseconds(options_.manual_grace).count());
   // The datapath's unblock also releases sockets sk_msg was dropping on for this block.
   Result<bool> removed = false;
   switch (target.scope) {
@@ -188,6 +187,16 @@ Result<bool> MapEnforcer::remove(const BlockTarget &target, bool manual)
   if (*removed)
     ++stats_.unblocked;
   return removed;
+}
+
+void MapEnforcer::hold_off(const std::string &target)
+{
+  if (options_.manual_grace.count() <= 0)
+    return;
+  std::lock_guard lock(mutex_);
+  std::erase_if(pending_, [&](const Pending &p) { return describe(p.target) == target; });
+  grace_[target] =
+      kernel::monotonic_now_ns() + static_cast<std::uint64_t>(std::chrono::nanoseconds(options_.manual_grace).count());
 }
 
 Result<void> MapEnforcer::unblock(const BlockTarget &target, bool manual)

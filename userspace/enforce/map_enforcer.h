@@ -64,6 +64,10 @@ class MapEnforcer final : public Enforcer {
   // unblock() that says whether there was a block to remove.
   Result<bool> remove(const BlockTarget &target, bool manual);
 
+  // Starts the manual-unblock grace for a target (by describe()) that another process unblocked:
+  // riskgatectl tells the agent through the admin socket command "manual_unblock".
+  void hold_off(const std::string &target);
+
   // Every block in force, read from the maps (ip, identity, pair, connection).
   Result<std::vector<ActiveBlock>> active() const;
   // One GC pass; start() runs it every gc_interval on a thread.

@@ -1,0 +1,25 @@
+#include "support/capture.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <stdexcept>
+
+namespace riskgate::test {
+
+Captured capture(const std::string &command)
+{
+  FILE *pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe)
+    throw std::runtime_error("popen failed: " + command);
+  Captured result;
+  std::array<char, 4096> buffer{};
+  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
+    result.out.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+}  // namespace riskgate::test

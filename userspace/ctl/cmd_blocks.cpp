@@ -1,0 +1,195 @@
+// riskgatectl blocks / block / unblock: the pinned block maps, read and written directly so they
+// work while riskgated is down. Operator blocks carry RG_BLOCK_F_MANUAL.
+#include <fmt/format.h>
+
+#include <riskgate/admin.h>
+#include <riskgate/enforce.h>
+
+#include "ctl/ctl.h"
+#include "enforce/map_enforcer.h"
+#include "kernel/addr.h"
+
+namespace riskgate::ctl {
+namespace {
+
+struct TargetArgs {
+  std::string ip, identity, pair;
+  std::uint64_t conn = 0;
+};
+
+void add_target_options(CLI::App *cmd, TargetArgs &args)
+{
+  auto *ip = cmd->add_option("--ip", args.ip, "an address or CIDR (10.0.0.0/24, fd00::/64)");
+  auto *identity = cmd->add_option("--identity", args.identity, "an identity name or id");
+  auto *pair = cmd->add_option("--pair", args.pair, "SOURCE,DESTINATION identities");
+  auto *conn = cmd->add_option("--conn", args.conn, "a socket cookie (from `riskgatectl conns`)");
+  ip->excludes(identity, pair, conn);
+  identity->excludes(pair, conn);
+  pair->excludes(conn);
+}
+
+BlockTarget target_from(const TargetArgs &args, const std::map<IdentityId, std::string> &names)
+{
+  BlockTarget t;
+  if (!args.ip.empty()) {
+    auto prefix = kernel::parse_prefix(args.ip);
+    if (!prefix)
+      fail(fmt::format("--ip {}: {}", args.ip, prefix.error()));
+    t.scope = BlockScope::ip;
+    t.address = prefix->address;
+    t.prefix_len = prefix->prefix_len;
+  } else if (!args.identity.empty()) {
+    t.scope = BlockScope::identity;
+    t.identity = resolve_identity(args.identity, names);
+  } else if (!args.pair.empty()) {
+    const auto comma = args.pair.find(',');
+    if (comma == std::string::npos)
+      fail(fmt::format("--pair {}: expected SOURCE,DESTINATION (two identities)", args.pair));
+    t.scope = BlockScope::pair;
+    t.identity = resolve_identity(args.pair.substr(0, comma), names);
+    t.peer_identity = resolve_identity(args.pair.substr(comma + 1), names);
+  } else if (args.conn != 0) {
+    t.scope = BlockScope::connection;
+    t.socket_cookie = args.conn;
+  } else {
+    throw CLI::ValidationError("target", "one of --ip, --identity, --pair or --conn is required");
+  }
+  return t;
+}
+
+std::string target_text(const BlockTarget &t, const std::map<IdentityId, std::string> &names)
+{
+  switch (t.scope) {
+  case BlockScope::ip: {
+    kernel::IpPrefix prefix;
+    prefix.address = t.address;
+    prefix.prefix_len = t.prefix_len;
+    return kernel::to_string(prefix);
+  }
+  case BlockScope::identity: return identity_label(t.identity, names);
+  case BlockScope::pair: return identity_label(t.identity, names) + " -> " + identity_label(t.peer_identity, names);
+  case BlockScope::connection: return std::to_string(t.socket_cookie);
+  }
+  return "";
+}
+
+nlohmann::json target_json(const BlockTarget &t, const std::map<IdentityId, std::string> &names)
+{
+  nlohmann::json out = {{"scope", to_string(t.scope)}, {"target", target_text(t, names)}};
+  if (t.scope == BlockScope::identity || t.scope == BlockScope::pair)
+    out["identity"] = t.identity;
+  if (t.scope == BlockScope::pair)
+    out["peer_identity"] = t.peer_identity;
+  if (t.scope == BlockScope::connection)
+    out["cookie"] = t.socket_cookie;
+  return out;
+}
+
+std::string expiry_text(const rg_block_val &value, std::uint64_t now)
+{
+  if (value.expires_ns == RG_EXPIRES_NEVER)
+    return "never";
+  return format_duration_ms((value.expires_ns - now) / 1'000'000);
+}
+
+void add_blocks(CLI::App &app, Context &ctx)
+{
+  auto *blocks = app.add_subcommand("blocks", "blocks in force, from the pinned maps");
+  blocks->callback([&ctx] {
+    auto maps = open_maps(ctx);
+    enforce::MapEnforcer enforcer(maps);
+    auto active = enforcer.active();
+    if (!active)
+      fail(fmt::format("{}: run as root", active.error()));
+    const auto names = identity_names(maps);
+    const std::uint64_t now = kernel::monotonic_now_ns();
+    if (ctx.json()) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto &b : *active) {
+        auto item = target_json(b.target, names);
+        item["expires_in_ms"] = b.value.expires_ns == RG_EXPIRES_NEVER
+                                    ? nlohmann::json(nullptr)
+                                    : nlohmann::json((b.value.expires_ns - now) / 1'000'000);
+        item["decision_id"] = b.value.decision_id;
+        item["manual"] = (b.value.flags & RG_BLOCK_F_MANUAL) != 0;
+        out.push_back(std::move(item));
+      }
+      print_json(out);
+      return;
+    }
+    Table table({"SCOPE", "TARGET", "EXPIRES IN", "BY"});
+    for (const auto &b : *active)
+      table.add({to_string(b.target.scope), target_text(b.target, names), expiry_text(b.value, now),
+                 b.value.flags & RG_BLOCK_F_MANUAL ? "operator"
+                                                   : fmt::format("decision {}", b.value.decision_id)});
+    table.print();
+  });
+
+  static TargetArgs block_args;
+  static std::string ttl, reason;
+  auto *block = app.add_subcommand("block", "block a target now, in the kernel (an operator block)");
+  add_target_options(block, block_args);
+  block->add_option("--ttl", ttl, "how long (90s, 10m, 2h, 1d); default: until unblocked");
+  block->add_option("--reason", reason, "why, shown in the output");
+  block->callback([&ctx] {
+    std::uint64_t ttl_ms = 0;
+    if (!ttl.empty()) {
+      auto parsed = parse_duration_ms(ttl);
+      if (!parsed || *parsed == 0)
+        fail(fmt::format("--ttl {}: expected a duration like 90s, 10m, 2h or 1d", ttl));
+      ttl_ms = *parsed;
+    }
+    auto maps = open_maps(ctx);
+    const auto names = identity_names(maps);
+    BlockRequest request;
+    request.target = target_from(block_args, names);
+    request.ttl_ms = ttl_ms;
+    request.reason = reason;
+    request.manual = true;
+    enforce::MapEnforcer enforcer(maps);
+    if (auto ok = enforcer.block(request); !ok)
+      fail(fmt::format("{}: run as root; if the map is full, unblock something or raise its size", ok.error()));
+    if (ctx.json()) {
+      auto out = target_json(request.target, names);
+      out["ttl_ms"] = ttl_ms ? nlohmann::json(ttl_ms) : nlohmann::json(nullptr);
+      out["reason"] = reason;
+      print_json({{"blocked", out}});
+    } else {
+      fmt::print("blocked {} {} {}{}\n", to_string(request.target.scope), target_text(request.target, names),
+                 ttl_ms ? "for " + format_duration_ms(ttl_ms) : "until unblocked",
+                 reason.empty() ? "" : fmt::format(" ({})", reason));
+    }
+  });
+
+  static TargetArgs unblock_args;
+  auto *unblock = app.add_subcommand("unblock", "lift a block now; automatic re-blocks of it wait out a grace period");
+  add_target_options(unblock, unblock_args);
+  unblock->callback([&ctx] {
+    auto maps = open_maps(ctx);
+    const auto names = identity_names(maps);
+    const BlockTarget target = target_from(unblock_args, names);
+    enforce::MapEnforcer enforcer(maps);
+    auto removed = enforcer.remove(target, true);
+    if (!removed)
+      fail(fmt::format("{}: run as root", removed.error()));
+    // The running agent holds the grace period; without an agent there are no automatic blocks.
+    const bool agent_told =
+        admin::request(ctx.admin_socket, {{"cmd", "manual_unblock"}, {"target", describe(target)}}).ok();
+    if (ctx.json()) {
+      auto out = target_json(target, names);
+      out["was_blocked"] = *removed;
+      out["agent_notified"] = agent_told;
+      print_json({{"unblocked", out}});
+      return;
+    }
+    if (!*removed)
+      fmt::print("{} {} was not blocked\n", to_string(target.scope), target_text(target, names));
+    else
+      fmt::print("unblocked {} {}\n", to_string(target.scope), target_text(target, names));
+  });
+}
+
+}  // namespace
+}  // namespace riskgate::ctl
+
+RG_CTL_COMMAND_GROUP(riskgate::ctl::add_blocks);
