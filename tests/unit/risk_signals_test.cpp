@@ -188,6 +188,11 @@ TEST_CASE("static lists: deny blocks before scoring, watch adds points")
   CHECK(by_ip.action == Action::block);
   CHECK(by_ip.block_scope == BlockScope::ip);
   CHECK(by_ip.source_identity_name == "world");
+  Lab strict(only("watchlist", "{weight: 20}", "  lists: {deny: {identities: [world]}}\n"));
+  const Decision unknown = strict.request(workload(0, "", "192.0.2.1"), "GET", "/");
+  CHECK(unknown.action == Action::block);
+  CHECK(unknown.block_scope == BlockScope::ip);
+  CHECK(strict.request(kFrontend, "GET", "/").action == Action::allow);
   const Decision watched = lab.request(kFrontend, "GET", "/orders/1");
   CHECK(watched.action == Action::allow);
   CHECK(watched.score == 20);

@@ -307,7 +307,7 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
   };
 
   // 1. Deny lists.
-  const bool denied_identity = who.workload != 0 && p.deny_identities.count(name);
+  const bool denied_identity = p.deny_identities.count(name) > 0;  // "world": every unknown peer
   if (denied_identity || in_cidrs(p.deny_cidrs, address)) {
     d.rule = "denylist";
     d.score = 100;
@@ -315,7 +315,8 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
                                denied_identity ? fmt::format("identity {} is on lists.deny", name)
                                                : fmt::format("source {} is in lists.deny.cidrs", d.source_address)});
     d.action = Action::block;
-    d.block_scope = denied_identity ? BlockScope::identity : BlockScope::ip;
+    // Unknown peers have no identity the kernel could block; their address is what they are.
+    d.block_scope = denied_identity && who.workload != 0 ? BlockScope::identity : BlockScope::ip;
     d.block_ttl_ms = p.block_ttl_ms;
     finish();
     return;
@@ -535,7 +536,7 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
                       h.latency_ewma_ms, h.healthy ? "" : ", marked unhealthy"));
   }
   if (p.watchlist.active()) {
-    if (who.workload != 0 && p.watch_identities.count(name))
+    if (p.watch_identities.count(name))
       add("watchlist", p.watchlist.weight, fmt::format("identity {} is on lists.watch", name));
     else if (in_cidrs(p.watch_cidrs, address))
       add("watchlist", p.watchlist.weight, fmt::format("source {} is in lists.watch.cidrs", d.source_address));
@@ -599,7 +600,8 @@ void Engine::observe(const Decision &decision, const ExchangeResult &result)
   const CompiledPolicy &p = snapshot();
   const std::uint64_t now = clock_.monotonic_ns();
   const std::uint64_t subject =
-      subject_key(decision.source_identity, address_hash(parse_address(decision.source_address)));
+      decision.source_identity != 0 ? subject_key(decision.source_identity, 0)
+                                    : subject_key(0, address_hash(parse_address(decision.source_address)));
   // Only exchanges that reached the upstream say something about the caller's behaviour there; the
   // engine's own 401/403/429 are already in the decision that caused them. In observe mode the
   // exchanges the engine would have answered are skipped too, so that observe learns exactly what
