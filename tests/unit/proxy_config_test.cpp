@@ -1,5 +1,5 @@
 // Configuration errors surface from Proxy::create with a clear message, before any thread runs;
-// the ring pieces refuse bad sizes; riskgated's interim allow hook forwards with unique decision ids.
+// the ring pieces refuse bad sizes.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -7,10 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <set>
 #include <string>
 
-#include "agent/allow_hook.h"
 #include "proxy/proxy.h"
 #include "proxy/ring.h"
 
@@ -113,16 +111,3 @@ TEST_CASE("the buffer ring wants a power-of-two count")
   CHECK(good.init(ring, 1, 16, 4096).ok());
 }
 
-TEST_CASE("the interim allow hook forwards every request with a unique, non-zero decision id")
-{
-  agent::AllowHook hook;
-  RequestView view;
-  std::set<std::uint64_t> ids;
-  for (int i = 0; i < 1000; ++i) {
-    const auto verdict = hook.on_request(view);
-    CHECK(verdict.kind == HookVerdict::Kind::forward);
-    CHECK(verdict.decision_id != 0);
-    ids.insert(verdict.decision_id);
-  }
-  CHECK(ids.size() == 1000);
-}
