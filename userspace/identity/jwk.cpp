@@ -116,7 +116,11 @@ Result<EvpKey> okp_key(const nlohmann::json &jwk, std::string_view crv)
   return EvpKey(raw);
 }
 
-Result<Jwk> parse_key(const nlohmann::json &entry)
+// Ok(nullopt): a key this verifier has no use for (encryption keys, curves and key types that
+// sign nothing riskgate verifies), skipped with `why`: identity providers publish those in the
+// same JWKS (Keycloak lists its RSA-OAEP key beside the signing keys). A signing key that is
+// broken is an error.
+Result<std::optional<Jwk>> parse_key(const nlohmann::json &entry, std::string &why)
 {
   if (!entry.is_object())
     return make_error("not a JSON object");
@@ -128,8 +132,20 @@ Result<Jwk> parse_key(const nlohmann::json &entry)
   jwk.kid = str("kid");
   jwk.kty = str("kty");
   const std::string use = str("use"), crv = str("crv"), alg = str("alg");
-  if (!use.empty() && use != "sig")
-    return make_error(fmt::format("\"use\": \"{}\" (only \"sig\" keys verify tokens)", use));
+  if (!use.empty() && use != "sig") {
+    why = fmt::format("\"use\": \"{}\"", use);
+    return std::optional<Jwk>();
+  }
+  if (!alg.empty() && !parse_alg(alg)) {  // RSA-OAEP, ECDH-ES, ES512, ...
+    why = fmt::format("\"alg\": \"{}\" is not an algorithm riskgate verifies", alg);
+    return std::optional<Jwk>();
+  }
+  const bool supported_curve = (jwk.kty == "EC" && (crv == "P-256" || crv == "P-384")) ||
+                               (jwk.kty == "OKP" && crv == "Ed25519") || jwk.kty == "RSA" || jwk.kty == "oct";
+  if (!supported_curve) {
+    why = fmt::format("kty \"{}\"{}{} is not supported", jwk.kty, crv.empty() ? "" : ", crv ", crv);
+    return std::optional<Jwk>();
+  }
 
   if (jwk.kty == "RSA") {
     auto key = rsa_key(entry);
@@ -157,8 +173,6 @@ Result<Jwk> parse_key(const nlohmann::json &entry)
       return make_error("HS256 secret shorter than 32 bytes");
     jwk.secret = std::move(*k);
     jwk.algorithms = {Alg::HS256};
-  } else {
-    return make_error(fmt::format("unsupported kty \"{}\"", jwk.kty));
   }
 
   if (!alg.empty()) {
@@ -167,7 +181,7 @@ Result<Jwk> parse_key(const nlohmann::json &entry)
       return make_error(fmt::format("\"alg\": \"{}\" does not fit a {} key", alg, jwk.kty));
     jwk.algorithms = {*declared};
   }
-  return jwk;
+  return std::optional<Jwk>(std::move(jwk));
 }
 
 }  // namespace
@@ -220,11 +234,18 @@ Result<KeySet> KeySet::parse(std::string_view json, const std::string &origin)
     return make_error(fmt::format("{}: expected an object with a \"keys\" array (RFC 7517 JWK Set)", origin));
   KeySet set;
   for (std::size_t i = 0; i < keys->size(); ++i) {
-    auto jwk = parse_key((*keys)[i]);
+    std::string why;
+    auto jwk = parse_key((*keys)[i], why);
     if (!jwk)
       return make_error(fmt::format("{}: keys[{}]: {}", origin, i, jwk.error()));
-    set.keys_.push_back(std::move(*jwk));
+    if (*jwk)
+      set.keys_.push_back(std::move(**jwk));
+    else
+      set.skipped_.push_back(fmt::format("keys[{}]: {}", i, why));
   }
+  if (set.keys_.empty())
+    return make_error(fmt::format("{}: no signing key riskgate can use{}", origin,
+                                  set.skipped_.empty() ? "" : " (skipped " + set.skipped_.front() + ")"));
   return set;
 }
 

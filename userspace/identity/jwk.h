@@ -46,9 +46,12 @@ inline constexpr int kMinRsaBits = 2048;
 class KeySet {
  public:
   // Parses {"keys": [...]}. `origin` names the source in errors ("/etc/riskgate/jwks.json").
-  // Keys with "use" other than "sig", unknown kty/crv or an invalid point are rejected with an
-  // error naming the key: a JWKS with one bad key is a configuration error, not a partial load.
+  // Keys riskgate has no use for ("use": "enc", encryption algs, other curves) are skipped and
+  // listed in skipped(); a broken signing key (bad base64, off-curve point, RSA under 2048 bits,
+  // an alg that does not fit the key) fails the whole set, naming the key, and so does a set with
+  // no usable key: a half-read key set is a configuration error, not a partial load.
   static Result<KeySet> parse(std::string_view json, const std::string &origin);
+  const std::vector<std::string> &skipped() const { return skipped_; }
 
   // Keys a token may be checked against: the one with this kid, or with no kid in the token, every
   // key that allows the alg.
@@ -59,6 +62,7 @@ class KeySet {
 
  private:
   std::vector<Jwk> keys_;
+  std::vector<std::string> skipped_;
 };
 
 // The current keys of one verifier, from up to two sources (a JWKS file, a JWKS URL), replaced
