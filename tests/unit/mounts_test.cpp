@@ -1,6 +1,9 @@
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #include "kernel/mounts.h"
 
@@ -20,4 +23,16 @@ TEST_CASE("cgroup id of a missing directory is an error that names it")
   auto id = riskgate::kernel::cgroup_id("/nonexistent/riskgate");
   REQUIRE_FALSE(id.ok());
   CHECK(id.error().find("/nonexistent/riskgate") != std::string::npos);
+}
+
+TEST_CASE("own cgroup is a cgroup v2 directory that lists this process")
+{
+  auto dir = riskgate::kernel::own_cgroup_dir();
+  REQUIRE_MESSAGE(dir.ok(), dir.error());
+  std::ifstream procs(*dir + "/cgroup.procs");
+  REQUIRE(procs.good());
+  bool found = false;
+  for (long pid = 0; procs >> pid;)
+    found = found || pid == static_cast<long>(::getpid());
+  CHECK(found);
 }

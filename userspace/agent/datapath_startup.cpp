@@ -24,6 +24,21 @@ Result<std::unique_ptr<kernel::Datapath>> start_datapath(const Options &options)
   if (!datapath)
     return make_error(fmt::format("kernel datapath: {} (run with --no-kernel to start the proxy alone)",
                                   datapath.error()));
+  // riskgated's own connections (the proxy's upstream connects) are never redirected nor denied,
+  // and its sockets stay out of sk_msg: the proxy enforces at L7 itself.
+  auto own = kernel::own_cgroup_dir();
+  auto own_id = own ? kernel::cgroup_id(*own) : Result<std::uint64_t>(make_error(own.error()));
+  if (!own_id)
+    return make_error(fmt::format("riskgated's own cgroup: {}", own_id.error()));
+  auto &maps = (*datapath)->maps();
+  if (auto ok = maps.put_cgroup(*own_id, RG_IDENTITY_WORLD, RG_CGROUP_F_PROXY); !ok)
+    return make_error(ok.error());
+  auto l7 = maps.l7_config();
+  if (!l7)
+    return make_error(l7.error());
+  l7->proxy_cgroup_id = *own_id;
+  if (auto ok = maps.set_l7_config(*l7); !ok)
+    return make_error(ok.error());
   const auto &dp = **datapath;
   fmt::print(stderr, "riskgated: datapath attached to cgroup {}, pins under {} ({})\n", config.cgroup,
              config.pin_root,

@@ -31,6 +31,19 @@ Result<std::string> cgroup2_root()
   return make_error("no cgroup2 filesystem in /proc/mounts: riskgate needs cgroup v2 (see docs/operations.md)");
 }
 
+Result<std::string> own_cgroup_dir()
+{
+  auto root = cgroup2_root();
+  if (!root)
+    return root;
+  std::ifstream self("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(self, line))
+    if (line.rfind("0::", 0) == 0)
+      return line.size() > 4 ? *root + line.substr(3) : *root;
+  return make_error("/proc/self/cgroup has no cgroup v2 (0::) line");
+}
+
 Result<std::uint64_t> cgroup_id(const std::string &cgroup_dir)
 {
   struct stat st{};
