@@ -26,20 +26,20 @@ struct RequestView {
   std::string_view path;    // target without the query
   std::string_view host;
   std::uint8_t http_minor = 1;
-  std::span<const HeaderView> headers;  // after hop-by-hop and riskgate-reserved headers are removed
+  std::span<const HeaderView> headers;          // after hop-by-hop and riskgate-reserved headers are removed
   std::optional<std::uint64_t> content_length;  // nullopt: chunked or no body
   bool chunked = false;
-  sockaddr_storage peer{};   // the client socket's address as the proxy sees it
-  sockaddr_storage local{};  // the listener address the request arrived on
+  sockaddr_storage peer{};          // the client socket's address as the proxy sees it
+  sockaddr_storage local{};         // the listener address the request arrived on
   std::uint64_t socket_cookie = 0;  // SO_COOKIE of the accepted socket (0 if unavailable)
-  std::string_view service;          // name of the listener/service (gateway) or "transparent"
-  unsigned worker = 0;               // worker thread index
-  std::uint64_t connection_id = 0;   // unique per accepted connection on this node
-  std::uint64_t received_ns = 0;     // CLOCK_MONOTONIC when the request head was complete
+  std::string_view service;         // name of the listener/service (gateway) or "transparent"
+  unsigned worker = 0;              // worker thread index
+  std::uint64_t connection_id = 0;  // unique per accepted connection on this node
+  std::uint64_t received_ns = 0;    // CLOCK_MONOTONIC when the request head was complete
   // Where the request would be forwarded: the named upstream (gateway) or the original destination
   // recovered from the kernel (transparent); family AF_UNSPEC when there is none.
   sockaddr_storage destination{};
-  std::string_view upstream_name;    // configured upstream name, or "ip:port" in transparent mode
+  std::string_view upstream_name;  // configured upstream name, or "ip:port" in transparent mode
   const struct UpstreamHealth *upstream = nullptr;  // this worker's view of that upstream's health
 
   // First header with this name (case-insensitive), if any.
@@ -50,20 +50,20 @@ struct RequestView {
 struct HookVerdict {
   enum class Kind { forward, respond, close };
   Kind kind = Kind::forward;
-  int status = 0;              // respond: HTTP status (401, 403, 429, ...)
-  std::string reason;          // respond: short machine-readable reason, goes into the JSON body
+  int status = 0;      // respond: HTTP status (401, 403, 429, ...)
+  std::string reason;  // respond: short machine-readable reason, goes into the JSON body
   std::uint64_t decision_id = 0;
   // respond: extra response headers (WWW-Authenticate, Retry-After, ...);
   // forward: headers added to the upstream request (x-riskgate-identity, x-riskgate-decision).
   std::vector<std::pair<std::string, std::string>> headers;
-  bool close_after = false;    // respond: close the connection after the answer
+  bool close_after = false;  // respond: close the connection after the answer
 };
 
 // How the exchange ended, reported back after the response (or failure) for the learning signals.
 struct ExchangeResult {
   std::uint64_t decision_id = 0;
-  int status = 0;                  // status sent to the client (upstream's or the proxy's own)
-  std::uint64_t upstream_ns = 0;   // time waiting for the upstream, 0 when not forwarded
+  int status = 0;                 // status sent to the client (upstream's or the proxy's own)
+  std::uint64_t upstream_ns = 0;  // time waiting for the upstream, 0 when not forwarded
   std::uint64_t request_body_bytes = 0;
   std::uint64_t response_body_bytes = 0;
 };
@@ -81,7 +81,7 @@ class RequestHook {
 struct UpstreamHealth {
   std::string name;
   std::uint32_t consecutive_failures = 0;
-  double error_ratio = 0;    // recent 5xx + connect failures / requests
+  double error_ratio = 0;  // recent 5xx + connect failures / requests
   double latency_ewma_ms = 0;
   bool healthy = true;
 };

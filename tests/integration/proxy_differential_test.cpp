@@ -33,7 +33,7 @@ class DecisionHook final : public RequestHook {
 };
 
 struct Answer {
-  int status = 0;  // 0: no HTTP answer (connection closed)
+  int status = 0;       // 0: no HTTP answer (connection closed)
   nlohmann::json echo;  // Node's echo of the first request, when status is 200
   int responses = 0;
 };

@@ -80,7 +80,8 @@ class RecordingHook final : public RequestHook {
   void on_complete(const RequestView &, const ExchangeResult &r) override
   {
     std::lock_guard lock(mu_);
-    completed.push_back({r.decision_id, r.status, r.upstream_ns, r.request_body_bytes, r.response_body_bytes});
+    completed.push_back(
+        {r.decision_id, r.status, r.upstream_ns, r.request_body_bytes, r.response_body_bytes});
   }
   std::vector<Completed> completions()
   {
@@ -130,8 +131,7 @@ std::string run(const std::string &command)
   REQUIRE(p != nullptr);
   std::array<char, 4096> buf{};
   std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0)
-    out.append(buf.data(), n);
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
   ::pclose(p);
   return out;
 }
@@ -171,8 +171,7 @@ class ScriptedUpstream {
     ::shutdown(fd_, SHUT_RDWR);
     thread_.join();
     ::close(fd_);
-    for (int c : conns_)
-      ::close(c);
+    for (int c : conns_) ::close(c);
   }
   std::string address() const { return fmt::format("127.0.0.1:{}", port_); }
   int accepted() const { return accepted_; }
@@ -316,8 +315,7 @@ TEST_CASE("a slow client cannot starve others and is cut off with 408")
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 20; ++i)
-    CHECK(run(fmt::format("curl -s {}", gw.url("/"))) == "hello world\n");
+  for (int i = 0; i < 20; ++i) CHECK(run(fmt::format("curl -s {}", gw.url("/"))) == "hello world\n");
   CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(2000));
   slow.join();
   CHECK(slow_answer.find("HTTP/1.1 408 Request Timeout") == 0);
@@ -345,9 +343,10 @@ TEST_CASE("a smuggling attempt is refused with 400 and the connection closes")
 {
   NginxUpstream nginx;
   Gateway gw(nginx.address());
-  const auto out = raw_exchange(gw.port,
-                                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                "0\r\n\r\nGET /status/299 HTTP/1.1\r\nHost: a\r\n\r\n");
+  const auto out =
+      raw_exchange(gw.port,
+                   "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   "0\r\n\r\nGET /status/299 HTTP/1.1\r\nHost: a\r\n\r\n");
   CHECK(out.find("HTTP/1.1 400 Bad Request") == 0);
   CHECK(out.find("Connection: close") != std::string::npos);
   CHECK(out.find("299") == std::string::npos);

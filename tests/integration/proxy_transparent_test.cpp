@@ -40,8 +40,8 @@ class ReportingHook final : public RequestHook {
   explicit ReportingHook(int fd) : fd_(fd) {}
   HookVerdict on_request(const RequestView &r) override
   {
-    const std::string line = fmt::format("{} {} {}\n", kernel::endpoint_string(r.destination), r.upstream_name,
-                                         r.service);
+    const std::string line =
+        fmt::format("{} {} {}\n", kernel::endpoint_string(r.destination), r.upstream_name, r.service);
     [[maybe_unused]] auto n = ::write(fd_, line.data(), line.size());
     HookVerdict v;
     v.decision_id = 77;
@@ -81,7 +81,8 @@ pid_t spawn_proxy(const std::string &cgroup, int report, int stop, int stop_writ
 }
 
 // A client in `cgroup` that sends one request to ip:port and reports the answer on `out`.
-pid_t spawn_client(const std::string &cgroup, const std::string &ip, std::uint16_t port, int out, int stop_write)
+pid_t spawn_client(const std::string &cgroup, const std::string &ip, std::uint16_t port, int out,
+                   int stop_write)
 {
   const pid_t pid = ::fork();
   if (pid != 0)
@@ -171,7 +172,8 @@ TEST_CASE("transparent: a redirected connect is forwarded to its original destin
   REQUIRE(maps.set_l7_config(l7).ok());
   REQUIRE(maps.put_l7_destination({kServer, server.port(), IPPROTO_TCP}).ok());
 
-  const pid_t client_pid = spawn_client(client_cg.path(), kServerIp, server.port(), answer.fds[1], stop.fds[1]);
+  const pid_t client_pid =
+      spawn_client(client_cg.path(), kServerIp, server.port(), answer.fds[1], stop.fds[1]);
   answer.close_write();
   const std::string response = read_all(answer.fds[0]);
   ::waitpid(client_pid, nullptr, 0);

@@ -95,17 +95,22 @@ ChildProcess::ChildProcess(const std::string &program, const std::vector<std::st
     ::dup2(devnull, 1);
     std::vector<char *> argv;
     argv.push_back(const_cast<char *>(program.c_str()));
-    for (const auto &a : args)
-      argv.push_back(const_cast<char *>(a.c_str()));
+    for (const auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
     argv.push_back(nullptr);
     ::execvp(program.c_str(), argv.data());
     ::_exit(127);
   }
 }
 
-ChildProcess::~ChildProcess() { kill_now(); }
+ChildProcess::~ChildProcess()
+{
+  kill_now();
+}
 
-ChildProcess::ChildProcess(ChildProcess &&other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+ChildProcess::ChildProcess(ChildProcess &&other) noexcept : pid_(other.pid_)
+{
+  other.pid_ = -1;
+}
 
 ChildProcess &ChildProcess::operator=(ChildProcess &&other) noexcept
 {
@@ -127,7 +132,8 @@ void ChildProcess::kill_now()
   pid_ = -1;
 }
 
-NginxUpstream::NginxUpstream(const std::string &ip) : dir_(make_temp_dir("rgt-nginx")), ip_(ip), port_(free_port())
+NginxUpstream::NginxUpstream(const std::string &ip)
+    : dir_(make_temp_dir("rgt-nginx")), ip_(ip), port_(free_port())
 {
   std::string status_locations;
   for (const int code : {200, 201, 202, 203, 204, 299, 404, 500, 503})
@@ -161,8 +167,7 @@ http {{
   if (!wait_for_port(port_, 5000, ip_)) {
     std::ifstream log(dir_ + "/error.log");
     std::string why, line;
-    while (std::getline(log, line))
-      why += line + "\n";
+    while (std::getline(log, line)) why += line + "\n";
     process_.kill_now();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -177,7 +182,10 @@ NginxUpstream::~NginxUpstream()
   std::filesystem::remove_all(dir_, ec);
 }
 
-std::string NginxUpstream::address() const { return fmt::format("{}:{}", ip_, port_); }
+std::string NginxUpstream::address() const
+{
+  return fmt::format("{}:{}", ip_, port_);
+}
 
 NodeEchoServer::NodeEchoServer() : dir_(make_temp_dir("rgt-node")), port_(free_port())
 {
@@ -212,7 +220,10 @@ NodeEchoServer::~NodeEchoServer()
   std::filesystem::remove_all(dir_, ec);
 }
 
-std::string NodeEchoServer::address() const { return fmt::format("127.0.0.1:{}", port_); }
+std::string NodeEchoServer::address() const
+{
+  return fmt::format("127.0.0.1:{}", port_);
+}
 
 std::string raw_exchange(std::uint16_t port, const std::string &request, int timeout_ms, bool half_close)
 {
@@ -235,7 +246,8 @@ std::string raw_exchange(std::uint16_t port, const std::string &request, int tim
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   char buf[65536];
   while (true) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       break;
     pollfd p{fd, POLLIN, 0};

@@ -91,8 +91,7 @@ TEST_CASE("the codec accepts, re-frames or refuses each request in the table, ho
 TEST_CASE("too many header fields is 431")
 {
   std::string raw = "GET / HTTP/1.1\r\nHost: a\r\n";
-  for (int i = 0; i < 150; ++i)
-    raw += "X-" + std::to_string(i) + ": v\r\n";
+  for (int i = 0; i < 150; ++i) raw += "X-" + std::to_string(i) + ": v\r\n";
   raw += "\r\n";
   Codec codec;
   CHECK(codec.run(raw, 1 << 20) == 431);
@@ -103,7 +102,8 @@ TEST_CASE("a chunked body over the limit is 413 while it streams")
 {
   Codec codec;
   codec.limits.max_body_bytes = 10;
-  const std::string raw = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n";
+  const std::string raw =
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n";
   CHECK(codec.run(raw, 1 << 20) == 413);
 }
 
@@ -126,7 +126,9 @@ TEST_CASE("error responses carry a JSON body with the reason and the decision id
   CHECK(out.find("Retry-After: 5\r\n") != std::string::npos);
   CHECK(out.find("Connection: close\r\n") != std::string::npos);
   const auto body = out.substr(out.find("\r\n\r\n") + 4);
-  CHECK(body == "{\"status\":403,\"error\":\"Forbidden\",\"reason\":\"blocked: \\\"risk\\\" 90\",\"decision_id\":\"42\"}\n");
+  CHECK(body ==
+        "{\"status\":403,\"error\":\"Forbidden\",\"reason\":\"blocked: \\\"risk\\\" "
+        "90\",\"decision_id\":\"42\"}\n");
   CHECK(out.find("Content-Length: " + std::to_string(body.size()) + "\r\n") != std::string::npos);
 }
 
@@ -156,13 +158,15 @@ TEST_CASE("a close-delimited response is re-framed as chunked for an HTTP/1.1 cl
   CHECK(step.status == HttpParser::Status::more);
   step = codec.parser.finish();
   CHECK(step.status == HttpParser::Status::done);
-  CHECK(codec.client == "HTTP/1.1 200 OK\r\nX-Up: 1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+  CHECK(codec.client ==
+        "HTTP/1.1 200 OK\r\nX-Up: 1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
 }
 
 TEST_CASE("a response with Content-Length and Transfer-Encoding is refused")
 {
   ResponseCodec codec;
-  const std::string raw = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+  const std::string raw =
+      "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
   const auto step = codec.parser.feed(raw.data(), raw.size());
   CHECK(step.status == HttpParser::Status::error);
 }

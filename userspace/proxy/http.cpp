@@ -9,16 +9,20 @@ namespace riskgate::proxy {
 
 namespace {
 
-HttpParser &self(llhttp_t *p) { return *static_cast<HttpParser *>(p->data); }
+HttpParser &self(llhttp_t *p)
+{
+  return *static_cast<HttpParser *>(p->data);
+}
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c)
+{
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 std::string_view trim(std::string_view s)
 {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
 
@@ -246,8 +250,7 @@ HttpParser::Step HttpParser::step(llhttp_errno_t rc, const char *data, std::size
   if (error_.status == 0) {
     std::string reason = parser_.type == HTTP_REQUEST ? "malformed request: " : "malformed response: ";
     const char *why = llhttp_get_error_reason(&parser_);
-    for (const char *c = why != nullptr ? why : llhttp_errno_name(rc); *c != '\0'; ++c)
-      reason += lower(*c);
+    for (const char *c = why != nullptr ? why : llhttp_errno_name(rc); *c != '\0'; ++c) reason += lower(*c);
     fail(400, std::move(reason));
   }
   return {Status::error, len};
@@ -358,8 +361,8 @@ HttpError validate_request(const HttpParser &request)
 bool is_hop_by_hop(std::string_view name, std::string_view connection_header)
 {
   static constexpr std::array<std::string_view, 9> dropped = {
-      "connection", "keep-alive", "proxy-connection", "te",     "trailer",
-      "transfer-encoding", "upgrade", "content-length", "expect"};
+      "connection",        "keep-alive", "proxy-connection", "te",    "trailer",
+      "transfer-encoding", "upgrade",    "content-length",   "expect"};
   for (const auto d : dropped)
     if (iequals(name, d))
       return true;
@@ -483,41 +486,78 @@ void emit_error_response(int status, std::string_view reason, std::uint64_t deci
 std::string_view status_text(int status)
 {
   switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 103: return "Early Hints";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return status < 200 ? "Informational" : status < 300 ? "Success" : status < 400 ? "Redirection"
-                    : status < 500 ? "Client Error" : "Server Error";
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 103:
+      return "Early Hints";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 411:
+      return "Length Required";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return status < 200   ? "Informational"
+             : status < 300 ? "Success"
+             : status < 400 ? "Redirection"
+             : status < 500 ? "Client Error"
+                            : "Server Error";
   }
 }
 

@@ -21,9 +21,9 @@ namespace riskgate::proxy {
 // Limits of one request; beyond them the client gets the status in the comment and the connection
 // closes.
 struct HttpLimits {
-  std::size_t max_head_bytes = 16 * 1024;         // request line + header block: 431
-  std::size_t max_headers = 100;                  // header count: 431
-  std::uint64_t max_body_bytes = 8ull << 20;      // Content-Length or running chunked total: 413
+  std::size_t max_head_bytes = 16 * 1024;     // request line + header block: 431
+  std::size_t max_headers = 100;              // header count: 431
+  std::uint64_t max_body_bytes = 8ull << 20;  // Content-Length or running chunked total: 413
 };
 
 // A status and a short machine-readable reason, for the JSON error body.

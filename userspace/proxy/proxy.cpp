@@ -87,7 +87,10 @@ Result<int> open_listener(sockaddr_storage &address, const std::string &text)
 
 Proxy::Proxy(ProxyConfig config, RequestHook &hook) : config_(std::move(config)), hook_(hook) {}
 
-Proxy::~Proxy() { stop(); }
+Proxy::~Proxy()
+{
+  stop();
+}
 
 Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config, RequestHook &hook)
 {
@@ -152,21 +155,24 @@ void Proxy::stop()
   if (stopped_)
     return;
   stopped_ = true;
-  for (auto &w : workers_)
-    w->request_stop();
-  for (auto &w : workers_)
-    w->join();
+  for (auto &w : workers_) w->request_stop();
+  for (auto &w : workers_) w->join();
 }
 
-std::uint16_t Proxy::listen_port(std::size_t index) const { return ports_.at(index); }
+std::uint16_t Proxy::listen_port(std::size_t index) const
+{
+  return ports_.at(index);
+}
 
-unsigned Proxy::workers() const { return static_cast<unsigned>(workers_.size()); }
+unsigned Proxy::workers() const
+{
+  return static_cast<unsigned>(workers_.size());
+}
 
 std::vector<UpstreamHealth> Proxy::upstream_health() const
 {
   std::vector<UpstreamHealth> out;
-  for (const auto &w : workers_)
-    w->collect_health(out);
+  for (const auto &w : workers_) w->collect_health(out);
   return out;
 }
 

@@ -18,9 +18,9 @@
 namespace riskgate::proxy {
 
 struct ListenerConfig {
-  std::string service;   // name given to the hook (RequestView::service)
-  std::string address;   // "HOST:PORT" (numeric; port 0 picks a free port, see Proxy::listen_port)
-  std::string upstream;  // name of an UpstreamConfig; ignored when transparent
+  std::string service;       // name given to the hook (RequestView::service)
+  std::string address;       // "HOST:PORT" (numeric; port 0 picks a free port, see Proxy::listen_port)
+  std::string upstream;      // name of an UpstreamConfig; ignored when transparent
   bool transparent = false;  // forward to SO_ORIGINAL_DST (the datapath's connect4 redirect)
 };
 
@@ -30,12 +30,12 @@ struct UpstreamConfig {
 };
 
 struct Timeouts {
-  std::uint32_t idle_ms = 60'000;             // keep-alive connection with no request: closed silently
-  std::uint32_t header_ms = 10'000;           // first byte to complete head: 408
-  std::uint32_t body_ms = 30'000;             // no request body progress: 408
-  std::uint32_t upstream_connect_ms = 3'000;  // 504
+  std::uint32_t idle_ms = 60'000;               // keep-alive connection with no request: closed silently
+  std::uint32_t header_ms = 10'000;             // first byte to complete head: 408
+  std::uint32_t body_ms = 30'000;               // no request body progress: 408
+  std::uint32_t upstream_connect_ms = 3'000;    // 504
   std::uint32_t upstream_response_ms = 30'000;  // no response progress: 504
-  std::uint32_t drain_ms = 10'000;            // graceful stop: in-flight requests get this long
+  std::uint32_t drain_ms = 10'000;              // graceful stop: in-flight requests get this long
 };
 
 struct ProxyConfig {

@@ -93,8 +93,14 @@ socklen_t address_len(const sockaddr_storage &a)
 
 }  // namespace
 
-int ClientConn::on_head(HttpParser &) { return worker.on_request_head(*this); }
-int UpConn::on_head(HttpParser &) { return worker.on_response_head(*this); }
+int ClientConn::on_head(HttpParser &)
+{
+  return worker.on_request_head(*this);
+}
+int UpConn::on_head(HttpParser &)
+{
+  return worker.on_response_head(*this);
+}
 
 Worker::Worker(unsigned index, const ProxyConfig &config, RequestHook &hook)
     : index_(index), config_(config), hook_(hook)
@@ -262,8 +268,8 @@ void Worker::run()
   io_uring_sqe_set_data64(sqe, tag(&wake_value_, op_worker));
 
   std::array<io_uring_cqe *, 256> cqes{};
-  while (!(stopping_ && clients_.empty() && open_listeners_ == 0 && all_clients_.empty() &&
-           all_ups_.empty())) {
+  while (
+      !(stopping_ && clients_.empty() && open_listeners_ == 0 && all_clients_.empty() && all_ups_.empty())) {
     const int rc = io_uring_submit_and_wait(ring_.get(), 1);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
       fmt::print(stderr, "riskgate: worker {}: io_uring_submit_and_wait: {}\n", index_, std::strerror(-rc));
@@ -272,8 +278,7 @@ void Worker::run()
     now_ms_ = monotonic_ms();
     unsigned n = 0;
     while ((n = io_uring_peek_batch_cqe(ring_.get(), cqes.data(), cqes.size())) > 0) {
-      for (unsigned i = 0; i < n; ++i)
-        dispatch(cqes[i]);
+      for (unsigned i = 0; i < n; ++i) dispatch(cqes[i]);
       io_uring_cq_advance(ring_.get(), n);
     }
     sweep();
@@ -309,13 +314,26 @@ void Worker::dispatch(io_uring_cqe *cqe)
   const auto op = static_cast<Op>(data & 7);
   void *object = reinterpret_cast<void *>(data & ~std::uint64_t{7});
   switch (op) {
-    case op_ignore: return;
-    case op_accept: on_accept(*static_cast<ListenerSocket *>(object), cqe); return;
-    case op_client_recv: on_client_recv(*static_cast<ClientConn *>(object), cqe); return;
-    case op_client_send: on_client_send(*static_cast<ClientConn *>(object), cqe->res); return;
-    case op_up_recv: on_up_recv(*static_cast<UpConn *>(object), cqe); return;
-    case op_up_send: on_up_send(*static_cast<UpConn *>(object), cqe->res); return;
-    case op_up_connect: on_up_connect(*static_cast<UpConn *>(object), cqe->res); return;
+    case op_ignore:
+      return;
+    case op_accept:
+      on_accept(*static_cast<ListenerSocket *>(object), cqe);
+      return;
+    case op_client_recv:
+      on_client_recv(*static_cast<ClientConn *>(object), cqe);
+      return;
+    case op_client_send:
+      on_client_send(*static_cast<ClientConn *>(object), cqe->res);
+      return;
+    case op_up_recv:
+      on_up_recv(*static_cast<UpConn *>(object), cqe);
+      return;
+    case op_up_send:
+      on_up_send(*static_cast<UpConn *>(object), cqe->res);
+      return;
+    case op_up_connect:
+      on_up_connect(*static_cast<UpConn *>(object), cqe->res);
+      return;
     case op_worker:
       if (object == &tick_ts_) {
         on_tick();
@@ -396,8 +414,7 @@ void Worker::on_tick()
   if (!stopping_ || !clients_.empty())
     arm_tick();
   if (stopping_ && now_ms_ >= drain_deadline_ms_) {
-    while (!clients_.empty())
-      close_client(*clients_.back());
+    while (!clients_.empty()) close_client(*clients_.back());
     return;
   }
   for (std::size_t i = clients_.size(); i-- > 0;) {
@@ -438,11 +455,9 @@ void Worker::begin_drain()
   std::vector<UpConn *> idle;
   {
     std::lock_guard lock(targets_mu_);
-    for (auto &t : targets_)
-      idle.insert(idle.end(), t->idle.begin(), t->idle.end());
+    for (auto &t : targets_) idle.insert(idle.end(), t->idle.begin(), t->idle.end());
   }
-  for (auto *u : idle)
-    close_up(*u);
+  for (auto *u : idle) close_up(*u);
 }
 
 // ---------------------------------------------------------------- client side
@@ -541,8 +556,7 @@ void Worker::on_client_recv(ClientConn &c, const io_uring_cqe *cqe)
     }
     return;
   }
-  if (!more && !c.ep.closed && !c.ep.recv_paused &&
-      (c.phase != ClientConn::Phase::closing || c.lingering))
+  if (!more && !c.ep.closed && !c.ep.recv_paused && (c.phase != ClientConn::Phase::closing || c.lingering))
     arm_recv(c.ep, tag(&c, op_client_recv));
 }
 
@@ -737,7 +751,8 @@ int Worker::on_request_head(ClientConn &c)
     ex.replay.clear();
   if (has_body) {
     // Expect was stripped (hop-by-hop here): the proxy itself invites the body once the hook allows.
-    if (const auto expect = p.header("expect"); expect && iequals(*expect, "100-continue") && p.http_minor() >= 1)
+    if (const auto expect = p.header("expect");
+        expect && iequals(*expect, "100-continue") && p.http_minor() >= 1)
       c.ep.queued.append("HTTP/1.1 100 Continue\r\n\r\n");
     p.set_body_sink(&u->ep.queued, p.chunked() ? Framing::chunked : Framing::length);
     c.deadline_ms = now_ms_ + config_.timeouts.body_ms;

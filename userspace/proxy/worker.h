@@ -80,10 +80,10 @@ struct ClientConn final : HeadHandler {
   int on_head(HttpParser &) override;
 
   enum class Phase {
-    idle,      // between requests
-    request,   // head or body arriving
-    waiting,   // request complete, response pending
-    closing,   // flushing the last response, then lingering until the peer closes
+    idle,     // between requests
+    request,  // head or body arriving
+    waiting,  // request complete, response pending
+    closing,  // flushing the last response, then lingering until the peer closes
   };
 
   Worker &worker;
@@ -107,9 +107,9 @@ struct ClientConn final : HeadHandler {
 
   // the exchange in progress
   Exchange *ex = nullptr;
-  bool hooked = false;          // on_request was called: on_complete is owed
-  bool local = false;           // answered by the proxy (hook verdict or error)
-  bool abort_parse = false;     // the parser was stopped on purpose (answered, or closed by the hook)
+  bool hooked = false;       // on_request was called: on_complete is owed
+  bool local = false;        // answered by the proxy (hook verdict or error)
+  bool abort_parse = false;  // the parser was stopped on purpose (answered, or closed by the hook)
   bool request_done = false;
   bool response_started = false;
   bool close_after = false;
@@ -221,7 +221,7 @@ class Worker {
   std::vector<std::unique_ptr<Target>> targets_;
   std::unordered_map<std::string, Target *> targets_by_name_;
 
-  std::vector<ClientConn *> clients_;         // open client connections
+  std::vector<ClientConn *> clients_;             // open client connections
   std::unordered_set<ClientConn *> all_clients_;  // open or closing (CQEs outstanding)
   std::unordered_set<UpConn *> all_ups_;
   std::vector<ClientConn *> dead_clients_;  // closed, freed by sweep() once their CQEs are in
