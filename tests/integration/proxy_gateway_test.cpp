@@ -380,3 +380,27 @@ TEST_CASE("a pooled upstream connection closed as the request arrives: the reque
   REQUIRE(health.size() == 1);
   CHECK(health[0].consecutive_failures == 0);  // a stale pooled connection is not an upstream failure
 }
+
+TEST_CASE("large bodies stream both ways through the backpressure limits, chunked and sized")
+{
+  NodeEchoServer node;
+  Gateway gw(node.address());
+  std::string dir = run("mktemp -d /tmp/rgt-body.XXXXXX");
+  dir.pop_back();  // newline
+  REQUIRE(!dir.empty());
+  // 3 MiB up (beyond the 1 MiB high-water mark), echoed back inside a JSON answer.
+  run(fmt::format("head -c 3145728 /dev/zero | tr '\\0' 'a' > {}/body", dir));
+  for (const char *framing : {"", "-H 'Transfer-Encoding: chunked'"}) {
+    CAPTURE(framing);
+    const auto out = run(
+        fmt::format("curl -s -m 20 {} --data-binary @{}/body {} | wc -c", framing, dir, gw.url("/upload")));
+    CHECK(std::stol(out) > 3145728);
+    CHECK(std::stol(out) < 3145728 + 1024);
+  }
+  run(fmt::format("rm -rf {}", dir));
+  const auto done = gw.hook.completions();
+  REQUIRE(done.size() == 2);
+  CHECK(done[0].request_body == 3145728);
+  CHECK(done[1].request_body == 3145728);
+  CHECK(done[0].response_body > 3145728);
+}
