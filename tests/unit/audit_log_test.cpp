@@ -1,10 +1,13 @@
 // The decision log's promises: every decision one chained line, tampering named by file:line,
 // drops counted and written into the chain, rotation and restarts continue the chain.
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <thread>
 
 #include <doctest/doctest.h>
 
@@ -298,4 +301,36 @@ TEST_CASE("a reopened log continues the chain, also after a torn last line")
   REQUIRE(report.problems.size() == 1);
   CHECK(report.problems[0].line == 4);
   CHECK(report.last_seq == 4);
+}
+
+TEST_CASE("a writer killed with SIGKILL mid-stream leaves a chain the next process continues")
+{
+  TempDir dir;
+  audit::LogOptions options;
+  options.path = (dir.path / "decisions.jsonl").string();
+  options.rotate_bytes = 64 * 1024;
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto log = audit::DecisionLog::open(options);
+    if (!log.ok())
+      _exit(1);
+    for (std::uint64_t id = 1;; ++id)
+      (*log)->record(make_decision(id));
+  }
+  // Let it write (and rotate) for a while, then kill it without any chance to flush.
+  for (int i = 0; i < 200 && audit::log_files(options.path).size() < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  REQUIRE(audit::log_files(options.path).size() >= 2);
+  {
+    auto log = open_log(options);
+    log->record(make_decision(1'000'000));
+    log->flush();
+  }
+  const auto report = audit::verify_chain(audit::log_files(options.path));
+  CHECK_MESSAGE(report.ok(), problems_text(report));
+  const auto lines = read_lines(options.path);
+  CHECK(nlohmann::json::parse(lines.back())["id"] == 1'000'000);
 }

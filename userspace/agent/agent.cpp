@@ -219,6 +219,12 @@ Result<void> Agent::start()
     admin::Socket::Options socket_options;
     socket_options.path = options.admin_socket;
     socket_options.status = [this] { return status(); };
+    // riskgatectl unblock writes the maps itself, then tells the agent so the grace period holds.
+    if (enforcer)
+      socket_options.commands["manual_unblock"] = [this](const nlohmann::json &request) {
+        enforcer->hold_off(request.value("target", ""));
+        return nlohmann::json{{"ok", true}};
+      };
     auto admin_socket = admin::Socket::start(std::move(socket_options));
     if (!admin_socket)
       return make_error(fmt::format("admin socket {}: {}", options.admin_socket, admin_socket.error()));
