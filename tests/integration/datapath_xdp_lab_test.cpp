@@ -55,3 +55,33 @@ TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
   CHECK(client.connect(veth.host_ip(), port) == 0);
   CHECK(client.send_echo("after-ttl") == 0);
 }
+
+TEST_CASE("xdp lab: generic mode is reported, and a second start re-adopts the XDP link")
+{
+  test::TempPinDir pins;
+  test::ScopedNetns ns;
+  test::VethPair veth(ns);
+  test::Worker server({"", ""});
+  test::Worker client({"", ns.name()});
+  const unsigned short port = server.listen_echo(veth.host_ip());
+
+  kernel::DatapathConfig config;
+  config.pin_root = pins.path();
+  config.xdp_interfaces = {veth.host_if()};
+  config.xdp_generic = true;
+  auto first = kernel::Datapath::start(config);
+  REQUIRE_MESSAGE(first.ok(), first.error());
+  REQUIRE((*first)->xdp().size() == 1);
+  CHECK_FALSE((*first)->xdp()[0].native);
+  CHECK_FALSE((*first)->xdp()[0].fallback_reason.empty());
+  REQUIRE((*first)->maps().block_ip(*kernel::parse_prefix(veth.peer_ip()), kernel::block_value(0ms, 3)).ok());
+  CHECK(client.connect(veth.host_ip(), port) == ETIMEDOUT);
+
+  auto second = kernel::Datapath::start(config);
+  REQUIRE_MESSAGE(second.ok(), second.error());
+  CHECK((*second)->adopted_maps());
+  CHECK((*second)->adopted_links() == 2);  // sk_msg and the XDP link, updated in place
+  CHECK(client.connect(veth.host_ip(), port) == ETIMEDOUT);
+  REQUIRE(*(*second)->maps().unblock_ip(*kernel::parse_prefix(veth.peer_ip())));
+  CHECK(client.connect(veth.host_ip(), port) == 0);
+}
