@@ -45,7 +45,7 @@ struct Completed {
   std::uint64_t response_body = 0;
 };
 
-// Forwards everything except /deny (403) and /challenge (401 with WWW-Authenticate).
+// Forwards everything except /deny (403), /challenge (401 with WWW-Authenticate) and /drop (close).
 class RecordingHook final : public RequestHook {
  public:
   HookVerdict on_request(const RequestView &r) override
@@ -67,6 +67,8 @@ class RecordingHook final : public RequestHook {
       v.kind = HookVerdict::Kind::respond;
       v.status = 403;
       v.reason = "blocked by test";
+    } else if (r.path == "/drop") {
+      v.kind = HookVerdict::Kind::close;
     } else if (r.path == "/challenge") {
       v.kind = HookVerdict::Kind::respond;
       v.status = 401;
@@ -102,11 +104,13 @@ class RecordingHook final : public RequestHook {
 };
 
 struct Gateway {
-  explicit Gateway(const std::string &upstream, proxy::Timeouts timeouts = {}, unsigned workers = 2)
+  explicit Gateway(const std::string &upstream, proxy::Timeouts timeouts = {}, unsigned workers = 2,
+                   std::uint32_t max_connections = 65'536)
   {
     proxy::ProxyConfig config;
     config.workers = workers;
     config.timeouts = timeouts;
+    config.max_connections_per_worker = max_connections;
     config.listeners.push_back({"orders", "127.0.0.1:0", "orders-up", false});
     config.upstreams.push_back({"orders-up", upstream});
     auto created = proxy::Proxy::create(config, hook);
@@ -256,6 +260,26 @@ TEST_CASE("hook answers carry the status, extra headers and a JSON body with rea
   out = run(fmt::format("curl -s -i {}", gw.url("/challenge")));
   CHECK(out.find("HTTP/1.1 401 Unauthorized") == 0);
   CHECK(out.find("WWW-Authenticate: Bearer realm=\"test\"") != std::string::npos);
+  // close: no answer at all, the connection just ends
+  CHECK(run(fmt::format("curl -s -o /dev/null -w '%{{http_code}}' {}", gw.url("/drop"))) == "000");
+  CHECK(run(fmt::format("curl -s {}", gw.url("/after"))) == "hello world\n");
+}
+
+TEST_CASE("beyond max connections per worker a client gets 503 and a closed connection")
+{
+  NginxUpstream nginx;
+  Gateway gw(nginx.address(), {}, 1, 1);
+  std::string first;
+  std::thread holder([&] {
+    // Holds the one connection the worker may have (no request, no half-close) for a while.
+    first = raw_exchange(gw.port, "", 600, false);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  const auto out = raw_exchange(gw.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  holder.join();
+  CHECK(out.find("HTTP/1.1 503 Service Unavailable") == 0);
+  CHECK(out.find("\"reason\":\"too many connections\"") != std::string::npos);
+  CHECK(run(fmt::format("curl -s {}", gw.url("/"))) == "hello world\n");  // the slot is free again
 }
 
 TEST_CASE("wrk keep-alive load reuses upstream connections")
