@@ -98,6 +98,15 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   auto counters = maps.counters();
   REQUIRE(counters.ok());
 
+  // Pins made with other map sizes are not silently reused: the error names the map and the way out.
+  kernel::DatapathConfig resized = config;
+  resized.block_entries = 4096;
+  auto refused = kernel::Datapath::start(resized);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().find("rg_blk_") != std::string::npos);
+  CHECK(refused.error().find("--uninstall") != std::string::npos);
+  CHECK(maps.identity_blocks()->size() == 1);  // and nothing was lost
+
   // Listing reads hash maps in batches: more entries than one batch, every one of them once.
   for (IdentityId id = 1000; id < 3500; ++id)
     REQUIRE(maps.block_identity(id, kernel::block_value(0ms, id)).ok());

@@ -77,6 +77,30 @@ std::uint32_t max_entries_for(const DatapathConfig &config, const std::string &n
   return 0;  // keep the size compiled into the object
 }
 
+// A pinned map is re-adopted only when its layout is what this binary expects; otherwise say which
+// map differs and how, instead of libbpf's generic refusal.
+Result<void> check_pinned_layout(const bpf_map *map, const std::string &pin)
+{
+  Fd pinned(::bpf_obj_get(pin.c_str()));
+  if (pinned.get() < 0)
+    return {};  // not pinned yet: it will be created
+  bpf_map_info info{};
+  std::uint32_t len = sizeof(info);
+  if (::bpf_obj_get_info_by_fd(pinned.get(), &info, &len) != 0)
+    return make_error(fmt::format("inspect pinned map {}: {}", pin, errno_text(errno)));
+  const auto want = fmt::format("type {} key {} value {} entries {} flags {:#x}", static_cast<int>(bpf_map__type(map)),
+                                bpf_map__key_size(map), bpf_map__value_size(map), bpf_map__max_entries(map),
+                                bpf_map__map_flags(map));
+  const auto have = fmt::format("type {} key {} value {} entries {} flags {:#x}", info.type, info.key_size,
+                                info.value_size, info.max_entries, info.map_flags);
+  if (want != have)
+    return make_error(fmt::format("pinned map {} has {} but this riskgate needs {} (a different version or map "
+                                  "sizes made it): keep the previous binary and settings, or `riskgated --uninstall "
+                                  "--pin-root {}` first (that drops every block)",
+                                  pin, have, want, fs::path(pin).parent_path().string()));
+  return {};
+}
+
 // Sizes and pins (or re-adopts, when the pin exists) every non-internal map of `obj`.
 Result<void> prepare_maps(bpf_object *obj, const DatapathConfig &config)
 {
@@ -90,6 +114,8 @@ Result<void> prepare_maps(bpf_object *obj, const DatapathConfig &config)
       if (int err = bpf_map__set_max_entries(map, entries); err != 0)
         return make_error(fmt::format("size {} to {}: {}", name, entries, errno_text(err)));
     const std::string pin = config.pin_root + "/" + name;
+    if (auto ok = check_pinned_layout(map, pin); !ok)
+      return ok;
     if (int err = bpf_map__set_pin_path(map, pin.c_str()); err != 0)
       return make_error(fmt::format("pin path {}: {}", pin, errno_text(err)));
   }
