@@ -24,6 +24,8 @@
 #include <riskgate/policy.h>
 #include <riskgate/risk.h>
 
+#include "agent/agent.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -408,6 +410,28 @@ TEST_CASE("riskgated.service: SIGHUP reload, the BPF capability set, and only th
   CHECK(settings["node"]["audit"]["path"].as<std::string>().starts_with("/var/log/riskgate/"));
   CHECK(settings["node"]["admin"]["metrics"].as<std::string>() == "127.0.0.1:9464");
   CHECK(settings["policyDir"].as<std::string>() == "/etc/riskgate/policies");
+}
+
+TEST_CASE("both sample agent settings files load through riskgated's settings reader")
+{
+  riskgate::agent::Options cluster;
+  const auto cluster_loaded = riskgate::agent::load_settings((k8s_dir / "base/riskgate.yaml").string(), cluster);
+  REQUIRE_MESSAGE(cluster_loaded.ok(), (cluster_loaded.ok() ? std::string() : cluster_loaded.error()));
+  CHECK(cluster.cgroup.empty());  // the cgroup v2 root from /proc/mounts: the host's, mounted over the pod's
+  CHECK(cluster.xdp_interfaces.empty());
+  CHECK(cluster.admin_metrics == "0.0.0.0:9464");
+  CHECK(cluster.admin_socket == "/run/riskgate/admin.sock");
+  CHECK(cluster.audit_path == "/var/log/riskgate/decisions.jsonl");
+  CHECK(cluster.pin_root == "/sys/fs/bpf/riskgate");
+  CHECK(cluster.policy_dir == "/etc/riskgate/policies");
+
+  riskgate::agent::Options host;
+  const auto host_loaded = riskgate::agent::load_settings((source_dir / "deploy/systemd/riskgate.yaml").string(), host);
+  REQUIRE_MESSAGE(host_loaded.ok(), (host_loaded.ok() ? std::string() : host_loaded.error()));
+  CHECK(host.admin_metrics == "127.0.0.1:9464");
+  CHECK(host.audit_rotate_mb == 100);
+  CHECK(host.audit_keep == 10);
+  CHECK(host.policy_dir == "/etc/riskgate/policies");
 }
 
 TEST_CASE("the Dockerfile builds on Debian 12 and ships a slim runtime stage with the binaries only")
