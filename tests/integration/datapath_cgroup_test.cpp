@@ -181,6 +181,10 @@ TEST_CASE("cgroup gate: IPv6 connects and tags")
     CHECK(tag.src_identity == (passive ? kServer : kClient));
     CHECK(tag.dst_identity == (passive ? kClient : kServer));
   }
+  kernel::MapPeerIdentity peers(lab.maps());
+  const auto local = client.local_endpoint();
+  CHECK(local.ss_family == AF_INET6);
+  CHECK(peers.peer_identity(local, local, 0) == kClient);
   REQUIRE(lab.maps().block_pair(kClient, kServer, kernel::block_value(0ms, 90)).ok());
   CHECK(client.send_echo("v6-blocked") == EACCES);
   CHECK(client.connect("::1", port) == EPERM);

@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include "kernel/addr.h"
 #include "support/kernel_env.h"
 
 namespace riskgate::test {
@@ -235,10 +236,7 @@ std::string serve(const std::string &request, int &conn)
     socklen_t len = sizeof(local);
     if (conn < 0 || ::getsockname(conn, reinterpret_cast<sockaddr *>(&local), &len) != 0)
       return "err local";
-    char buf[INET6_ADDRSTRLEN] = {};
-    const auto &v4 = reinterpret_cast<const sockaddr_in &>(local);
-    ::inet_ntop(AF_INET, &v4.sin_addr, buf, sizeof(buf));
-    return fmt::format("ok {} {}", buf, ntohs(v4.sin_port));
+    return "ok " + kernel::endpoint_string(local);
   }
   if (op == "close") {
     if (conn >= 0)
@@ -353,11 +351,10 @@ int Worker::send_echo(const std::string &message) { return std::stoi(call("send 
 
 sockaddr_storage Worker::local_endpoint()
 {
-  std::istringstream in(call("local"));
-  std::string ip;
-  unsigned port = 0;
-  in >> ip >> port;
-  return endpoint(ip, static_cast<unsigned short>(port));
+  auto local = kernel::parse_endpoint(call("local"));
+  if (!local)
+    throw std::runtime_error("worker local endpoint: " + local.error());
+  return *local;
 }
 
 void Worker::close_connection() { call("close"); }

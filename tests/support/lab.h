@@ -75,7 +75,7 @@ class Worker {
   // Sends `message` on the current connection and waits (500 ms) for its echo; returns 0 or errno
   // (EACCES when sk_msg dropped it, ETIMEDOUT when nothing came back).
   int send_echo(const std::string &message);
-  // Local endpoint (ip, port) of the current connection.
+  // Local endpoint (address and port, IPv4 or IPv6) of the current connection.
   sockaddr_storage local_endpoint();
   void close_connection();
 
