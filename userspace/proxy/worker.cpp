@@ -1132,13 +1132,21 @@ void Worker::response_complete(UpConn &u, bool trailing_bytes)
   if (!c->request_done)
     c->close_after = true;  // answered before the whole body arrived: stop reading it, then close
   finish_exchange(*c);
-  flush(c->ep, tag(c, op_client_send));
-  if (c->phase == ClientConn::Phase::idle)
-    drain_pending(*c);
-  if (!c->ep.closed)
-    flush(c->ep, tag(c, op_client_send));
-  if (!c->ep.closed && c->up != nullptr)
-    flush(c->up->ep, tag(c->up, op_up_send));
+  continue_client(*c);
+}
+
+// After an exchange ended: send its answer, then parse the requests held back behind it (which
+// may start the next exchange, whose upstream request goes out too).
+void Worker::continue_client(ClientConn &c)
+{
+  flush(c.ep, tag(&c, op_client_send));
+  if (c.phase == ClientConn::Phase::idle)
+    drain_pending(c);
+  if (c.ep.closed)
+    return;
+  flush(c.ep, tag(&c, op_client_send));
+  if (c.up != nullptr)
+    flush(c.up->ep, tag(c.up, op_up_send));
 }
 
 void Worker::release_upstream(UpConn &u, bool reusable)
@@ -1184,10 +1192,7 @@ void Worker::upstream_failed(UpConn &u, int status, std::string_view reason)
     c->ex->verdict.headers.clear();
   respond_local(*c, status, reason, !c->request_done);
   finish_exchange(*c);
-  flush(c->ep, tag(c, op_client_send));
-  if (c->phase == ClientConn::Phase::idle)
-    drain_pending(*c);
-  flush(c->ep, tag(c, op_client_send));
+  continue_client(*c);
 }
 
 void Worker::close_up(UpConn &u)

@@ -191,6 +191,7 @@ class Worker {
   Exchange &acquire_exchange(ClientConn &c);
   void release_exchange(ClientConn &c);
   void finish_exchange(ClientConn &c);
+  void continue_client(ClientConn &c);
   void after_client_flush(ClientConn &c);
   void client_timeout(ClientConn &c);
   void close_client(ClientConn &c);
