@@ -1,5 +1,6 @@
 // riskgated's admin surfaces, served by small blocking threads (never on the proxy's workers):
-//  - HTTP on 127.0.0.1:9464 by default: GET /metrics (Prometheus text), GET /healthz;
+//  - HTTP on 127.0.0.1:9464 by default: GET /metrics (Prometheus text), GET /healthz (alive),
+//    GET /readyz (200 ready, 503 with a reason); read-only: other methods 405, other paths 404;
 //  - a unix socket (mode 0600) for riskgatectl, one JSON request line per connection:
 //      {"cmd":"status"}            -> one JSON line from the agent's status callback
 //      {"cmd":"explain","id":N}    -> the decision's JSON line, if among the recent ones
@@ -26,8 +27,11 @@ inline constexpr const char *kDefaultSocket = "/run/riskgate/admin.sock";
 
 class HttpServer {
  public:
-  // listen: "HOST:PORT" (port 0 picks a free one, see port()).
-  static Result<std::unique_ptr<HttpServer>> start(const std::string &listen, const metrics::Registry &registry);
+  // Empty when ready; otherwise the one-line reason GET /readyz answers 503 with.
+  using Readiness = std::function<std::string()>;
+  // listen: "HOST:PORT" (port 0 picks a free one, see port()). Without `readiness`, /readyz is 200.
+  static Result<std::unique_ptr<HttpServer>> start(const std::string &listen, const metrics::Registry &registry,
+                                                   Readiness readiness = {});
   virtual ~HttpServer() = default;
   virtual std::uint16_t port() const = 0;
 };

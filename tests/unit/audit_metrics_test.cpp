@@ -118,6 +118,16 @@ TEST_CASE("the admin HTTP port serves /metrics and /healthz, 404 otherwise")
   CHECK(contains(metrics, "\r\n\r\n# HELP hits_total Hits\n# TYPE hits_total counter\nhits_total 7\n"));
   CHECK(contains(http_get(port, "/healthz"), "200 OK"));
   CHECK(contains(http_get(port, "/nope"), "404 Not Found"));
+  CHECK(contains(http_get(port, "/readyz"), "200 OK"));
+
+  std::string reason = "starting";
+  auto gated = admin::HttpServer::start("127.0.0.1:0", registry, [&] { return reason; });
+  REQUIRE(gated.ok());
+  const auto not_ready = http_get((*gated)->port(), "/readyz");
+  CHECK(not_ready.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+  CHECK(contains(not_ready, "\r\n\r\nstarting\n"));
+  reason.clear();
+  CHECK(contains(http_get((*gated)->port(), "/readyz"), "200 OK"));
   CHECK_FALSE(admin::HttpServer::start("localhost:x", registry).ok());
 }
 

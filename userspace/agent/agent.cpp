@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -130,6 +131,10 @@ struct Agent {
   HealthBoard health;
   std::unique_ptr<risk::PolicyWatcher> watcher;
 
+  // What GET /readyz answers.
+  static constexpr int kStarting = 0, kReady = 1, kDraining = 2;
+  std::atomic<int> state{kStarting};
+
   std::mutex housekeeping_mutex;
   std::condition_variable housekeeping_wake;
   bool stopping = false;
@@ -210,7 +215,10 @@ Result<void> Agent::start()
   }
 
   if (!options.admin_metrics.empty() && options.admin_metrics != "off") {
-    auto server = admin::HttpServer::start(options.admin_metrics, metrics);
+    auto server = admin::HttpServer::start(options.admin_metrics, metrics, [this]() -> std::string {
+      const int s = state.load();
+      return s == kReady ? "" : s == kStarting ? "starting: policy, programs and listeners not all up yet" : "draining";
+    });
     if (!server)
       return make_error(fmt::format("admin HTTP port {}: {}", options.admin_metrics, server.error()));
     http = std::move(*server);
@@ -271,6 +279,7 @@ Result<void> Agent::start()
              options.policy_dir.empty() ? "embedded default" : options.policy_dir, set.version, options.audit_path,
              http ? fmt::format(", metrics on {}", options.admin_metrics) : std::string());
 
+  state = kReady;
   housekeeping = std::thread([this] {
     std::unique_lock lock(housekeeping_mutex);
     while (!housekeeping_wake.wait_for(lock, std::chrono::seconds(1), [this] { return stopping; })) {
@@ -334,6 +343,7 @@ nlohmann::json Agent::status() const
 
 void Agent::stop()
 {
+  state = kDraining;
   {
     std::lock_guard lock(housekeeping_mutex);
     stopping = true;

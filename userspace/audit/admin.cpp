@@ -98,8 +98,9 @@ std::string read_until(int fd, std::string_view terminator)
 
 class HttpServerImpl final : public HttpServer {
  public:
-  HttpServerImpl(int fd, std::uint16_t port, const metrics::Registry &registry)
-      : port_(port), registry_(registry), loop_(fd, [this](int client) { serve(client); })
+  HttpServerImpl(int fd, std::uint16_t port, const metrics::Registry &registry, Readiness readiness)
+      : port_(port), registry_(registry), readiness_(std::move(readiness)),
+        loop_(fd, [this](int client) { serve(client); })
   {
   }
   std::uint16_t port() const override { return port_; }
@@ -116,9 +117,14 @@ class HttpServerImpl final : public HttpServer {
       body = registry_.expose();
     } else if (line.starts_with("GET /healthz ")) {
       body = "ok\n";
+    } else if (line.starts_with("GET /readyz ")) {
+      const std::string reason = readiness_ ? readiness_() : std::string();
+      if (!reason.empty())
+        status = "503 Service Unavailable";
+      body = reason.empty() ? "ready\n" : reason + "\n";
     } else if (line.starts_with("GET ")) {
       status = "404 Not Found";
-      body = "riskgated admin: GET /metrics or /healthz\n";
+      body = "riskgated admin: GET /metrics, /healthz or /readyz\n";
     } else {
       status = "405 Method Not Allowed";
       body = "riskgated admin: GET only\n";
@@ -130,6 +136,7 @@ class HttpServerImpl final : public HttpServer {
 
   std::uint16_t port_;
   const metrics::Registry &registry_;
+  Readiness readiness_;
   AcceptLoop loop_;
 };
 
@@ -228,7 +235,8 @@ Result<int> connect_unix(const std::string &path)
 
 }  // namespace
 
-Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string &listen, const metrics::Registry &registry)
+Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string &listen, const metrics::Registry &registry,
+                                                     Readiness readiness)
 {
   const auto colon = listen.rfind(':');
   if (colon == std::string::npos)
@@ -258,7 +266,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string &listen,
   getsockname(fd, reinterpret_cast<sockaddr *>(&bound), &length);
   const std::uint16_t port = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6 &>(bound).sin6_port
                                                                : reinterpret_cast<sockaddr_in &>(bound).sin_port);
-  return std::unique_ptr<HttpServer>(new HttpServerImpl(fd, port, registry));
+  return std::unique_ptr<HttpServer>(new HttpServerImpl(fd, port, registry, std::move(readiness)));
 }
 
 Result<std::unique_ptr<Socket>> Socket::start(Options options)
