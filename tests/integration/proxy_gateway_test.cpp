@@ -428,3 +428,30 @@ TEST_CASE("large bodies stream both ways through the backpressure limits, chunke
   CHECK(done[1].request_body == 3145728);
   CHECK(done[0].response_body > 3145728);
 }
+
+TEST_CASE("a connect that never completes is 504 after the connect timeout (linked timeout)")
+{
+  // A listener whose accept queue is full: the kernel drops further SYNs, connect() hangs.
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+  REQUIRE(::listen(listener, 0) == 0);
+  ::getsockname(listener, reinterpret_cast<sockaddr *>(&a), &len);
+  const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(::connect(filler, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+
+  proxy::Timeouts timeouts;
+  timeouts.upstream_connect_ms = 300;
+  Gateway gw(fmt::format("127.0.0.1:{}", ntohs(a.sin_port)), timeouts);
+  const auto start = std::chrono::steady_clock::now();
+  const auto out = run(fmt::format("curl -s -i -m 5 {}", gw.url("/")));
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(filler);
+  ::close(listener);
+  CHECK(out.find("HTTP/1.1 504 Gateway Timeout") == 0);
+  CHECK(out.find("\"reason\":\"upstream connect timeout\"") != std::string::npos);
+  CHECK(took < std::chrono::seconds(2));
+}
