@@ -7,6 +7,11 @@
 #include "lib/addr.h"
 
 #define RG_MAX_VLAN 2
+#define RG_MAX_IPV6_EXT 4
+#define RG_IPV6_HOPOPTS 0
+#define RG_IPV6_ROUTING 43
+#define RG_IPV6_FRAGMENT 44
+#define RG_IPV6_DSTOPTS 60
 #define IP_MF 0x2000
 #define IP_OFFSET 0x1FFF
 
@@ -68,10 +73,32 @@ static __always_inline int rg_parse(void *data, void *data_end, struct rg_pkt *p
       return -1;
     __builtin_memcpy(pkt->saddr, &ip6->saddr, RG_IPV6_LEN);
     __builtin_memcpy(pkt->daddr, &ip6->daddr, RG_IPV6_LEN);
-    /* Extension headers are not walked: the ports stay 0 and address rules still apply. */
     pkt->proto = ip6->nexthdr;
     pkt->is_ip = 1;
     cursor = ip6 + 1;
+    /* Extension headers are walked (a bounded number), so that one cannot hide the TCP header -
+     * and with it port blocks and the SYN budget - behind a hop-by-hop option. */
+#pragma unroll
+    for (int i = 0; i < RG_MAX_IPV6_EXT; i++) {
+      __u8 next = pkt->proto;
+      if (next != RG_IPV6_HOPOPTS && next != RG_IPV6_ROUTING && next != RG_IPV6_DSTOPTS && next != RG_IPV6_FRAGMENT)
+        break;
+      struct ipv6_opt_hdr *ext = cursor;
+      if ((void *)(ext + 1) > data_end)
+        return -1;
+      if (next == RG_IPV6_FRAGMENT) {
+        struct frag_hdr *frag = cursor;
+        if ((void *)(frag + 1) > data_end)
+          return -1;
+        pkt->proto = frag->nexthdr;
+        if (frag->frag_off & bpf_htons(0xFFF8))
+          return 0; /* later fragment: no L4 header */
+        cursor = frag + 1;
+      } else {
+        pkt->proto = ext->nexthdr;
+        cursor = (void *)ext + (ext->hdrlen + 1) * 8;
+      }
+    }
   } else {
     return 0;
   }

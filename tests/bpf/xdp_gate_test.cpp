@@ -109,6 +109,24 @@ Packet ipv6(const char *src, L4 l4 = {})
   return pkt;
 }
 
+// IPv6 with a hop-by-hop options header (8 bytes of PadN) in front of the L4 header.
+Packet ipv6_hbh(const char *src, L4 l4 = {})
+{
+  Packet pkt;
+  put_eth(pkt, ETH_P_IPV6, 0);
+  ipv6hdr ip{};
+  ip.version = 6;
+  ip.nexthdr = 0;  // hop-by-hop
+  ip.hop_limit = 64;
+  inet_pton(AF_INET6, src, &ip.saddr);
+  inet_pton(AF_INET6, "fd00::1", &ip.daddr);
+  append(pkt, ip);
+  const std::array<std::uint8_t, 8> hbh = {l4.proto, 0, 1, 4, 0, 0, 0, 0};
+  append(pkt, hbh);
+  put_l4(pkt, l4);
+  return pkt;
+}
+
 Packet cut(Packet pkt, std::size_t size)
 {
   pkt.resize(size);
@@ -212,6 +230,14 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
       {"ipv6 blocked prefix drops", ipv6("fd00:9::1"), [&](auto &m) { REQUIRE(m.block_ip(prefix("fd00:9::/48"), never).ok()); },
        D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
       {"ipv6 passes", ipv6("fd00:9::1"), nullptr, P, {{RG_R_XDP_PASS, 1}}},
+      {"ipv6 port block is not hidden behind a hop-by-hop header", ipv6_hbh("fd00:7::5", {IPPROTO_TCP, 443, true}),
+       [&](auto &m) {
+         ipcache(m);
+         REQUIRE(m.block_port({7, 443, IPPROTO_TCP}, never).ok());
+       },
+       D, {{RG_R_XDP_DROP_PORT, 1}}, RG_R_XDP_DROP_PORT},
+      {"ipv6 extension header cut short passes as malformed", cut(ipv6_hbh("fd00:7::5"), 14 + 40 + 4), nullptr, P,
+       {{RG_R_XDP_MALFORMED, 1}}},
       {"vlan-tagged blocked ip drops", ipv4("10.1.0.2", {}, 1),
        [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); }, D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
       {"double-tagged (QinQ) blocked ip drops", ipv4("10.1.0.2", {}, 2),
