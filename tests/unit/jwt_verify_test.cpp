@@ -3,10 +3,13 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -23,10 +26,30 @@ namespace {
 
 constexpr std::int64_t kNow = 1'800'000'000;
 
+SigningKey make_key_copy(const SigningKey &key)
+{
+  SigningKey copy;
+  copy.alg = key.alg;
+  copy.kid = key.kid;
+  EVP_PKEY_up_ref(key.key.get());
+  copy.key.reset(key.key.get());
+  return copy;
+}
+
+// RSA key generation takes up to a second on a loaded machine: one RSA key per kid per process.
 SigningKey make_key(Alg alg, const std::string &kid)
 {
+  static std::map<std::string, SigningKey> rsa_by_kid;
+  const bool rsa = alg == Alg::RS256 || alg == Alg::RS384 || alg == Alg::RS512 || alg == Alg::PS256;
+  if (rsa && rsa_by_kid.count(kid)) {
+    SigningKey copy = make_key_copy(rsa_by_kid[kid]);
+    copy.alg = alg;
+    return copy;
+  }
   auto key = generate_signing_key(alg, kid);
   REQUIRE_MESSAGE(key.ok(), key.error());
+  if (rsa)
+    rsa_by_kid[kid] = make_key_copy(*key);
   return std::move(*key);
 }
 
@@ -112,7 +135,7 @@ TEST_CASE("every supported algorithm verifies a token made with its key")
 {
   for (Alg alg : {Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::ES256, Alg::ES384, Alg::EdDSA, Alg::HS256}) {
     CAPTURE(alg_name(alg));
-    const auto key = make_key(alg, std::string("k-") + std::string(alg_name(alg)));
+    const auto key = make_key(alg, "k-" + std::string(alg_name(alg)).substr(0, 2));  // one RSA key for all four
     auto c = config();
     c.allow_hs256 = alg == Alg::HS256;
     JwtVerifier verifier(c, store_of({&key}));
@@ -164,8 +187,8 @@ TEST_CASE("algorithm confusion: an RS256 key never verifies an HS256 token made 
     CHECK(v.reason == "key \"rsa\" does not allow alg HS256");
   }
   // A key that declares "alg": "RS256" does not verify PS256 either.
-  auto ps = make_key(Alg::PS256, "rsa");
-  ps.key.reset(EVP_PKEY_dup(rsa.key.get()));
+  auto ps = make_key_copy(rsa);
+  ps.alg = Alg::PS256;
   CHECK(verifier.verify(sign(ps, claims()), kNow).status == CredentialStatus::invalid);
 }
 
@@ -261,10 +284,10 @@ TEST_CASE("kid selects the key; unknown kid and ambiguous kid-less tokens are re
   JwtVerifier verifier(config(), store_of({&a, &b}));
   CHECK(verifier.verify(sign(a, claims()), kNow).status == CredentialStatus::valid);
   CHECK(verifier.verify(sign(b, claims()), kNow).status == CredentialStatus::valid);
-  auto stranger = make_key(Alg::RS256, "c");
+  auto stranger = make_key(Alg::EdDSA, "c");
   CHECK(verifier.verify(sign(stranger, claims()), kNow).reason == "unknown kid \"c\"");
-  auto no_kid = make_key(Alg::RS256, "");
-  no_kid.key.reset(EVP_PKEY_dup(a.key.get()));
+  auto no_kid = make_key_copy(a);
+  no_kid.kid.clear();
   CHECK(verifier.verify(sign(no_kid, claims()), kNow).status == CredentialStatus::invalid);
   // With one key only, a token without kid is matched by alg.
   JwtVerifier single(config(), store_of({&a}));
@@ -348,7 +371,7 @@ TEST_CASE("JWKS parsing: broken signing keys fail the set with the key's index, 
 TEST_CASE("JWKS file reloads on change; rotated-out keys stop verifying at once, a bad file keeps the old keys")
 {
   TempDir dir;
-  const auto old_key = make_key(Alg::RS256, "2025");
+  const auto old_key = make_key(Alg::RS256, "k1");
   const auto new_key = make_key(Alg::EdDSA, "2026");
   const auto path = dir.write("jwks.json", *jwks_document({&old_key}));
   auto store = std::make_shared<KeyStore>();
@@ -366,7 +389,7 @@ TEST_CASE("JWKS file reloads on change; rotated-out keys stop verifying at once,
   CHECK(*polled == true);
   const auto after = verifier.verify(old_token, kNow);
   CHECK_FALSE(after.cached);
-  CHECK(after.reason == "unknown kid \"2025\"");
+  CHECK(after.reason == "unknown kid \"k1\"");
   CHECK(verifier.verify(sign(new_key, claims()), kNow).status == CredentialStatus::valid);
 
   dir.write("jwks.json", "{ broken");
@@ -422,4 +445,32 @@ TEST_CASE("the verified-token cache stays within its capacity")
   }
   CHECK(verifier.cache().size() <= 128);
   CHECK(verifier.cache().size() >= 64);
+}
+
+TEST_CASE("concurrent verification stays correct while keys are replaced underneath")
+{
+  const auto a = make_key(Alg::EdDSA, "a");
+  const auto b = make_key(Alg::ES256, "b");
+  const auto doc = *jwks_document({&a, &b});
+  auto store = std::make_shared<KeyStore>();
+  store->replace(KeyStore::Slot::file, *KeySet::parse(doc, "t"));
+  JwtVerifier verifier(config(), store);
+  const std::string tokens[] = {sign(a, claims()), sign(b, claims()), sign(make_key(Alg::EdDSA, "a"), claims())};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 1000; ++i) {
+        const auto &token = tokens[(i + t) % 3];
+        const bool forged = &token == &tokens[2];
+        const auto v = verifier.verify(token, kNow);
+        if ((v.status == CredentialStatus::valid) == forged)
+          ++wrong;
+      }
+    });
+  for (int i = 0; i < 50; ++i)
+    store->replace(KeyStore::Slot::file, *KeySet::parse(doc, "t"));
+  for (auto &th : threads)
+    th.join();
+  CHECK(wrong == 0);
 }
