@@ -334,6 +334,7 @@ nlohmann::json Agent::status() const
   s["decisions"] = {{"allow", es.decisions[0]}, {"challenge", es.decisions[1]}, {"limit", es.decisions[2]},
                     {"block", es.decisions[3]}, {"unenforced", es.unenforced}};
   s["tracked"] = {{"tokens", es.tracked_tokens}, {"subjects", es.tracked_subjects}};
+  s["policy_reloads"] = {{"ok", es.reloads_ok}, {"failed", es.reloads_failed}};
   const auto ls = log->stats();
   s["log"] = {{"written", ls.written}, {"dropped", ls.dropped}, {"write_errors", ls.write_errors}};
   if (gate)
