@@ -1,6 +1,6 @@
 // riskgated killed with SIGKILL while a block is active: the pinned programs keep enforcing it; a
 // restarted riskgated re-adopts the pins (same map contents, links updated in place) and the block
-// is still listed; --uninstall removes everything.
+// is still listed, by riskgatectl too; --uninstall removes everything.
 #include <doctest/doctest.h>
 
 #include <signal.h>

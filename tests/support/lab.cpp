@@ -27,7 +27,7 @@
 
 namespace riskgate::test {
 
-void run_command(const std::string &command)
+std::string run_command(const std::string &command)
 {
   const std::string full = command + " 2>&1";
   FILE *pipe = ::popen(full.c_str(), "r");
@@ -40,6 +40,7 @@ void run_command(const std::string &command)
   const int status = ::pclose(pipe);
   if (status != 0)
     throw std::runtime_error(fmt::format("'{}' failed ({}): {}", command, status, output));
+  return output;
 }
 
 ScopedNetns::ScopedNetns() : name_(unique_name("rgtn")) { run_command("ip netns add " + name_); }

@@ -14,8 +14,8 @@
 
 namespace riskgate::test {
 
-// Runs a shell command; throws with its output when it fails.
-void run_command(const std::string &command);
+// Runs a shell command and returns its output (stdout and stderr); throws with it when it fails.
+std::string run_command(const std::string &command);
 
 // `ip netns add rgtn-...`; deleted on destruction.
 class ScopedNetns {
