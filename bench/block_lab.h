@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -186,6 +187,16 @@ class Lab {
     ::close(port_pipe[1]);
     bench::pin_to_cpu(0);
     realtime();
+  }
+  // The lab, or null after printing why it cannot run here.
+  static std::unique_ptr<Lab> start(const std::string &name)
+  {
+    try {
+      return std::make_unique<Lab>(name);
+    } catch (const std::exception &e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return nullptr;
+    }
   }
   ~Lab()
   {

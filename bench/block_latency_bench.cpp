@@ -3,8 +3,6 @@
 // EACCES) and for new connections (connect() fails with EPERM). The workload runs on CPU 1, the
 // writer on CPU 0; the workload's own loop period is printed beside it (the resolution of the
 // measurement; connects are non-blocking, so the loop does not wait for handshakes). Usage (root): build/bench/bench_block_latency_bench [samples]
-#include <memory>
-
 #include "block_lab.h"
 
 using namespace riskgate;
@@ -13,13 +11,9 @@ using namespace riskgate::bench::blocklab;
 int main(int argc, char **argv)
 {
   const int samples = argc > 1 ? std::atoi(argv[1]) : 100;
-  std::unique_ptr<Lab> lab;
-  try {
-    lab = std::make_unique<Lab>("blocklat");
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "%s\n", e.what());
+  const auto lab = Lab::start("blocklat");
+  if (!lab)
     return 1;
-  }
   kernel::PinnedMaps &maps = lab->maps();
 
   // The write itself, measured in the same run: one bpf(BPF_MAP_UPDATE_ELEM) of a pair block.

@@ -4,8 +4,6 @@
 // connection) and next connect (EPERM). Beside it, in the same run, the same refusal after a raw
 // map write (the datapath's floor) and the enforcer call alone. Target: p99 under 100 us.
 // Usage (root): build/bench/bench_enforce_latency_bench [samples]
-#include <memory>
-
 #include "block_lab.h"
 #include "enforce/map_enforcer.h"
 
@@ -15,13 +13,9 @@ using namespace riskgate::bench::blocklab;
 int main(int argc, char **argv)
 {
   const int samples = argc > 1 ? std::atoi(argv[1]) : 100;
-  std::unique_ptr<Lab> lab;
-  try {
-    lab = std::make_unique<Lab>("enforcelat");
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "%s\n", e.what());
+  const auto lab = Lab::start("enforcelat");
+  if (!lab)
     return 1;
-  }
   kernel::PinnedMaps &maps = lab->maps();
   enforce::Options options;
   options.manual_grace = std::chrono::milliseconds(0);
