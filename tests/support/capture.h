@@ -13,4 +13,7 @@ struct Captured {
 
 Captured capture(const std::string &command);
 
+// A whole text file (a process log, a decision log); empty when it cannot be read.
+std::string read_text(const std::string &path);
+
 }  // namespace riskgate::test

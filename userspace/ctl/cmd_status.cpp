@@ -17,6 +17,19 @@ void add_status(CLI::App &app, Context &ctx)
   auto *status = app.add_subcommand("status", "agent up or down, attached programs, maps and fill levels");
   status->callback([&ctx] {
     auto agent = admin::request(ctx.admin_socket, {{"cmd", "status"}});
+    // An agent without the kernel datapath (--no-kernel) is still worth reporting.
+    if (agent && !std::filesystem::is_directory(ctx.pin_root)) {
+      if (ctx.json()) {
+        print_json({{"agent", {{"up", true}, {"status", *agent}}}, {"pin_root", ctx.pin_root}, {"links", nullptr},
+                    {"maps", nullptr}});
+      } else {
+        fmt::print("agent: up ({})\n", ctx.admin_socket);
+        for (const auto &[key, value] : agent->items())
+          fmt::print("  {}: {}\n", key, value.is_string() ? value.get<std::string>() : value.dump());
+        fmt::print("\nkernel: nothing pinned at {} (the agent runs without the datapath)\n", ctx.pin_root);
+      }
+      return;
+    }
     auto maps = open_maps(ctx);
     auto links = kernel::pinned_links(ctx.pin_root);
     auto inventory = kernel::map_inventory(maps);
