@@ -8,8 +8,9 @@
 // Thread-safe: every worker calls evaluate/observe on one shared Engine. Learned state (per identity,
 // per token) lives in sharded tables with a lock per shard, bounded in size, oldest idle evicted
 // first; it belongs to the Engine, not to the policy, so a reload keeps every baseline. The policy is
-// an immutable compiled snapshot swapped atomically; an evaluation in flight finishes on the snapshot
-// it started with.
+// an immutable compiled snapshot swapped atomically (each thread keeps a reference to the one it
+// uses, revalidated by a generation counter); an evaluation in flight finishes on the snapshot it
+// started with.
 #pragma once
 
 #include <atomic>
@@ -130,7 +131,9 @@ class Engine {
   EngineOptions options_;
   std::unique_ptr<SystemClock> own_clock_;
   const Clock &clock_;
-  std::atomic<std::shared_ptr<const CompiledPolicy>> policy_;
+  // Taken only when a thread's snapshot is stale (after a reload), never per request.
+  mutable std::mutex policy_mutex_;
+  std::shared_ptr<const CompiledPolicy> policy_;
   std::atomic<std::uint64_t> generation_{0};  // bumped after every install
   std::uint64_t instance_;                    // tells engines apart in the per-thread snapshot cache
   std::unique_ptr<StateTables> state_;

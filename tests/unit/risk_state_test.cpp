@@ -139,7 +139,9 @@ TEST_CASE("a million tracked tokens fit in 512 MB; the oldest are evicted beyond
   CHECK(stats.tracked_tokens == options.max_tokens);
   CHECK(stats.evicted_tokens == kTokens - options.max_tokens);
   CHECK(stats.state_bytes < 512ull << 20);
-  CHECK(rss_growth < 512ull << 20);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  CHECK(rss_growth < 512ull << 20);  // sanitizers' shadow memory would count here
+#endif
   // The most recent token is tracked, the very first one was evicted (its roaming history is gone).
   CHECK(stats.tracked_subjects == 1);
 }

@@ -186,7 +186,11 @@ Engine::Engine(const policy::PolicySet &policy, EngineOptions options)
 
 Engine::~Engine() = default;
 
-std::shared_ptr<const CompiledPolicy> Engine::current() const { return policy_.load(std::memory_order_acquire); }
+std::shared_ptr<const CompiledPolicy> Engine::current() const
+{
+  std::lock_guard lock(policy_mutex_);
+  return policy_;
+}
 
 const CompiledPolicy &Engine::snapshot() const
 {
@@ -209,7 +213,12 @@ const CompiledPolicy &Engine::snapshot() const
 
 void Engine::install(const policy::PolicySet &policy)
 {
-  policy_.store(compile(policy), std::memory_order_release);
+  std::shared_ptr<const CompiledPolicy> compiled = compile(policy);
+  {
+    std::lock_guard lock(policy_mutex_);
+    policy_.swap(compiled);
+  }
+  // The old snapshot (now in `compiled`) is released here unless a thread still holds it.
   generation_.fetch_add(1, std::memory_order_release);
   reloads_ok_.fetch_add(1, std::memory_order_relaxed);
 }
