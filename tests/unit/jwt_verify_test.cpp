@@ -40,7 +40,7 @@ SigningKey make_key_copy(const SigningKey &key)
 SigningKey make_key(Alg alg, const std::string &kid)
 {
   static std::map<std::string, SigningKey> rsa_by_kid;
-  const bool rsa = alg == Alg::RS256 || alg == Alg::RS384 || alg == Alg::RS512 || alg == Alg::PS256;
+  const bool rsa = is_rsa(alg);
   if (rsa && rsa_by_kid.count(kid)) {
     SigningKey copy = make_key_copy(rsa_by_kid[kid]);
     copy.alg = alg;
@@ -133,7 +133,8 @@ TEST_CASE("base64url rejects padding, foreign characters and non-canonical trail
 
 TEST_CASE("every supported algorithm verifies a token made with its key")
 {
-  for (Alg alg : {Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::ES256, Alg::ES384, Alg::EdDSA, Alg::HS256}) {
+  for (Alg alg : {Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::PS384, Alg::PS512, Alg::ES256, Alg::ES384,
+                  Alg::ES512, Alg::EdDSA, Alg::HS256}) {
     CAPTURE(alg_name(alg));
     const auto key = make_key(alg, "k-" + std::string(alg_name(alg)).substr(0, 2));  // one RSA key for all four
     auto c = config();
@@ -353,16 +354,16 @@ TEST_CASE("JWKS parsing: broken signing keys fail the set with the key's index, 
   // What an identity provider publishes beside its signing keys is skipped, not fatal.
   const auto ed = make_key(Alg::EdDSA, "sig-1");
   const std::string foreign = R"({"kty":"RSA","use":"enc","alg":"RSA-OAEP","kid":"enc-1","n":"AQAB","e":"AQAB"},
-    {"kty":"EC","crv":"P-521","kid":"p521","x":"AA","y":"AA"},
+    {"kty":"EC","crv":"secp256k1","kid":"k256","x":"AA","y":"AA"},
     {"kty":"OKP","crv":"X25519","x":")" + x + R"("},
-    {"kty":"RSA","alg":"PS384","kid":"ps384","n":"AQAB","e":"AQAB"})";
+    {"kty":"RSA","alg":"RSA1_5","kid":"rsa15","n":"AQAB","e":"AQAB"})";
   auto set = KeySet::parse(R"({"keys":[)" + foreign + "," + *public_jwk(ed) + "]}", "idp");
   REQUIRE_MESSAGE(set.ok(), set.error());
   CHECK(set->keys().size() == 1);
   REQUIRE(set->skipped().size() == 4);
   CHECK(set->skipped()[0] == "keys[0]: \"use\": \"enc\"");
-  CHECK(set->skipped()[1] == "keys[1]: kty \"EC\", crv P-521 is not supported");
-  CHECK(set->skipped()[3] == "keys[3]: \"alg\": \"PS384\" is not an algorithm riskgate verifies");
+  CHECK(set->skipped()[1] == "keys[1]: kty \"EC\", crv secp256k1 is not supported");
+  CHECK(set->skipped()[3] == "keys[3]: \"alg\": \"RSA1_5\" is not an algorithm riskgate verifies");
   // Only foreign keys: nothing would ever verify, which is a configuration error.
   CHECK(KeySet::parse(R"({"keys":[)" + foreign + "]}", "idp").error().find("idp: no signing key riskgate can use") == 0);
   CHECK_FALSE(KeySet::parse(R"({"keys":[]})", "empty").ok());

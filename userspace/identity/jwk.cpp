@@ -20,8 +20,27 @@ struct AlgName {
   std::string_view name;
 };
 constexpr AlgName kAlgs[] = {{Alg::RS256, "RS256"}, {Alg::RS384, "RS384"}, {Alg::RS512, "RS512"},
-                             {Alg::PS256, "PS256"}, {Alg::ES256, "ES256"}, {Alg::ES384, "ES384"},
+                             {Alg::PS256, "PS256"}, {Alg::PS384, "PS384"}, {Alg::PS512, "PS512"},
+                             {Alg::ES256, "ES256"}, {Alg::ES384, "ES384"}, {Alg::ES512, "ES512"},
                              {Alg::EdDSA, "EdDSA"}, {Alg::HS256, "HS256"}};
+
+struct Curve {
+  Alg alg;
+  const char *jwk_name;
+  const char *group;
+  std::size_t field;
+};
+constexpr Curve kCurves[] = {{Alg::ES256, "P-256", "prime256v1", 32},
+                             {Alg::ES384, "P-384", "secp384r1", 48},
+                             {Alg::ES512, "P-521", "secp521r1", 66}};
+
+const Curve *curve_by_name(std::string_view crv)
+{
+  for (const auto &c : kCurves)
+    if (crv == c.jwk_name)
+      return &c;
+  return nullptr;
+}
 
 struct BnFree {
   void operator()(BIGNUM *bn) const { BN_free(bn); }
@@ -80,10 +99,11 @@ Result<EvpKey> rsa_key(const nlohmann::json &jwk)
 
 Result<EvpKey> ec_key(const nlohmann::json &jwk, std::string_view crv)
 {
-  const char *group = crv == "P-256" ? "prime256v1" : crv == "P-384" ? "secp384r1" : nullptr;
-  const std::size_t field = crv == "P-256" ? 32 : 48;
-  if (!group)
+  const Curve *curve = curve_by_name(crv);
+  if (!curve)
     return make_error(fmt::format("unsupported EC curve \"{}\"", crv));
+  const char *group = curve->group;
+  const std::size_t field = curve->field;
   auto x = b64_member(jwk, "x");
   if (!x)
     return make_error(x.error());
@@ -140,7 +160,7 @@ Result<std::optional<Jwk>> parse_key(const nlohmann::json &entry, std::string &w
     why = fmt::format("\"alg\": \"{}\" is not an algorithm riskgate verifies", alg);
     return std::optional<Jwk>();
   }
-  const bool supported_curve = (jwk.kty == "EC" && (crv == "P-256" || crv == "P-384")) ||
+  const bool supported_curve = (jwk.kty == "EC" && curve_by_name(crv)) ||
                                (jwk.kty == "OKP" && crv == "Ed25519") || jwk.kty == "RSA" || jwk.kty == "oct";
   if (!supported_curve) {
     why = fmt::format("kty \"{}\"{}{} is not supported", jwk.kty, crv.empty() ? "" : ", crv ", crv);
@@ -152,13 +172,13 @@ Result<std::optional<Jwk>> parse_key(const nlohmann::json &entry, std::string &w
     if (!key)
       return make_error(key.error());
     jwk.key = std::move(*key);
-    jwk.algorithms = {Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256};
+    jwk.algorithms = {Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::PS384, Alg::PS512};
   } else if (jwk.kty == "EC") {
     auto key = ec_key(entry, crv);
     if (!key)
       return make_error(key.error());
     jwk.key = std::move(*key);
-    jwk.algorithms = {crv == "P-256" ? Alg::ES256 : Alg::ES384};
+    jwk.algorithms = {curve_by_name(crv)->alg};
   } else if (jwk.kty == "OKP") {
     auto key = okp_key(entry, crv);
     if (!key)
@@ -206,15 +226,41 @@ const EVP_MD *alg_digest(Alg alg)
 {
   switch (alg) {
     case Alg::RS384:
+    case Alg::PS384:
     case Alg::ES384:
       return EVP_sha384();
     case Alg::RS512:
+    case Alg::PS512:
+    case Alg::ES512:
       return EVP_sha512();
     case Alg::EdDSA:
       return nullptr;
     default:
       return EVP_sha256();
   }
+}
+
+bool is_rsa(Alg alg)
+{
+  return alg == Alg::RS256 || alg == Alg::RS384 || alg == Alg::RS512 || is_rsa_pss(alg);
+}
+
+bool is_rsa_pss(Alg alg) { return alg == Alg::PS256 || alg == Alg::PS384 || alg == Alg::PS512; }
+
+const char *ecdsa_curve(Alg alg)
+{
+  for (const auto &c : kCurves)
+    if (c.alg == alg)
+      return c.jwk_name;
+  return nullptr;
+}
+
+std::size_t ecdsa_field_bytes(Alg alg)
+{
+  for (const auto &c : kCurves)
+    if (c.alg == alg)
+      return c.field;
+  return 0;
 }
 
 void EvpKeyDeleter::operator()(EVP_PKEY *key) const { EVP_PKEY_free(key); }

@@ -19,10 +19,16 @@ typedef struct evp_md_st EVP_MD;
 
 namespace riskgate::identity {
 
-enum class Alg : std::uint8_t { RS256, RS384, RS512, PS256, ES256, ES384, EdDSA, HS256 };
+enum class Alg : std::uint8_t { RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, HS256 };
 std::string_view alg_name(Alg alg);
 std::optional<Alg> parse_alg(std::string_view name);  // nullopt for "none" and anything unknown
 const EVP_MD *alg_digest(Alg alg);                    // nullptr for EdDSA (no prehash)
+bool is_rsa(Alg alg);                                 // RS* and PS*
+bool is_rsa_pss(Alg alg);                             // PS*
+// ECDSA: the curve's JWK name and the size of r and s in the JWS r||s signature; nullptr / 0 for
+// other algorithms.
+const char *ecdsa_curve(Alg alg);
+std::size_t ecdsa_field_bytes(Alg alg);
 
 struct EvpKeyDeleter {
   void operator()(EVP_PKEY *key) const;

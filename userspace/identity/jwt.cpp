@@ -57,8 +57,8 @@ bool verify_signature(const Jwk &key, Alg alg, std::string_view input, std::stri
     return sig.size() == mac_len && CRYPTO_memcmp(mac, sig.data(), mac_len) == 0;
   }
   std::string der;
-  if (alg == Alg::ES256 || alg == Alg::ES384) {
-    auto converted = ecdsa_raw_to_der(sig, alg == Alg::ES256 ? 32 : 48);
+  if (const std::size_t field = ecdsa_field_bytes(alg)) {
+    auto converted = ecdsa_raw_to_der(sig, field);
     if (!converted)
       return false;
     der = std::move(*converted);
@@ -68,9 +68,10 @@ bool verify_signature(const Jwk &key, Alg alg, std::string_view input, std::stri
   EVP_PKEY_CTX *pctx = nullptr;
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, alg_digest(alg), nullptr, key.key.get()) <= 0)
     return false;
-  if (alg == Alg::PS256 && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
-                            EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0 ||
-                            EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) <= 0))
+  // PS*: MGF1 with the same hash, salt as long as the hash (RFC 7518 section 3.5).
+  if (is_rsa_pss(alg) && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+                          EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0 ||
+                          EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, alg_digest(alg)) <= 0))
     return false;
   return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char *>(sig.data()), sig.size(),
                           reinterpret_cast<const unsigned char *>(input.data()), input.size()) == 1;

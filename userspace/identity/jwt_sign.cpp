@@ -51,28 +51,18 @@ Result<SigningKey> generate_signing_key(Alg alg, std::string kid)
   out.alg = alg;
   out.kid = std::move(kid);
   EVP_PKEY *raw = nullptr;
-  switch (alg) {
-    case Alg::RS256:
-    case Alg::RS384:
-    case Alg::RS512:
-    case Alg::PS256:
-      raw = EVP_RSA_gen(2048u);
-      break;
-    case Alg::ES256:
-      raw = EVP_EC_gen("P-256");
-      break;
-    case Alg::ES384:
-      raw = EVP_EC_gen("P-384");
-      break;
-    case Alg::EdDSA:
-      raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
-      break;
-    case Alg::HS256:
-      out.secret.resize(32);
-      if (RAND_bytes(reinterpret_cast<unsigned char *>(out.secret.data()), 32) != 1)
-        return make_error("RAND_bytes failed");
-      return out;
+  if (alg == Alg::HS256) {
+    out.secret.resize(32);
+    if (RAND_bytes(reinterpret_cast<unsigned char *>(out.secret.data()), 32) != 1)
+      return make_error("RAND_bytes failed");
+    return out;
   }
+  if (is_rsa(alg))
+    raw = EVP_RSA_gen(2048u);
+  else if (const char *curve = ecdsa_curve(alg))
+    raw = EVP_EC_gen(curve);
+  else
+    raw = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   if (!raw)
     return make_error(fmt::format("generating a {} key failed", alg_name(alg)));
   out.key.reset(raw);
@@ -94,8 +84,9 @@ Result<std::string> sign_compact(const SigningKey &key, std::string_view header_
     EVP_PKEY_CTX *pctx = nullptr;
     if (!ctx || EVP_DigestSignInit(ctx.get(), &pctx, alg_digest(key.alg), nullptr, key.key.get()) <= 0)
       return make_error("EVP_DigestSignInit failed");
-    if (key.alg == Alg::PS256 && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
-                                  EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0))
+    if (is_rsa_pss(key.alg) && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0 ||
+                                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0 ||
+                                EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, alg_digest(key.alg)) <= 0))
       return make_error("PSS parameters rejected");
     std::size_t len = 0;
     const auto *data = reinterpret_cast<const unsigned char *>(input.data());
@@ -105,8 +96,8 @@ Result<std::string> sign_compact(const SigningKey &key, std::string_view header_
     if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char *>(sig.data()), &len, data, input.size()) <= 0)
       return make_error("EVP_DigestSign failed");
     sig.resize(len);
-    if (key.alg == Alg::ES256 || key.alg == Alg::ES384) {
-      auto raw = der_to_raw(sig, key.alg == Alg::ES256 ? 32 : 48);
+    if (const std::size_t field = ecdsa_field_bytes(key.alg)) {
+      auto raw = der_to_raw(sig, static_cast<int>(field));
       if (!raw)
         return make_error(raw.error());
       sig = std::move(*raw);
@@ -144,14 +135,15 @@ Result<std::string> public_jwk(const SigningKey &key)
       break;
     }
     case Alg::ES256:
-    case Alg::ES384: {
+    case Alg::ES384:
+    case Alg::ES512: {
       auto x = bn_param(key.key.get(), OSSL_PKEY_PARAM_EC_PUB_X);
       auto y = bn_param(key.key.get(), OSSL_PKEY_PARAM_EC_PUB_Y);
       if (!x || !y)
         return make_error("EC public point unavailable");
-      const std::size_t field = key.alg == Alg::ES256 ? 32 : 48;
+      const std::size_t field = ecdsa_field_bytes(key.alg);
       jwk["kty"] = "EC";
-      jwk["crv"] = key.alg == Alg::ES256 ? "P-256" : "P-384";
+      jwk["crv"] = ecdsa_curve(key.alg);
       jwk["x"] = base64url_encode(std::string(field - x->size(), '\0') + *x);
       jwk["y"] = base64url_encode(std::string(field - y->size(), '\0') + *y);
       break;
