@@ -94,6 +94,17 @@ TEST_CASE("riskgatectl block/unblock act in the kernel at once and show in block
   CHECK(after[0]["target"] == "10.99.0.0/16");
 }
 
+TEST_CASE("riskgatectl block stops an open connection at its next message; unblock lets it send again")
+{
+  CtlLab lab;
+  REQUIRE(lab.connect() == 0);
+  REQUIRE(lab.client->send_echo("before") == 0);
+  REQUIRE(lab.ctl("block --identity batch").code == 0);
+  CHECK(lab.client->send_echo("during") == EACCES);
+  REQUIRE(lab.ctl("unblock --identity batch").code == 0);
+  CHECK(lab.client->send_echo("after") == 0);
+}
+
 TEST_CASE("riskgatectl conns, identities, stats and status read the pins")
 {
   CtlLab lab;

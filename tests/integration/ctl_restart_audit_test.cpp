@@ -9,6 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -107,9 +108,27 @@ TEST_CASE("SIGKILL under load: the audit chain continues and verifies across the
   CHECK(before >= 20);
 
   Agent second(work, 2);
+  // A follower started before the requests sees them live, from the agent's stream.
+  const std::string followed = work + "/followed.jsonl";
+  test::Process follower({std::string(RG_BINARY_DIR) + "/riskgatectl", "--audit-log", work + "/decisions.jsonl",
+                          "--admin-socket", work + "/admin.sock", "-o", "json", "decisions", "--follow",
+                          "--since", "0s"},
+                         "", followed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   for (int i = 0; i < 5; ++i)
     CHECK(request(second.port));
   CHECK(test::eventually([&] { return decision_count(ctl) == before + 5; }, 3000));
+
+  CHECK(test::eventually(
+      [&] {
+        std::istringstream lines(read_text(followed));
+        int n = 0;
+        for (std::string line; std::getline(lines, line);)
+          n += nlohmann::json::parse(line, nullptr, false).value("kind", "") == "decision" ? 1 : 0;
+        return n == 5;
+      },
+      3000));
+  follower.kill(SIGKILL);
 
   auto verified = test::capture(ctl + " audit verify");
   CHECK_MESSAGE(verified.code == 0, verified.out);

@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <riskgate/admin.h>
 #include <riskgate/audit.h>
 
 #include "ctl/ctl.h"
@@ -96,9 +97,27 @@ std::vector<std::string> decision_row(const nlohmann::json &d)
           action};
 }
 
-// --follow: print lines appended to the active file, reopening it when it is rotated.
-[[noreturn]] void follow(const std::string &path, const Filter &filter, bool json)
+void print_followed(const nlohmann::json &d, bool json)
 {
+  if (json) {
+    fmt::print("{}\n", d.dump());
+  } else {
+    const auto row = decision_row(d);
+    fmt::print("{}\n", fmt::join(row, "  "));
+  }
+  std::fflush(stdout);
+}
+
+// --follow: the agent's live stream while it runs; then (or without an agent) the lines appended to
+// the active file, reopening it when it is rotated.
+[[noreturn]] void follow(const std::string &path, const std::string &socket, const Filter &filter, bool json)
+{
+  (void)admin::stream(socket, [&](const std::string &line) {
+    auto d = nlohmann::json::parse(line, nullptr, false);
+    if (!d.is_discarded() && d.value("kind", "") == "decision" && matches(filter, d))
+      print_followed(d, json);
+    return true;
+  });
   std::ifstream in(path);
   in.seekg(0, std::ios::end);
   struct stat opened {};
@@ -107,15 +126,8 @@ std::vector<std::string> decision_row(const nlohmann::json &d)
   for (;;) {
     if (std::getline(in, line)) {
       auto d = nlohmann::json::parse(line, nullptr, false);
-      if (d.is_discarded() || d.value("kind", "") != "decision" || !matches(filter, d))
-        continue;
-      if (json) {
-        fmt::print("{}\n", d.dump());
-      } else {
-        const auto row = decision_row(d);
-        fmt::print("{}\n", fmt::join(row, "  "));
-      }
-      std::fflush(stdout);
+      if (!d.is_discarded() && d.value("kind", "") == "decision" && matches(filter, d))
+        print_followed(d, json);
       continue;
     }
     in.clear();
@@ -136,7 +148,8 @@ void add_decisions(CLI::App &app, Context &ctx)
       ->check(CLI::IsMember({"allow", "challenge", "limit", "block"}));
   decisions->add_option("--identity", filter.identity, "only decisions from or to this identity (name or id)");
   decisions->add_option("--since", filter.since, "only decisions after this: a duration ago (10m) or 2026-11-29T14:00:00Z");
-  decisions->add_flag("-f,--follow", filter.follow, "keep printing new decisions as they are logged");
+  decisions->add_flag("-f,--follow", filter.follow,
+                      "keep printing new decisions: live from the agent's admin socket, else from the log file");
   decisions->callback([&ctx] {
     if (!filter.since.empty()) {
       auto since = parse_since(filter.since);
@@ -167,7 +180,7 @@ void add_decisions(CLI::App &app, Context &ctx)
       table.print();
     if (filter.follow) {
       std::fflush(stdout);
-      follow(ctx.audit_log, filter, ctx.json());
+      follow(ctx.audit_log, ctx.admin_socket, filter, ctx.json());
     }
   });
 
