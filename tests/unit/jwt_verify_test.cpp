@@ -475,3 +475,28 @@ TEST_CASE("concurrent verification stays correct while keys are replaced underne
     th.join();
   CHECK(wrong == 0);
 }
+
+TEST_CASE("no single-character change to a valid token verifies, and none crashes the parser")
+{
+  const auto key = make_key(Alg::EdDSA, "ed");
+  JwtVerifier verifier(config(), store_of({&key}));
+  const std::string token = sign(key, claims());
+  REQUIRE(verifier.verify(token, kNow).status == CredentialStatus::valid);
+  const std::string alphabet = "ABCXYZabcxyz0189-_.=+/ \"{}\\";
+  int checked = 0;
+  for (std::size_t pos = 0; pos < token.size(); ++pos)
+    for (char c : alphabet) {
+      if (token[pos] == c)
+        continue;
+      std::string mutated = token;
+      mutated[pos] = c;
+      const auto v = verifier.verify(mutated, kNow);
+      CHECK_MESSAGE(v.status != CredentialStatus::valid, "position ", pos, " -> '", c, "'");
+      ++checked;
+    }
+  // Truncations and extensions too.
+  for (std::size_t len = 0; len < token.size(); len += 7)
+    CHECK(verifier.verify(token.substr(0, len), kNow).status != CredentialStatus::valid);
+  CHECK(verifier.verify(token + "A", kNow).status != CredentialStatus::valid);
+  CHECK(checked > 5000);
+}
