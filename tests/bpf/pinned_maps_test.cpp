@@ -118,8 +118,13 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
     seen.insert(b.identity);
   CHECK(seen.size() == 2501);
 
-  auto removed = kernel::Datapath::uninstall(pins.path());
-  REQUIRE(removed.ok());
-  CHECK(*removed > 20);
+  // Uninstall removes riskgate's pins by name and nothing else under the pin root.
+  std::filesystem::create_directory(pins.path() + "/not-riskgate");
+  auto partial = kernel::Datapath::uninstall(pins.path());
+  REQUIRE_FALSE(partial.ok());
+  CHECK(partial.error().find("other files") != std::string::npos);
+  CHECK(std::filesystem::exists(pins.path() + "/not-riskgate"));
   CHECK_FALSE(std::filesystem::exists(pins.path() + "/rg_counters"));
+  CHECK_FALSE(std::filesystem::exists(pins.path() + "/links"));
+  std::filesystem::remove(pins.path() + "/not-riskgate");
 }

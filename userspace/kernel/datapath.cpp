@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <set>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -402,17 +403,37 @@ Result<std::vector<ProgramInfo>> Datapath::verify_all()
 
 Result<std::size_t> Datapath::uninstall(const std::string &pin_root)
 {
+  // Only what riskgate pins is removed, by name: a mistaken --pin-root (say /sys/fs/bpf itself)
+  // must not take other software's pins with it.
   std::error_code ec;
   if (!fs::exists(pin_root, ec))
     return std::size_t{0};
+  std::size_t removed = 0;
+  auto remove_pin = [&](const fs::path &path) -> Result<void> {
+    if (fs::remove(path, ec))
+      ++removed;
+    if (ec)
+      return make_error(fmt::format("remove {}: {}", path.string(), ec.message()));
+    return {};
+  };
   // Links first: removing a link pin detaches its program; then the maps, then the directories.
-  std::size_t removed = fs::remove_all(pin_root + "/links", ec);
-  if (ec)
-    return make_error(fmt::format("remove {}/links: {}", pin_root, ec.message()));
-  removed += fs::remove_all(pin_root, ec);
-  if (ec)
-    return make_error(fmt::format("remove {}: {}", pin_root, ec.message()));
-  return removed;
+  const fs::path links = fs::path(pin_root) / "links";
+  const std::set<std::string> link_names = {"sk_msg",   "connect4",         "connect6", "sockops",
+                                            "getsockopt", "getsockopt_proxy"};
+  for (const auto &entry : fs::directory_iterator(links, ec)) {
+    const std::string name = entry.path().filename();
+    if (link_names.count(name) || name.rfind("xdp_", 0) == 0)
+      if (auto ok = remove_pin(entry.path()); !ok)
+        return make_error(ok.error());
+  }
+  for (std::size_t i = 0; i < kMapCount; ++i)
+    if (auto ok = remove_pin(fs::path(pin_root) / map_name(static_cast<MapId>(i))); !ok)
+      return make_error(ok.error());
+  fs::remove(links, ec);
+  if (!fs::remove(pin_root, ec) || ec)
+    return make_error(fmt::format("removed riskgate's {} pins, but {} still holds other files: left in place",
+                                  removed, pin_root));
+  return removed + 1;
 }
 
 }  // namespace riskgate::kernel
