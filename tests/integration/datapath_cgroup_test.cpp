@@ -164,6 +164,28 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
   }
 }
 
+TEST_CASE("cgroup gate: a trusted pair goes socket-to-socket, and a block still stops it")
+{
+  Governed lab;
+  REQUIRE(lab.maps().put_trusted(kClient, kServer).ok());
+  test::Worker server({lab.server_cg.path(), ""});
+  test::Worker client({lab.client_cg.path(), ""});
+  const unsigned short port = server.listen_echo(kServerIp);
+
+  REQUIRE(client.connect(kServerIp, port) == 0);
+  const auto before = *lab.maps().counters();
+  REQUIRE(client.send_echo("fast") == 0);
+  const auto after = *lab.maps().counters();
+  CHECK(after[RG_R_MSG_REDIRECT] - before[RG_R_MSG_REDIRECT] == 2);  // request and echo
+  std::vector<rg_sock_tag> tags;
+  REQUIRE(test::eventually([&] { return (tags = tags_for_port(lab.maps(), port)).size() == 2; }));
+  for (const auto &tag : tags)
+    CHECK((tag.flags & RG_SOCK_F_FASTPATH) != 0);
+
+  REQUIRE(lab.maps().block_pair(kClient, kServer, kernel::block_value(0ms, 91)).ok());
+  CHECK(client.send_echo("fast-blocked") == EACCES);
+}
+
 TEST_CASE("cgroup gate: IPv6 connects and tags")
 {
   Governed lab;
