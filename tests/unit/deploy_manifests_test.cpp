@@ -3,10 +3,15 @@
 // unit's hardening, the two-stage Dockerfile, and deploy/install.sh run against a temporary root.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +26,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <riskgate/admin.h>
+#include <riskgate/metrics.h>
 #include <riskgate/policy.h>
 #include <riskgate/risk.h>
 
@@ -254,6 +261,51 @@ TEST_CASE("probes, metrics Service and scrape annotations all point at the agent
     CHECK_MESSAGE(template_meta["labels"][key].as<std::string>() == selector.second.as<std::string>(),
                   "Service selects ", key, " which the pods do not carry");
   }
+}
+
+namespace {
+
+// The status line of a plain HTTP/1.1 GET to 127.0.0.1:port, as the kubelet's httpGet probe sends it.
+std::string http_status(std::uint16_t port, const std::string &path)
+{
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<const sockaddr *>(&addr), sizeof addr) == 0);
+  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kube-probe/1.32\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buffer[1024];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;)
+    response.append(buffer, static_cast<std::size_t>(n));
+  ::close(fd);
+  return response.substr(0, response.find("\r\n"));
+}
+
+}  // namespace
+
+TEST_CASE("the admin server answers the DaemonSet's probe paths: liveness always, readiness only when ready")
+{
+  const auto agent = agent_container();
+  const auto live = agent["livenessProbe"]["httpGet"]["path"].as<std::string>();
+  const auto ready = agent["readinessProbe"]["httpGet"]["path"].as<std::string>();
+
+  riskgate::metrics::Registry registry;
+  std::atomic<bool> is_ready{false};
+  auto server = riskgate::admin::HttpServer::start("127.0.0.1:0", registry, [&is_ready]() -> std::string {
+    return is_ready ? std::string() : std::string("starting: policy not loaded");
+  });
+  REQUIRE_MESSAGE(server.ok(), (server.ok() ? std::string() : server.error()));
+  const auto port = (*server)->port();
+
+  CHECK(http_status(port, live) == "HTTP/1.1 200 OK");
+  CHECK(http_status(port, ready).starts_with("HTTP/1.1 503"));
+  is_ready = true;
+  CHECK(http_status(port, ready) == "HTTP/1.1 200 OK");
+  CHECK(http_status(port, "/metrics") == "HTTP/1.1 200 OK");
 }
 
 TEST_CASE("RBAC grants the agent's ServiceAccount get/list/watch on pods and nothing else")
