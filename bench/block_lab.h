@@ -5,6 +5,8 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -12,6 +14,7 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -27,13 +30,17 @@ using namespace std::chrono_literals;
 
 inline constexpr IdentityId kClient = 41, kServer = 42;
 inline const char *const kServerIp = "127.0.0.42";
+// Also the server's identity, but unroutable: inside the lab's private network namespace a
+// blackhole route refuses it right after connect4, so a connect loop costs a few microseconds
+// instead of a loopback handshake (TEST-NET-1, and no packet ever leaves: the route drops it).
+inline const char *const kUnroutableIp = "192.0.2.42";
 
-inline sockaddr_in address(unsigned short port)
+inline sockaddr_in address(unsigned short port, const char *ip = kServerIp)
 {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  ::inet_pton(AF_INET, kServerIp, &addr.sin_addr);
+  ::inet_pton(AF_INET, ip, &addr.sin_addr);
   return addr;
 }
 
@@ -77,10 +84,17 @@ struct Sample {
 };
 
 // The workload: after "go" on `go_pipe`, loops send() (or connect()) until refused, reports a Sample.
-inline int workload(bool messages, unsigned short port, int go_pipe, int result_pipe)
+// With `netns`, it first enters that namespace and connects to kUnroutableIp (connects only).
+inline int workload(bool messages, unsigned short port, int go_pipe, int result_pipe, const std::string &netns = "")
 {
   realtime();
-  auto addr = address(port);
+  if (!netns.empty()) {
+    const int ns = ::open(("/var/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+    if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0)
+      return 3;
+    ::close(ns);
+  }
+  auto addr = address(port, netns.empty() ? kServerIp : kUnroutableIp);
   int fd = ::socket(AF_INET, messages ? SOCK_STREAM : SOCK_STREAM | SOCK_NONBLOCK, 0);
   if (messages && ::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0)
     return 1;
@@ -101,13 +115,17 @@ inline int workload(bool messages, unsigned short port, int go_pipe, int result_
       rc = ::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof(addr));
       if (rc < 0 && errno == EINPROGRESS)
         rc = 0;
-      ::close(fd);
-      fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      // A connect the blackhole route refused leaves the socket unconnected: reuse it, so that the
+      // loop does not churn sockets (their RCU-deferred frees show up in the tail otherwise).
+      if (netns.empty()) {
+        ::close(fd);
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      }
     }
     if (rc < 0 && errno == (messages ? EACCES : EPERM))
       break;
-    if (rc < 0)
-      return 2;
+    if (rc < 0 && netns.empty())
+      return 2;  // (in the namespace every connect fails at the blackhole route until refused earlier)
   }
   const std::uint64_t end = bench::now_ns();
   const Sample s{end, (end - start) / iterations};
@@ -120,15 +138,17 @@ struct Latencies {
 };
 
 // `block` issues the block (what is timed starts just before it); `unblock` lifts it between samples.
+// With `netns` (Lab::unroutable_netns()), connects go to kUnroutableIp from inside it.
 inline Latencies measure(const bench::CgroupTree &tree, bool messages, unsigned short port, int samples,
-                         const std::function<void()> &block, const std::function<void()> &unblock)
+                         const std::function<void()> &block, const std::function<void()> &unblock,
+                         const std::string &netns = "")
 {
   Latencies out;
   for (int i = 0; i < samples; ++i) {
     int go[2], result[2];
     if (::pipe(go) != 0 || ::pipe(result) != 0)
       std::exit(1);
-    bench::Child client(tree.path("gov/client"), 1, [&] { return workload(messages, port, go[0], result[1]); });
+    bench::Child client(tree.path("gov/client"), 1, [&] { return workload(messages, port, go[0], result[1], netns); });
     char ready = 0;
     if (::read(result[0], &ready, 1) != 1)
       std::exit(1);
@@ -174,7 +194,8 @@ class Lab {
     }
     datapath_ = std::move(*dp);
     if (auto ok = maps().sync_identities({{kClient, "client", {tree_.id("gov/client")}, {}},
-                                          {kServer, "server", {tree_.id("gov/server")}, {*kernel::parse_prefix(kServerIp)}}});
+                                          {kServer, "server", {tree_.id("gov/server")},
+                                           {*kernel::parse_prefix(kServerIp), *kernel::parse_prefix(kUnroutableIp)}}});
         !ok)
       throw std::runtime_error(ok.error());
     int port_pipe[2];
@@ -198,8 +219,22 @@ class Lab {
       return nullptr;
     }
   }
+  // A private network namespace with a blackhole route for kUnroutableIp (made on first use).
+  const std::string &unroutable_netns()
+  {
+    if (netns_.empty()) {
+      netns_ = fmt::format("rgt-bench-{}", ::getpid());
+      const std::string cmd = fmt::format("ip netns add {0} && ip -n {0} route add blackhole {1}/32", netns_,
+                                          kUnroutableIp);
+      if (std::system(cmd.c_str()) != 0)
+        throw std::runtime_error("cannot create the network namespace: " + cmd);
+    }
+    return netns_;
+  }
   ~Lab()
   {
+    if (!netns_.empty())
+      (void)std::system(fmt::format("ip netns delete {}", netns_).c_str());
     server_.reset();
     datapath_.reset();
     (void)kernel::Datapath::uninstall(pin_root_);
@@ -216,6 +251,7 @@ class Lab {
   std::unique_ptr<kernel::Datapath> datapath_;
   std::unique_ptr<bench::Child> server_;
   unsigned short port_ = 0;
+  std::string netns_;
 };
 
 }  // namespace riskgate::bench::blocklab
