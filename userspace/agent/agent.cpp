@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,8 +27,9 @@
 
 #include "agent/datapath_startup.h"
 #include "agent/gate.h"
-#include "agent/identity_feed.h"
 #include "enforce/map_enforcer.h"
+#include "identity/feed.h"
+#include "identity/kubernetes.h"
 #include "identity/registry.h"
 #include "identity/resolver.h"
 #include "kernel/datapath.h"
@@ -117,6 +119,7 @@ struct Agent {
   std::unique_ptr<PeerIdentitySource> peers;
   std::shared_ptr<identity::WorkloadRegistry> registry;
   std::unique_ptr<identity::IdentityResolver> resolver;
+  std::unique_ptr<identity::IdentityFeed> identity_feed;  // registry -> kernel maps, pods, JWKS/revocation reloads
   std::unique_ptr<risk::Engine> engine;
   metrics::Registry metrics;
   std::unique_ptr<audit::DecisionMetrics> decision_metrics;
@@ -153,8 +156,7 @@ void Agent::apply_policy(const policy::PolicySet &set)
 {
   if (auto ok = registry->set_policy_identities(set.identities); !ok)
     fmt::print(stderr, "riskgated: identities: {}\n", ok.error());
-  if (auto ok = feed_identities(*registry, datapath ? &datapath->maps() : nullptr); !ok)
-    fmt::print(stderr, "riskgated: {}\n", ok.error());
+  (void)identity_feed->run_once();  // the feed logs each distinct error once
   if (auto ok = resolver->configure(set.services); !ok)
     fmt::print(stderr, "riskgated: services: {} (the previous authentication settings stay)\n", ok.error());
 }
@@ -191,6 +193,19 @@ Result<void> Agent::start()
       registry->adopt_ids(*names);
   }
   resolver = std::make_unique<identity::IdentityResolver>(*peers, registry);
+  identity::IdentityFeedOptions feed_options;
+  // In a cluster, the pods of this node become workloads (namespace + service account selectors).
+  if (auto in_cluster = identity::KubernetesConfig::in_cluster(); in_cluster)
+    feed_options.kubernetes = std::move(*in_cluster);
+  else if (std::getenv("KUBERNETES_SERVICE_HOST"))
+    fmt::print(stderr, "riskgated: kubernetes pods not read: {}\n", in_cluster.error());
+  kernel::PinnedMaps *maps = datapath ? &datapath->maps() : nullptr;
+  identity_feed = std::make_unique<identity::IdentityFeed>(
+      registry, resolver.get(),
+      [maps](const identity::RegistrySnapshot &snapshot) -> Result<void> {
+        return maps ? maps->sync_identities(snapshot.records()) : Result<void>();
+      },
+      feed_options, [](const std::string &message) { fmt::print(stderr, "riskgated: identity: {}\n", message); });
   engine = std::make_unique<risk::Engine>(set);
   apply_policy(set);
 
@@ -295,10 +310,7 @@ Result<void> Agent::start()
 // identity tables, upstream health for the engine and the metrics.
 void Agent::housekeeping_pass()
 {
-  if (auto refreshed = resolver->refresh(); !refreshed)
-    fmt::print(stderr, "riskgated: identity refresh: {}\n", refreshed.error());
-  if (auto fed = feed_identities(*registry, datapath ? &datapath->maps() : nullptr); !fed)
-    fmt::print(stderr, "riskgated: {}\n", fed.error());
+  (void)identity_feed->run_once();  // JWKS/revocation reloads, pods, new cgroups into the kernel; logs once per error
   if (!proxy)
     return;
   std::map<std::string, std::string> service_of_upstream;

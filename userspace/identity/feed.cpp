@@ -40,6 +40,7 @@ void IdentityFeed::report(const Result<void> &result)
 
 Result<bool> IdentityFeed::run_once(std::chrono::steady_clock::time_point now)
 {
+  std::lock_guard round(round_mu_);
   if (auto polled = registry_->poll_static_file(); !polled)
     report(make_error(polled.error()));
   if (options_.kubernetes && (!next_kubernetes_ || now >= *next_kubernetes_)) {

@@ -42,7 +42,8 @@ class IdentityFeed {
   IdentityFeed(const IdentityFeed &) = delete;
   IdentityFeed &operator=(const IdentityFeed &) = delete;
 
-  // One round now (also what the thread runs). Ok(true): a new snapshot went to the sink.
+  // One round now (also what the thread runs); thread-safe, rounds are serialized. Ok(true): a new
+  // snapshot went to the sink.
   Result<bool> run_once(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
 
   void start();  // the loop on its own thread
@@ -59,6 +60,7 @@ class IdentityFeed {
   std::optional<std::chrono::steady_clock::time_point> next_kubernetes_;
   std::shared_ptr<const RegistrySnapshot> last_sent_;
   std::set<std::string> reported_;  // errors already logged, so a broken file is not logged every round
+  std::mutex round_mu_;              // one round at a time (housekeeping thread and policy reloads)
 
   std::mutex mu_;
   std::condition_variable wake_;
