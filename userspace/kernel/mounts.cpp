@@ -4,9 +4,11 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/vfs.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -31,17 +33,49 @@ Result<std::string> cgroup2_root()
   return make_error("no cgroup2 filesystem in /proc/mounts: riskgate needs cgroup v2 (see docs/operations.md)");
 }
 
+namespace {
+
+bool lists_pid(const std::filesystem::path &cgroup_dir, long pid)
+{
+  std::ifstream procs(cgroup_dir / "cgroup.procs");
+  for (long listed = 0; procs >> listed;)
+    if (listed == pid)
+      return true;
+  return false;
+}
+
+}  // namespace
+
 Result<std::string> own_cgroup_dir()
 {
   auto root = cgroup2_root();
   if (!root)
     return root;
   std::ifstream self("/proc/self/cgroup");
-  std::string line;
-  while (std::getline(self, line))
-    if (line.rfind("0::", 0) == 0)
-      return line.size() > 4 ? *root + line.substr(3) : *root;
-  return make_error("/proc/self/cgroup has no cgroup v2 (0::) line");
+  std::string line, relative;
+  bool found = false;
+  while (!found && std::getline(self, line))
+    if (line.rfind("0::", 0) == 0) {
+      relative = line.substr(3);
+      found = true;
+    }
+  if (!found)
+    return make_error("/proc/self/cgroup has no cgroup v2 (0::) line");
+  const std::string dir = relative.size() > 1 ? *root + relative : *root;
+  const long pid = static_cast<long>(::getpid());
+  if (lists_pid(dir, pid))
+    return dir;
+  // In a private cgroup namespace (a Kubernetes pod with the host's hierarchy mounted, see
+  // docs/operations.md) /proc/self/cgroup is relative to the namespace ("0::/"), not to the mounted
+  // root. cgroup.procs lists only pids visible in our pid namespace, so the one cgroup that lists
+  // our pid is ours.
+  std::error_code ec;
+  for (std::filesystem::recursive_directory_iterator it(*root, ec), end; !ec && it != end; it.increment(ec))
+    if (it->is_directory(ec) && lists_pid(it->path(), pid))
+      return it->path().string();
+  return make_error(fmt::format("no cgroup under {} lists this process (/proc/self/cgroup says '{}', relative to "
+                                "a cgroup namespace?)",
+                                *root, relative));
 }
 
 Result<std::uint64_t> cgroup_id(const std::string &cgroup_dir)

@@ -12,7 +12,9 @@ namespace riskgate::kernel {
 // Mount point of the cgroup2 filesystem.
 Result<std::string> cgroup2_root();
 
-// The cgroup v2 directory of the calling process (cgroup2 root + its "0::" line in /proc/self/cgroup).
+// The cgroup v2 directory of the calling process: cgroup2 root + its "0::" line in /proc/self/cgroup,
+// or, when that directory does not list the process (a private cgroup namespace, as in a Kubernetes
+// pod), the cgroup under the root whose cgroup.procs does.
 Result<std::string> own_cgroup_dir();
 
 // cgroup id of a cgroup v2 directory (its inode number, what bpf_get_current_cgroup_id returns).
