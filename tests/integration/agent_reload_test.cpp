@@ -62,21 +62,21 @@ TEST_CASE("riskgated reloads an edited policy, refuses a broken one and reloads 
   SUBCASE("an edit is installed without a restart")
   {
     write_policy(policy, 45);
-    CHECK(test::eventually([&] { return status(socket)["policy_version"] != first; }, 3000));
+    CHECK(test::eventually([&] { return status(socket)["policy_version"] != first; }, 10000));
     CHECK(status(socket)["policy_reloads"]["ok"] == 1);
   }
   SUBCASE("a broken edit is refused with its position and the running policy stays")
   {
     std::ofstream(policy) << "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec:\n"
                           << "  thresholds: {challenge: 40, limit: 60, block: 85}\n  colour: blue\n";
-    CHECK(test::eventually([&] { return status(socket)["policy_reloads"]["failed"] >= 1; }, 3000));
+    CHECK(test::eventually([&] { return status(socket)["policy_reloads"]["failed"] >= 1; }, 10000));
     CHECK(status(socket)["policy_version"] == first);
     CHECK(slurp(log).find(policy + ":6:3") != std::string::npos);
   }
   SUBCASE("SIGHUP reloads on demand")
   {
     agent.kill(SIGHUP);
-    CHECK(test::eventually([&] { return status(socket)["policy_reloads"]["ok"] == 1; }, 3000));
+    CHECK(test::eventually([&] { return status(socket)["policy_reloads"]["ok"] == 1; }, 10000));
     CHECK(status(socket)["policy_version"] == first);  // same files, same version
   }
 
