@@ -30,6 +30,10 @@
 #include <riskgate/request.h>
 #include <riskgate/result.h>
 
+namespace riskgate::metrics {
+class Registry;
+}
+
 namespace riskgate::risk {
 
 // Time as the engine sees it. Tests drive a ManualClock to run a synthetic day in seconds.
@@ -121,6 +125,9 @@ class Engine {
 
   std::string policy_version() const;
   EngineStats stats() const;
+  // Publishes the state tables' size, memory and evictions at every scrape of `registry`
+  // (riskgate_risk_tracked, riskgate_risk_state_bytes, riskgate_risk_evicted_total).
+  void watch(metrics::Registry &registry) const;
 
  private:
   std::shared_ptr<const CompiledPolicy> current() const;

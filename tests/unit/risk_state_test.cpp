@@ -9,6 +9,10 @@
 #include <thread>
 #include <unordered_map>
 
+#include <fmt/format.h>
+
+#include <riskgate/metrics.h>
+
 #include "risk/state.h"
 #include "support/risk_traffic.h"
 
@@ -170,4 +174,25 @@ TEST_CASE("a token used on two worker threads is one token")
   CHECK(stats.tracked_subjects == 2);
   CHECK(roaming.load() > 0);
   CHECK(stats.decisions[0] + stats.decisions[1] + stats.decisions[2] + stats.decisions[3] == 40000);
+}
+
+TEST_CASE("the state tables' size and evictions are in the metrics")
+{
+  risk::EngineOptions options;
+  options.max_tokens = 64;  // one per shard
+  Lab lab(plain_policy(), options);
+  metrics::Registry registry;
+  lab.engine.watch(registry);
+  auto who = workload(7, "frontend", "10.0.1.5");
+  risk::RiskInput input{&who, "orders", "GET", "/", std::nullopt, 0, {}, 0, nullptr};
+  for (int i = 0; i < 1000; ++i) {
+    who.token_fingerprint = fmt::format("t{}", i);
+    lab.engine.evaluate(input);
+  }
+  const std::string text = registry.expose();
+  INFO(text);
+  CHECK(text.find("riskgate_risk_tracked{table=\"tokens\"} 64") != std::string::npos);
+  CHECK(text.find("riskgate_risk_tracked{table=\"subjects\"} 1") != std::string::npos);
+  CHECK(text.find("riskgate_risk_evicted_total{table=\"tokens\",reason=\"size\"} 936") != std::string::npos);
+  CHECK(text.find("riskgate_risk_state_bytes ") != std::string::npos);
 }

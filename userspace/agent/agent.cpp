@@ -209,6 +209,7 @@ Result<void> Agent::start()
   engine = std::make_unique<risk::Engine>(set);
   apply_policy(set);
 
+  engine->watch(metrics);
   decision_metrics = std::make_unique<audit::DecisionMetrics>(metrics);
   decision_metrics->policy_loaded(set.version, true);
   auto opened_log = audit::DecisionLog::open(
