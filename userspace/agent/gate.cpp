@@ -107,7 +107,9 @@ HookVerdict Gate::on_request(const RequestView &request)
   Decision &decision = state.decision;
   parts_.engine.evaluate(input, decision);
 
-  if (decision.action == Action::block && decision.enforced)
+  // A route-scoped deny answers this request only: blocking the pair in the kernel would also stop
+  // the routes the rule allows.
+  if (decision.action == Action::block && decision.enforced && decision.kernel_block)
     enforce(request, decision);
   if (parts_.metrics)
     parts_.metrics->observe(decision);

@@ -1,0 +1,156 @@
+// The Gate as the proxy calls it: identity from the (fake) kernel, decision from the real engine on
+// a real policy, kernel blocks through a recording Enforcer, answers as HookVerdicts.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include <riskgate/risk.h>
+
+#include "agent/gate.h"
+#include "identity/registry.h"
+#include "identity/resolver.h"
+#include "kernel/mounts.h"
+
+using namespace riskgate;
+
+namespace {
+
+class FixedPeers final : public PeerIdentitySource {
+ public:
+  IdentityId id = 0;
+  IdentityId peer_identity(const sockaddr_storage &, const sockaddr_storage &, std::uint64_t) const override
+  {
+    return id;
+  }
+};
+
+class RecordingEnforcer final : public Enforcer {
+ public:
+  std::vector<BlockRequest> blocks;
+  Result<void> block(const BlockRequest &request) override
+  {
+    blocks.push_back(request);
+    return {};
+  }
+  Result<void> unblock(const BlockTarget &, bool) override { return {}; }
+};
+
+sockaddr_storage ipv4(const char *address, std::uint16_t port)
+{
+  sockaddr_storage out{};
+  auto &a = reinterpret_cast<sockaddr_in &>(out);
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  ::inet_pton(AF_INET, address, &a.sin_addr);
+  return out;
+}
+
+constexpr const char *kPolicy = R"(apiVersion: riskgate.dev/v1
+kind: Identity
+metadata: {name: batch}
+spec: {}
+---
+apiVersion: riskgate.dev/v1
+kind: Identity
+metadata: {name: frontend}
+spec: {}
+---
+apiVersion: riskgate.dev/v1
+kind: Service
+metadata: {name: orders}
+spec: {listen: "127.0.0.1:18080", upstream: "127.0.0.1:19000"}
+---
+apiVersion: riskgate.dev/v1
+kind: RiskPolicy
+metadata: {name: default}
+spec:
+  block: {scope: identity, ttl: 5m}
+  rules:
+    - {name: no-admin, deny: {from: [frontend], routes: ["/admin/*"]}}
+    - {name: batch-never-orders, deny: {from: [batch], to: [orders]}}
+)";
+
+struct GateLab {
+  FixedPeers peers;
+  std::shared_ptr<identity::WorkloadRegistry> registry;
+  std::unique_ptr<identity::IdentityResolver> resolver;
+  std::unique_ptr<risk::Engine> engine;
+  RecordingEnforcer enforcer;
+  std::unique_ptr<agent::Gate> gate;
+
+  GateLab()
+  {
+    auto loaded = policy::load_text(kPolicy, "gate.yaml");
+    REQUIRE_MESSAGE(loaded.ok(), (loaded.diagnostics.empty() ? "" : policy::to_string(loaded.diagnostics[0])));
+    registry = std::make_shared<identity::WorkloadRegistry>(kernel::cgroup2_root().value());
+    REQUIRE(registry->set_policy_identities(loaded.set->identities).ok());
+    REQUIRE(registry->rescan().ok());
+    resolver = std::make_unique<identity::IdentityResolver>(peers, registry);
+    REQUIRE(resolver->configure(loaded.set->services).ok());
+    engine = std::make_unique<risk::Engine>(*loaded.set);
+    gate = std::make_unique<agent::Gate>(agent::GateParts{*resolver, *engine, &enforcer, nullptr, nullptr, {}});
+  }
+  IdentityId id_of(const char *name) const { return registry->snapshot()->find(name)->id; }
+
+  HookVerdict call(IdentityId who, std::string_view path)
+  {
+    peers.id = who;
+    RequestView request;
+    request.method = "GET";
+    request.target = path;
+    request.path = path;
+    request.service = "orders";
+    request.peer = ipv4("10.9.0.7", 40001);
+    request.socket_cookie = 77;
+    return gate->on_request(request);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("gate: a pair deny blocks in the kernel, a route-scoped deny answers 403 only")
+{
+  GateLab lab;
+  const auto route_denied = lab.call(lab.id_of("frontend"), "/admin/users");
+  CHECK(route_denied.kind == HookVerdict::Kind::respond);
+  CHECK(route_denied.status == 403);
+  CHECK(lab.enforcer.blocks.empty());
+
+  const auto allowed = lab.call(lab.id_of("frontend"), "/orders/1");
+  CHECK(allowed.kind == HookVerdict::Kind::forward);
+
+  const auto pair_denied = lab.call(lab.id_of("batch"), "/orders/1");
+  CHECK(pair_denied.status == 403);
+  REQUIRE(lab.enforcer.blocks.size() == 1);
+  CHECK(lab.enforcer.blocks[0].decision_id == pair_denied.decision_id);
+  CHECK(lab.enforcer.blocks[0].target.identity == lab.id_of("batch"));
+  CHECK(lab.enforcer.blocks[0].ttl_ms > 0);
+}
+
+TEST_CASE("gate: a block of an unknown peer falls back to its address, never to identity 0")
+{
+  Decision d;
+  d.id = 5;
+  d.action = Action::block;
+  d.block_scope = BlockScope::identity;
+  d.source_identity = 0;
+  d.block_ttl_ms = 1000;
+  RequestView request;
+  request.peer = ipv4("10.9.0.8", 40002);
+  const auto block = agent::block_request_for(d, request);
+  CHECK(block.target.scope == BlockScope::ip);
+  CHECK(std::memcmp(&block.target.address, &request.peer, sizeof request.peer) == 0);
+
+  d.source_identity = 9;
+  d.block_scope = BlockScope::pair;  // gateway mode: no destination workload -> the caller's identity
+  CHECK(agent::block_request_for(d, request).target.scope == BlockScope::identity);
+  d.block_scope = BlockScope::connection;
+  request.socket_cookie = 1234;
+  const auto conn = agent::block_request_for(d, request);
+  CHECK(conn.target.scope == BlockScope::connection);
+  CHECK(conn.target.socket_cookie == 1234);
+}
