@@ -2,7 +2,7 @@
 // so that `riskgatectl audit verify` proves nothing was removed, reordered or edited.
 //
 // Line format: one JSON object, then a newline; "hash" is always the last key:
-//   {"kind":"decision"|"event"|"dropped",...fields...,"prev":"<hex>","seq":N,"hash":"<hex>"}
+//   {"kind":"decision"|"event"|"operator"|"dropped",...fields...,"prev":"<hex>","seq":N,"hash":"<hex>"}
 // `hash` is SHA-256 over the line's bytes up to (not including) `,"hash":`; `prev` is the previous
 // line's `hash` (64 zeros for the first line ever). `seq` counts lines from 1 across rotations, so the
 // first line of a file chains to the last line of the previous file.
@@ -25,10 +25,22 @@
 
 namespace riskgate::audit {
 
+// An operator's change of kernel state (riskgatectl block/unblock), logged in the same chain.
+struct OperatorAction {
+  std::string action;  // "block", "unblock"
+  std::string target;  // describe(BlockTarget): "identity 7", "ip 10.0.0.0/24"
+  std::uint64_t ttl_ms = 0;
+  std::string reason;
+  std::string user;    // who ran riskgatectl (SUDO_USER, else the uid)
+  std::uint64_t time_unix_ns = 0;
+};
+
 // ---- the JSON form of a decision (shared by the log, the admin socket and riskgatectl) ----
 nlohmann::json to_json(const Decision &decision);
 Result<Decision> decision_from_json(const nlohmann::json &object);
 nlohmann::json to_json(const rg_event &event);
+nlohmann::json to_json(const OperatorAction &action);
+Result<OperatorAction> operator_action_from_json(const nlohmann::json &object);
 Result<Action> parse_action(const std::string &name);
 Result<BlockScope> parse_scope(const std::string &name);
 
@@ -88,6 +100,7 @@ class DecisionLog {
   // Hot path: lock-free, never blocks; false when the queue is full (counted as dropped).
   virtual bool record(Decision decision) = 0;
   virtual bool record(const rg_event &event) = 0;
+  virtual bool record(OperatorAction action) = 0;
   // Blocks until every entry recorded before the call is written (shutdown, tests).
   virtual void flush() = 0;
   virtual LogStats stats() const = 0;

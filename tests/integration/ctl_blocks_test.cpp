@@ -58,7 +58,8 @@ TEST_CASE("riskgatectl block/unblock act in the kernel at once and show in block
 
   auto blocked = lab.ctl("block --identity batch --reason 'incident 42'");
   CHECK(blocked.code == 0);
-  CHECK(blocked.out == "blocked identity batch (21) until unblocked (incident 42)\n");
+  CHECK(blocked.out == "blocked identity batch (21) until unblocked (incident 42)\n"
+                       "note: riskgated is not running, so this is not in the audit log\n");
   CHECK(lab.connect() == EPERM);
 
   auto list = lab.ctl("-o json blocks");
@@ -79,7 +80,7 @@ TEST_CASE("riskgatectl block/unblock act in the kernel at once and show in block
 
   auto unblocked = lab.ctl("unblock --identity 21");
   CHECK(unblocked.code == 0);
-  CHECK(unblocked.out == "unblocked identity batch (21)\n");
+  CHECK(unblocked.out.starts_with("unblocked identity batch (21)\n"));
   CHECK(lab.connect() == 0);
   CHECK(lab.ctl("unblock --identity batch").out == "identity batch (21) was not blocked\n");
 

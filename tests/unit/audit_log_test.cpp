@@ -277,10 +277,19 @@ TEST_CASE("a reopened log continues the chain, also after a torn last line")
     event.saddr[12] = 10;
     event.saddr[15] = 2;
     log->record(event);
+    auto action = audit::operator_action_from_json(
+        {{"action", "block"}, {"target", "identity 7"}, {"ttl_ms", 600000}, {"reason", "incident 42"}, {"user", "ops"}});
+    REQUIRE(action.ok());
+    log->record(std::move(*action));
     log->flush();
   }
+  CHECK_FALSE(audit::operator_action_from_json({{"action", "reboot"}, {"target", "x"}}).ok());
   auto lines = read_lines(options.path);
-  REQUIRE(lines.size() == 3);
+  REQUIRE(lines.size() == 4);
+  const auto operator_line = nlohmann::json::parse(lines[3]);
+  CHECK(operator_line["kind"] == "operator");
+  CHECK(operator_line["reason"] == "incident 42");
+  lines.pop_back();
   const auto event = nlohmann::json::parse(lines[2]);
   CHECK(event["kind"] == "event");
   CHECK(event["type"] == "connect_deny");
@@ -288,6 +297,7 @@ TEST_CASE("a reopened log continues the chain, also after a torn last line")
   CHECK(event["seq"] == 3);
   CHECK(audit::verify_chain({options.path}).ok());
 
+  write_lines(options.path, lines);  // without the operator line: the rest of the test counts three
   {
     std::ofstream torn(options.path, std::ios::app);
     torn << "{\"kind\":\"decision\",\"id\":";

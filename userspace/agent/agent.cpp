@@ -249,6 +249,14 @@ Result<void> Agent::start()
         enforcer->hold_off(request.value("target", ""));
         return nlohmann::json{{"ok", true}};
       };
+    // riskgatectl block/unblock: the operator's action goes into the audit chain.
+    socket_options.commands["operator"] = [this](const nlohmann::json &request) {
+      auto action = audit::operator_action_from_json(request);
+      if (!action)
+        return nlohmann::json{{"error", action.error()}};
+      return log->record(std::move(*action)) ? nlohmann::json{{"ok", true}}
+                                            : nlohmann::json{{"error", "audit queue full: action not logged"}};
+    };
     auto admin_socket = admin::Socket::start(std::move(socket_options));
     if (!admin_socket)
       return make_error(fmt::format("admin socket {}: {}", options.admin_socket, admin_socket.error()));

@@ -7,6 +7,8 @@
 
 #include <riskgate/audit.h>
 
+#include "kernel/pinned_maps.h"
+
 namespace riskgate::audit {
 
 namespace {
@@ -176,6 +178,7 @@ nlohmann::json to_json(const rg_event &e)
       {"type", event_type_name(e.type)},
       {"ts_ns", e.ts_ns},
       {"reason", e.reason},
+      {"reason_name", kernel::reason_name(e.reason)},
       {"decision_id", e.decision_id},
       {"cookie", e.cookie},
       {"src_identity", e.src_identity},
@@ -186,6 +189,32 @@ nlohmann::json to_json(const rg_event &e)
       {"dport", e.dport},
       {"ifindex", e.ifindex},
   };
+}
+
+nlohmann::json to_json(const OperatorAction &a)
+{
+  return {{"action", a.action},       {"target", a.target}, {"ttl_ms", a.ttl_ms},
+          {"reason", a.reason},       {"user", a.user},     {"time_unix_ns", a.time_unix_ns}};
+}
+
+Result<OperatorAction> operator_action_from_json(const nlohmann::json &o)
+{
+  if (!o.is_object())
+    return make_error("an operator action is a JSON object");
+  OperatorAction a;
+  auto action = field<std::string>(o, "action");
+  auto target = field<std::string>(o, "target");
+  if (!action || !target)
+    return make_error(!action ? action.error() : target.error());
+  if (*action != "block" && *action != "unblock")
+    return make_error(fmt::format("unknown operator action \"{}\" (block, unblock)", *action));
+  a.action = std::move(*action);
+  a.target = std::move(*target);
+  a.ttl_ms = o.value("ttl_ms", std::uint64_t{0});
+  a.reason = o.value("reason", "");
+  a.user = o.value("user", "");
+  a.time_unix_ns = o.value("time_unix_ns", std::uint64_t{0});
+  return a;
 }
 
 }  // namespace riskgate::audit

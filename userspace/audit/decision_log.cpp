@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-using Entry = std::variant<Decision, rg_event>;
+using Entry = std::variant<Decision, rg_event, OperatorAction>;
 
 struct ChainState {
   std::uint64_t seq = 0;
@@ -101,6 +101,7 @@ class FileDecisionLog final : public DecisionLog {
 
   bool record(Decision decision) override { return push(Entry(std::move(decision))); }
   bool record(const rg_event &event) override { return push(Entry(event)); }
+  bool record(OperatorAction action) override { return push(Entry(std::move(action))); }
 
   void flush() override
   {
@@ -141,17 +142,17 @@ class FileDecisionLog final : public DecisionLog {
       if (!entry) {
         std::unique_lock lock(mutex_);
         flushed_.notify_all();
-        if (stopping_ && !(entry = queue_.pop()))
-          break;
+        sleeping_.store(true);
+        entry = queue_.pop();  // a producer may have pushed before it saw sleeping_
         if (!entry) {
-          sleeping_.store(true);
-          entry = queue_.pop();
+          if (stopping_)
+            break;
           // The timeout bounds a wakeup lost between a producer's push and its look at sleeping_.
-          if (!entry)
-            wake_.wait_for(lock, std::chrono::milliseconds(50));
+          wake_.wait_for(lock, std::chrono::milliseconds(50));
           sleeping_.store(false);
           continue;
         }
+        sleeping_.store(false);
       }
       report_drops();
       write_entry(*entry);
@@ -172,15 +173,11 @@ class FileDecisionLog final : public DecisionLog {
 
   void write_entry(const Entry &entry)
   {
-    if (const auto *decision = std::get_if<Decision>(&entry)) {
-      nlohmann::json object = to_json(*decision);
-      object["kind"] = "decision";
-      write_line(std::move(object));
-    } else {
-      nlohmann::json object = to_json(std::get<rg_event>(entry));
-      object["kind"] = "event";
-      write_line(std::move(object));
-    }
+    nlohmann::json object = std::visit([](const auto &value) { return to_json(value); }, entry);
+    object["kind"] = std::holds_alternative<Decision>(entry)   ? "decision"
+                     : std::holds_alternative<rg_event>(entry) ? "event"
+                                                               : "operator";
+    write_line(std::move(object));
   }
 
   void write_line(nlohmann::json object)

@@ -1,5 +1,10 @@
 // riskgatectl blocks / block / unblock: the pinned block maps, read and written directly so they
 // work while riskgated is down. Operator blocks carry RG_BLOCK_F_MANUAL.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+
 #include <fmt/format.h>
 
 #include <riskgate/admin.h>
@@ -85,6 +90,30 @@ nlohmann::json target_json(const BlockTarget &t, const std::map<IdentityId, std:
   return out;
 }
 
+// Logs the operator's action in the agent's audit chain; false when no agent is running to do it.
+bool audit_action(const Context &ctx, const std::string &action, const BlockTarget &target, std::uint64_t ttl_ms,
+                  const std::string &reason)
+{
+  const char *sudo_user = std::getenv("SUDO_USER");
+  const std::string user = sudo_user ? sudo_user : fmt::format("uid {}", ::getuid());
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return admin::request(ctx.admin_socket,
+                        {{"cmd", "operator"},
+                         {"action", action},
+                         {"target", describe(target)},
+                         {"ttl_ms", ttl_ms},
+                         {"reason", reason},
+                         {"user", user},
+                         {"time_unix_ns", std::chrono::duration_cast<std::chrono::nanoseconds>(now).count()}})
+      .ok();
+}
+
+void note_not_audited()
+{
+  std::fflush(stdout);  // after the result line, also when both go to one pipe
+  fmt::print(stderr, "note: riskgated is not running, so this is not in the audit log\n");
+}
+
 std::string expiry_text(const rg_block_val &value, std::uint64_t now)
 {
   if (value.expires_ns == RG_EXPIRES_NEVER)
@@ -149,15 +178,19 @@ void add_blocks(CLI::App &app, Context &ctx)
     enforce::MapEnforcer enforcer(maps);
     if (auto ok = enforcer.block(request); !ok)
       fail(fmt::format("{}: run as root; if the map is full, unblock something or raise its size", ok.error()));
+    const bool audited = audit_action(ctx, "block", request.target, ttl_ms, reason);
     if (ctx.json()) {
       auto out = target_json(request.target, names);
       out["ttl_ms"] = ttl_ms ? nlohmann::json(ttl_ms) : nlohmann::json(nullptr);
       out["reason"] = reason;
+      out["audited"] = audited;
       print_json({{"blocked", out}});
     } else {
       fmt::print("blocked {} {} {}{}\n", to_string(request.target.scope), target_text(request.target, names),
                  ttl_ms ? "for " + format_duration_ms(ttl_ms) : "until unblocked",
                  reason.empty() ? "" : fmt::format(" ({})", reason));
+      if (!audited)
+        note_not_audited();
     }
   });
 
@@ -175,17 +208,22 @@ void add_blocks(CLI::App &app, Context &ctx)
     // The running agent holds the grace period; without an agent there are no automatic blocks.
     const bool agent_told =
         admin::request(ctx.admin_socket, {{"cmd", "manual_unblock"}, {"target", describe(target)}}).ok();
+    const bool audited = *removed && audit_action(ctx, "unblock", target, 0, "");
     if (ctx.json()) {
       auto out = target_json(target, names);
       out["was_blocked"] = *removed;
       out["agent_notified"] = agent_told;
+      out["audited"] = audited;
       print_json({{"unblocked", out}});
       return;
     }
-    if (!*removed)
+    if (!*removed) {
       fmt::print("{} {} was not blocked\n", to_string(target.scope), target_text(target, names));
-    else
-      fmt::print("unblocked {} {}\n", to_string(target.scope), target_text(target, names));
+      return;
+    }
+    fmt::print("unblocked {} {}\n", to_string(target.scope), target_text(target, names));
+    if (!audited)
+      note_not_audited();
   });
 }
 
