@@ -155,7 +155,7 @@ spec:
   CHECK(has(loaded, "bad.yaml:10:15: thresholds must rise: challenge (70) < limit (60) < block (85)"));
   CHECK(has(loaded, "bad.yaml:11:18: block.scope must be ip, identity, pair or connection"));
   CHECK(has(loaded, "block.escalate.max (1m) is shorter than block.ttl (10m)"));
-  CHECK(has(loaded, "bad.yaml:13:20: '10.0.0.0/33' has a bad prefix length"));
+  CHECK(has(loaded, "bad.yaml:13:20: '10.0.0.0/33': prefix length 33 exceeds 32"));
   CHECK(has(loaded, "'300.1.1.1' is not an IPv4 or IPv6 address"));
   CHECK(has(loaded, "'10.0.0.1/8' has host bits set"));
   CHECK(has(loaded, "bad.yaml:13:70: lists.deny.identities: unknown identity 'ghost'"));

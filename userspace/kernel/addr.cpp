@@ -116,7 +116,34 @@ Result<IpPrefix> parse_prefix(std::string_view text)
       return make_error(fmt::format("'{}': prefix length 0 would match every address", text));
     prefix.prefix_len = static_cast<std::uint8_t>(len);
   }
+  const MappedPrefix mapped = to_mapped_prefix(prefix);
+  MappedAddr network = mapped.addr;
+  for (std::uint32_t bit = mapped.bits; bit < 128; ++bit)
+    network[bit / 8] &= static_cast<std::uint8_t>(~(0x80u >> (bit % 8)));
+  if (network != mapped.addr)
+    return make_error(fmt::format("'{}' has host bits set below the /{} prefix", text, prefix.prefix_len));
   return prefix;
+}
+
+MappedPrefix to_mapped_prefix(const IpPrefix &prefix)
+{
+  MappedPrefix out;
+  if (auto mapped = to_mapped(prefix.address))
+    out.addr = *mapped;
+  out.bits = lpm_prefix_len(prefix);
+  return out;
+}
+
+bool MappedPrefix::contains(const MappedAddr &address) const
+{
+  const std::uint32_t full = bits / 8;
+  if (std::memcmp(addr.data(), address.data(), full) != 0)
+    return false;
+  const std::uint32_t rest = bits % 8;
+  if (rest == 0)
+    return true;
+  const auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+  return (addr[full] & mask) == (address[full] & mask);
 }
 
 Result<sockaddr_storage> parse_endpoint(std::string_view text)

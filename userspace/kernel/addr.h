@@ -28,7 +28,8 @@ Result<MappedAddr> to_mapped(const sockaddr_storage &address);
 sockaddr_storage from_mapped(const MappedAddr &addr, std::uint16_t port = 0);
 std::uint16_t port_of(const sockaddr_storage &address);  // host byte order
 
-// "10.0.0.1", "10.0.0.0/24", "fd00::/64", "[::1]"; without /N the host prefix (32 or 128).
+// "10.0.0.1", "10.0.0.0/24", "fd00::/64", "[::1]"; without /N the host prefix (32 or 128). Host bits
+// set below the prefix are refused: "10.0.0.5/24" is almost always a typo for another network.
 Result<IpPrefix> parse_prefix(std::string_view text);
 // "10.0.0.1:80", "[fd00::1]:80".
 Result<sockaddr_storage> parse_endpoint(std::string_view text);
@@ -38,5 +39,14 @@ std::string endpoint_string(const sockaddr_storage &address);  // "10.0.0.1:80" 
 
 // LPM key prefix length: IPv4 prefixes sit behind the 96-bit ::ffff:0:0 prefix.
 std::uint32_t lpm_prefix_len(const IpPrefix &prefix);
+
+// A prefix in key form, for matching in userspace what the kernel's LPM tries match (the risk
+// engine's deny and watch lists): one comparison serves both families.
+struct MappedPrefix {
+  MappedAddr addr{};
+  std::uint32_t bits = 0;  // lpm_prefix_len
+  bool contains(const MappedAddr &address) const;
+};
+MappedPrefix to_mapped_prefix(const IpPrefix &prefix);
 
 }  // namespace riskgate::kernel

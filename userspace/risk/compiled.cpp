@@ -95,9 +95,9 @@ std::shared_ptr<const CompiledPolicy> compile(const policy::PolicySet &set)
   out->deny_identities.insert(p.deny_identities.begin(), p.deny_identities.end());
   out->watch_identities.insert(p.watch_identities.begin(), p.watch_identities.end());
   for (const auto &text : p.deny_cidrs)
-    out->deny_cidrs.push_back(*parse_cidr(text).cidr);
+    out->deny_cidrs.push_back(kernel::to_mapped_prefix(*kernel::parse_prefix(text)));
   for (const auto &text : p.watch_cidrs)
-    out->watch_cidrs.push_back(*parse_cidr(text).cidr);
+    out->watch_cidrs.push_back(kernel::to_mapped_prefix(*kernel::parse_prefix(text)));
   for (const auto &rule : p.rules) {
     CompiledRule compiled;
     compiled.name = rule.name;

@@ -13,7 +13,7 @@
 #include <riskgate/policy.h>
 #include <riskgate/risk.h>
 
-#include "risk/cidr.h"
+#include "kernel/addr.h"
 #include "risk/route.h"
 
 namespace riskgate::risk {
@@ -88,7 +88,7 @@ class CompiledPolicy {
   } health;
 
   std::set<std::string, std::less<>> deny_identities, watch_identities;
-  std::vector<Cidr> deny_cidrs, watch_cidrs;
+  std::vector<kernel::MappedPrefix> deny_cidrs, watch_cidrs;
   std::vector<CompiledRule> rules;
   std::map<std::string, CompiledService, std::less<>> services;
 };

@@ -70,7 +70,7 @@ const char *credential_text(CredentialStatus status)
   return "unknown credential state";
 }
 
-using Address = std::array<std::uint8_t, 16>;
+using Address = kernel::MappedAddr;
 
 std::uint64_t address_hash(const std::optional<Address> &address)
 {
@@ -117,22 +117,24 @@ void format_address(const sockaddr_storage &address, std::string &out)
   }
 }
 
-// The address part of "1.2.3.4:80" / "[::1]:80", back as 16 bytes (observe() has only the decision).
-std::optional<Address> parse_address(std::string_view text)
+std::optional<Address> address_bytes(const sockaddr_storage &address)
 {
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos)
+  auto mapped = kernel::to_mapped(address);
+  if (!mapped)
     return std::nullopt;
-  std::string host(text.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[')
-    host = host.substr(1, host.size() - 2);
-  const auto cidr = parse_cidr(host);
-  if (!cidr.cidr)
-    return std::nullopt;
-  return cidr.cidr->address;
+  return *mapped;
 }
 
-bool in_cidrs(const std::vector<Cidr> &cidrs, const std::optional<Address> &address)
+// The address part of "1.2.3.4:80" / "[::1]:80", back in key form (observe() has only the decision).
+std::optional<Address> parse_address(std::string_view text)
+{
+  const auto endpoint = kernel::parse_endpoint(text);
+  if (!endpoint)
+    return std::nullopt;
+  return address_bytes(*endpoint);
+}
+
+bool in_cidrs(const std::vector<kernel::MappedPrefix> &cidrs, const std::optional<Address> &address)
 {
   if (!address)
     return false;

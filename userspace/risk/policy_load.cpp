@@ -19,7 +19,7 @@
 #include <riskgate/embedded.h>
 #include <riskgate/policy.h>
 
-#include "risk/cidr.h"
+#include "kernel/addr.h"
 #include "risk/params.h"
 #include "risk/route.h"
 
@@ -426,8 +426,8 @@ void Loader::identity(Identity &identity, const Fields &spec)
         error(*k8s, "kubernetes selector needs a namespace");
     } else if (const auto cidr = selector->get("cidr")) {
       out.cidr = string(*cidr, "cidr").value_or("");
-      if (const auto parsed = risk::parse_cidr(out.cidr); !parsed.cidr)
-        error(*cidr, parsed.error);
+      if (const auto parsed = kernel::parse_prefix(out.cidr); !parsed)
+        error(*cidr, parsed.error());
     }
     identity.selectors.push_back(std::move(out));
   }
@@ -690,8 +690,8 @@ void Loader::lists(RiskPolicy &policy, const YAML::Node &node)
       if (c->IsSequence())
         for (const auto &item : *c)
           if (item.IsScalar())
-            if (const auto parsed = risk::parse_cidr(item.Scalar()); !parsed.cidr)
-              error(item, parsed.error);
+            if (const auto parsed = kernel::parse_prefix(item.Scalar()); !parsed)
+              error(item, parsed.error());
     }
   };
   one("deny", policy.deny_identities, policy.deny_cidrs);
