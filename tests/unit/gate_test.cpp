@@ -131,7 +131,7 @@ TEST_CASE("gate: a pair deny blocks in the kernel, a route-scoped deny answers 4
   CHECK(lab.enforcer.blocks[0].ttl_ms > 0);
 }
 
-TEST_CASE("gate: a block of an unknown peer falls back to its address, never to identity 0")
+TEST_CASE("block requests: a scope the request cannot fill narrows, never to identity 0")
 {
   Decision d;
   d.id = 5;
@@ -141,16 +141,18 @@ TEST_CASE("gate: a block of an unknown peer falls back to its address, never to 
   d.block_ttl_ms = 1000;
   RequestView request;
   request.peer = ipv4("10.9.0.8", 40002);
-  const auto block = agent::block_request_for(d, request);
+  const auto block = block_request(d, request.peer, request.socket_cookie).value();
   CHECK(block.target.scope == BlockScope::ip);
   CHECK(std::memcmp(&block.target.address, &request.peer, sizeof request.peer) == 0);
 
   d.source_identity = 9;
   d.block_scope = BlockScope::pair;  // gateway mode: no destination workload -> the caller's identity
-  CHECK(agent::block_request_for(d, request).target.scope == BlockScope::identity);
+  CHECK(block_request(d, request.peer, 0).value().target.scope == BlockScope::identity);
   d.block_scope = BlockScope::connection;
-  request.socket_cookie = 1234;
-  const auto conn = agent::block_request_for(d, request);
+  CHECK(block_request(d, request.peer, 0).value().target.scope == BlockScope::ip);
+  const auto conn = block_request(d, request.peer, 1234).value();
   CHECK(conn.target.scope == BlockScope::connection);
   CHECK(conn.target.socket_cookie == 1234);
+  d.action = Action::limit;
+  CHECK_FALSE(block_request(d, request.peer, 1234).ok());
 }

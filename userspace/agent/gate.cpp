@@ -32,61 +32,22 @@ WorkerScratch &scratch()
   return state;
 }
 
-std::string top_signal(const Decision &decision)
-{
-  if (!decision.rule.empty())
-    return "rule " + decision.rule;
-  const Contribution *top = nullptr;
-  for (const auto &c : decision.contributions)
-    if (!top || c.points > top->points)
-      top = &c;
-  return top ? fmt::format("{} (score {})", top->signal, decision.score) : fmt::format("score {}", decision.score);
-}
-
 }  // namespace
-
-BlockRequest block_request_for(const Decision &decision, const RequestView &request)
-{
-  BlockRequest out;
-  out.ttl_ms = decision.block_ttl_ms;
-  out.decision_id = decision.id;
-  out.reason = top_signal(decision);
-  auto &t = out.target;
-  t.scope = decision.block_scope;
-  switch (decision.block_scope) {
-    case BlockScope::identity:
-      t.identity = decision.source_identity;
-      break;
-    case BlockScope::pair:
-      t.identity = decision.source_identity;
-      t.peer_identity = decision.destination_identity;
-      if (t.peer_identity == 0)  // gateway mode: the destination is the service, not a workload
-        t.scope = BlockScope::identity;
-      break;
-    case BlockScope::connection:
-      t.socket_cookie = request.socket_cookie;
-      break;
-    case BlockScope::ip:
-      break;
-  }
-  if ((t.scope == BlockScope::identity || t.scope == BlockScope::pair) && t.identity == 0)
-    t.scope = BlockScope::ip;
-  if (t.scope == BlockScope::connection && t.socket_cookie == 0)
-    t.scope = BlockScope::ip;
-  if (t.scope == BlockScope::ip)
-    t.address = request.peer;
-  return out;
-}
 
 void Gate::enforce(const RequestView &request, const Decision &decision)
 {
   if (!parts_.enforcer)
     return;
-  const auto block = block_request_for(decision, request);
-  if (auto written = parts_.enforcer->block(block); !written) {
+  auto block = block_request(decision, request.peer, request.socket_cookie);
+  if (!block) {
     enforce_failures_.fetch_add(1, std::memory_order_relaxed);
-    fmt::print(stderr, "riskgated: decision {}: kernel block ({}) failed: {}\n", decision.id,
-               to_string(block.target.scope), written.error());
+    fmt::print(stderr, "riskgated: {}\n", block.error());
+    return;
+  }
+  if (auto written = parts_.enforcer->block(*block); !written) {
+    enforce_failures_.fetch_add(1, std::memory_order_relaxed);
+    fmt::print(stderr, "riskgated: decision {}: kernel block ({}) failed: {}\n", decision.id, describe(block->target),
+               written.error());
   }
 }
 

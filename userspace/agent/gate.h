@@ -46,9 +46,4 @@ class Gate final : public RequestHook {
   std::atomic<std::uint64_t> unobserved_{0};
 };
 
-// What a block decision means in the kernel: the scope's target, falling back to the peer's address
-// when the scope names an identity the kernel does not know (0 = world: blocking it would block
-// every unknown peer).
-BlockRequest block_request_for(const Decision &decision, const RequestView &request);
-
 }  // namespace riskgate::agent

@@ -7,6 +7,22 @@
 
 namespace riskgate {
 
+namespace {
+
+// What `riskgatectl blocks` shows as the reason: the rule, or the strongest signal and the score.
+std::string block_reason(const Decision &decision)
+{
+  if (!decision.rule.empty())
+    return "rule " + decision.rule;
+  const Contribution *top = nullptr;
+  for (const auto &c : decision.contributions)
+    if (!top || c.points > top->points)
+      top = &c;
+  return top ? fmt::format("{} (score {})", top->signal, decision.score) : fmt::format("score {}", decision.score);
+}
+
+}  // namespace
+
 Result<BlockRequest> block_request(const Decision &decision, const sockaddr_storage &peer,
                                    std::uint64_t socket_cookie)
 {
@@ -15,31 +31,36 @@ Result<BlockRequest> block_request(const Decision &decision, const sockaddr_stor
   BlockRequest request;
   request.ttl_ms = decision.block_ttl_ms;
   request.decision_id = decision.id;
-  request.reason = decision.rule.empty() ? fmt::format("score {}", decision.score) : "rule " + decision.rule;
+  request.reason = block_reason(decision);
   BlockTarget &t = request.target;
   t.scope = decision.block_scope;
   switch (decision.block_scope) {
-  case BlockScope::ip:
-    if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6)
-      return make_error(fmt::format("decision {}: ip block without a peer address", decision.id));
-    t.address = peer;
-    break;
   case BlockScope::identity:
-    if (decision.source_identity == 0)
-      return make_error(fmt::format("decision {}: the source is 'world' (unknown workload); use an ip-scoped "
-                                    "block for unknown peers",
-                                    decision.id));
     t.identity = decision.source_identity;
     break;
   case BlockScope::pair:
     t.identity = decision.source_identity;
     t.peer_identity = decision.destination_identity;
+    if (t.peer_identity == 0)  // gateway mode: the destination is a service, not a workload
+      t.scope = BlockScope::identity;
     break;
   case BlockScope::connection:
-    if (socket_cookie == 0)
-      return make_error(fmt::format("decision {}: connection block without a socket cookie", decision.id));
     t.socket_cookie = socket_cookie;
+    if (socket_cookie == 0)
+      t.scope = BlockScope::ip;
     break;
+  case BlockScope::ip:
+    break;
+  }
+  // Identity 0 is "world": blocking it would block every unknown peer, so the peer's address is
+  // blocked instead.
+  if ((t.scope == BlockScope::identity || t.scope == BlockScope::pair) && t.identity == 0)
+    t.scope = BlockScope::ip;
+  if (t.scope == BlockScope::ip) {
+    if (peer.ss_family != AF_INET && peer.ss_family != AF_INET6)
+      return make_error(fmt::format("decision {}: nothing to block: no workload identity and no peer address",
+                                    decision.id));
+    t.address = peer;
   }
   return request;
 }
