@@ -51,6 +51,13 @@ inline constexpr const char *kGenesisHash =
 // Seals `entry` (an object without seq/prev/hash) into a chained line, without the newline.
 std::string seal_line(nlohmann::json entry, std::uint64_t seq, const std::string &prev_hash,
                       std::string *hash_out);
+// The same for an object already serialised into `body` without its closing brace: appends
+// "prev" and "seq", hashes, appends "hash" and the brace. The decision writer's path.
+void seal_body(std::string &body, std::uint64_t seq, const std::string &prev_hash, std::string *hash_out);
+
+// The decision as seal_body expects it: the object of to_json() plus "kind":"decision", written
+// directly (no JSON tree: this runs once per request), invalid UTF-8 replaced by U+FFFD.
+void append_decision_body(std::string &out, const Decision &decision);
 
 struct VerifyProblem {
   std::string file;

@@ -18,13 +18,15 @@ constexpr std::string_view kHashKey = ",\"hash\":\"";
 
 std::string sha256_hex(std::string_view bytes)
 {
+  static constexpr char kHex[] = "0123456789abcdef";
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i)
-    hex += fmt::format("{:02x}", digest[i]);
+  std::string hex(length * 2, '0');
+  for (unsigned int i = 0; i < length; ++i) {
+    hex[2 * i] = kHex[digest[i] >> 4];
+    hex[2 * i + 1] = kHex[digest[i] & 0xf];
+  }
   return hex;
 }
 
@@ -83,19 +85,24 @@ std::string where(const Line &line) { return fmt::format("{}:{}", line.file, lin
 
 }  // namespace
 
+void seal_body(std::string &body, std::uint64_t seq, const std::string &prev_hash, std::string *hash_out)
+{
+  fmt::format_to(std::back_inserter(body), "{}\"prev\":\"{}\",\"seq\":{}", body.empty() || body.back() == '{' ? "" : ",", prev_hash,
+                 seq);
+  std::string hash = sha256_hex(body);
+  body += kHashKey;
+  body += hash;
+  body += "\"}";
+  if (hash_out)
+    *hash_out = std::move(hash);
+}
+
 std::string seal_line(nlohmann::json entry, std::uint64_t seq, const std::string &prev_hash,
                       std::string *hash_out)
 {
-  entry["seq"] = seq;
-  entry["prev"] = prev_hash;
   std::string line = entry.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  line.pop_back();  // the closing brace: the hash goes inside the object, last
-  std::string hash = sha256_hex(line);
-  line += kHashKey;
-  line += hash;
-  line += "\"}";
-  if (hash_out)
-    *hash_out = std::move(hash);
+  line.pop_back();  // the closing brace: prev, seq and the hash go inside the object, last
+  seal_body(line, seq, prev_hash, hash_out);
   return line;
 }
 

@@ -218,3 +218,119 @@ Result<OperatorAction> operator_action_from_json(const nlohmann::json &o)
 }
 
 }  // namespace riskgate::audit
+
+namespace riskgate::audit {
+
+namespace {
+
+// A JSON string literal: quotes, backslashes and control bytes escaped; a byte sequence that is not
+// well-formed UTF-8 becomes U+FFFD, as nlohmann's error_handler_t::replace does.
+void append_string(std::string &out, std::string_view text)
+{
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  const auto *p = reinterpret_cast<const unsigned char *>(text.data());
+  const auto *end = p + text.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20) {
+        out += "\\u00";
+        out += kHex[c >> 4];
+        out += kHex[c & 0xf];
+      } else {
+        out += static_cast<char>(c);
+      }
+      ++p;
+      continue;
+    }
+    // Lead byte: length and the smallest code point it may encode (no overlongs, no surrogates).
+    const int length = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    bool valid = length > 0 && end - p >= length;
+    for (int i = 1; valid && i < length; ++i)
+      valid = (p[i] & 0xc0) == 0x80;
+    if (valid && length == 3)
+      valid = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
+    if (valid && length == 4)
+      valid = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
+    if (valid) {
+      out.append(reinterpret_cast<const char *>(p), static_cast<std::size_t>(length));
+      p += length;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++p;
+    }
+  }
+  out += '"';
+}
+
+void append_key(std::string &out, std::string_view key)
+{
+  if (!out.empty() && out.back() != '{' && out.back() != '[')
+    out += ',';
+  out += '"';
+  out += key;
+  out += "\":";
+}
+
+void append_field(std::string &out, std::string_view key, std::string_view value)
+{
+  append_key(out, key);
+  append_string(out, value);
+}
+
+void append_field(std::string &out, std::string_view key, std::uint64_t value)
+{
+  append_key(out, key);
+  fmt::format_to(std::back_inserter(out), "{}", value);
+}
+
+}  // namespace
+
+void append_decision_body(std::string &out, const Decision &d)
+{
+  out += '{';
+  append_field(out, "action", to_string(d.action));
+  if (d.action == Action::block) {
+    append_field(out, "block_scope", to_string(d.block_scope));
+    append_field(out, "block_ttl_ms", d.block_ttl_ms);
+  }
+  append_key(out, "contributions");
+  out += '[';
+  for (std::size_t i = 0; i < d.contributions.size(); ++i) {
+    const auto &c = d.contributions[i];
+    out += i ? ",{" : "{";
+    append_field(out, "evidence", c.evidence);
+    append_key(out, "points");
+    fmt::format_to(std::back_inserter(out), "{}", c.points);
+    append_field(out, "signal", c.signal);
+    out += '}';
+  }
+  out += ']';
+  append_field(out, "destination_identity", d.destination_identity);
+  append_field(out, "destination_identity_name", d.destination_identity_name);
+  append_key(out, "enforced");
+  out += d.enforced ? "true" : "false";
+  append_field(out, "evaluation_ns", d.evaluation_ns);
+  append_field(out, "id", d.id);
+  append_field(out, "kind", "decision");
+  append_field(out, "method", d.method);
+  append_field(out, "policy_version", d.policy_version);
+  if (d.action == Action::limit)
+    append_field(out, "retry_after_s", d.retry_after_s);
+  append_field(out, "route", d.route);
+  append_field(out, "rule", d.rule);
+  append_key(out, "score");
+  fmt::format_to(std::back_inserter(out), "{}", d.score);
+  append_field(out, "service", d.service);
+  append_field(out, "source_address", d.source_address);
+  append_field(out, "source_identity", d.source_identity);
+  append_field(out, "source_identity_name", d.source_identity_name);
+  append_field(out, "time_unix_ns", d.time_unix_ns);
+  append_field(out, "token_fingerprint", d.token_fingerprint);
+}
+
+}  // namespace riskgate::audit

@@ -173,6 +173,12 @@ class FileDecisionLog final : public DecisionLog {
 
   void write_entry(const Entry &entry)
   {
+    if (const auto *decision = std::get_if<Decision>(&entry)) {
+      line_.clear();
+      append_decision_body(line_, *decision);
+      write_body();
+      return;
+    }
     nlohmann::json object = std::visit([](const auto &value) { return to_json(value); }, entry);
     object["kind"] = std::holds_alternative<Decision>(entry)   ? "decision"
                      : std::holds_alternative<rg_event>(entry) ? "event"
@@ -182,8 +188,17 @@ class FileDecisionLog final : public DecisionLog {
 
   void write_line(nlohmann::json object)
   {
+    line_ = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    line_.pop_back();  // the closing brace: seal_body puts prev, seq and hash inside
+    write_body();
+  }
+
+  // Seals line_ (an object without its closing brace), writes it, advances the chain.
+  void write_body()
+  {
     std::string hash;
-    std::string line = seal_line(std::move(object), chain_.seq + 1, chain_.hash, &hash);
+    seal_body(line_, chain_.seq + 1, chain_.hash, &hash);
+    std::string &line = line_;
     line += '\n';
     if (size_ > 0 && size_ + line.size() > options_.rotate_bytes)
       rotate();
@@ -237,6 +252,7 @@ class FileDecisionLog final : public DecisionLog {
   int fd_;
   std::uint64_t size_;
   std::uint64_t dropped_logged_ = 0;
+  std::string line_;  // the line being written, reused (writer thread only)
 
   std::atomic<std::uint64_t> queued_{0}, processed_{0}, written_{0}, dropped_{0}, write_errors_{0},
       rotations_{0};
