@@ -42,6 +42,7 @@ TEST_CASE("scripts/demo tells the stolen-token story and cleans up")
   CHECK(demo.output.find("refused: Permission denied") != std::string::npos);
   CHECK(demo.output.find("its SYNs were dropped by the XDP gate") != std::string::npos);
   CHECK(demo.output.find("scanner swept") != std::string::npos);
+  CHECK(demo.output.find("frontend burst statuses:") != std::string::npos);
   CHECK(demo.output.find("frontend: 7/7 answered 200") != std::string::npos);
   CHECK(demo.output.find("binding +100") != std::string::npos);
 }
