@@ -192,6 +192,8 @@ Result<void> Agent::start()
     if (auto names = datapath->maps().identity_names(); names)
       registry->adopt_ids(*names);
   }
+  if (!options.identity_file.empty())
+    registry->set_static_file(options.identity_file);
   resolver = std::make_unique<identity::IdentityResolver>(*peers, registry);
   identity::IdentityFeedOptions feed_options;
   // In a cluster, the pods of this node become workloads (namespace + service account selectors).

@@ -14,6 +14,7 @@ struct Options {
   std::string upstream;
   unsigned workers = 0;  // 0 = one per core
   std::string policy_dir;  // empty = the embedded default policy
+  std::string identity_file;  // static identities (YAML), reloaded on change; empty = none
   std::string cgroup;      // empty = cgroup v2 root
   std::vector<std::string> xdp_interfaces;
   std::string pin_root = "/sys/fs/bpf/riskgate";

@@ -19,6 +19,8 @@ int main(int argc, char **argv)
       ->check(CLI::Range(1, 256));
   app.add_option("--policy-dir", cli.policy_dir,
                  "policy directory or file (YAML, hot-reloaded; default: the embedded default policy)");
+  app.add_option("--identity-file", cli.identity_file,
+                 "static workload identities (YAML, `identities:` list; reloaded on change)");
   app.add_option("--cgroup", cli.cgroup,
                  "cgroup v2 directory the cgroup programs attach to (default: the cgroup v2 root, the whole node)");
   app.add_option("--xdp", cli.xdp_interfaces, "interface for the XDP gate (repeatable)");
@@ -46,6 +48,7 @@ int main(int argc, char **argv)
   if (given("--upstream")) options.upstream = cli.upstream;
   if (given("--workers")) options.workers = cli.workers;
   if (given("--policy-dir")) options.policy_dir = cli.policy_dir;
+  if (given("--identity-file")) options.identity_file = cli.identity_file;
   if (given("--cgroup")) options.cgroup = cli.cgroup;
   if (given("--xdp")) options.xdp_interfaces = cli.xdp_interfaces;
   if (given("--pin-root")) options.pin_root = cli.pin_root;

@@ -78,8 +78,9 @@ Result<void> load_settings(const std::string &path, Options &options)
   if (root.IsNull())
     return {};
   SettingsReader r(path);
-  if (r.mapping(root, "", {"node", "policyDir"})) {
+  if (r.mapping(root, "", {"node", "policyDir", "identityFile"})) {
     r.string(root, "policyDir", options.policy_dir);
+    r.string(root, "identityFile", options.identity_file);
     if (const auto node = root["node"]; node && r.mapping(node, "node", {"cgroup", "xdp", "pinRoot", "workers", "admin", "audit"})) {
       r.string(node, "cgroup", options.cgroup);
       r.string(node, "pinRoot", options.pin_root);
