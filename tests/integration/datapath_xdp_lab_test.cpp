@@ -48,7 +48,10 @@ TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
   CHECK(client.send_echo("unblocked") == 0);
 
   // A /24 block with a 1 s TTL: enforced, then lifted by the kernel's clock alone.
-  REQUIRE(maps.block_ip(*kernel::parse_prefix(veth.peer_ip() + "/24"), kernel::block_value(1000ms, 2)).ok());
+  const std::string peer = veth.peer_ip();
+  const auto subnet = kernel::parse_prefix(peer.substr(0, peer.rfind('.')) + ".0/24");
+  REQUIRE_MESSAGE(subnet.ok(), subnet.error());
+  REQUIRE(maps.block_ip(*subnet, kernel::block_value(1000ms, 2)).ok());
   const auto blocked_at = std::chrono::steady_clock::now();
   CHECK(client.connect(veth.host_ip(), port) == ETIMEDOUT);
   std::this_thread::sleep_until(blocked_at + 1100ms);
