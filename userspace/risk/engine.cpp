@@ -424,49 +424,48 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
   });
 
   if (token && (p.roaming.s.active() || p.rate.s.active())) {
-    state_->tokens.with(token, now, [&](TokenState &t, bool created) {
-      if (created)
-        t.first_ns = now;
+    state_->tokens.with(token, now, [&](TokenState &t, bool) {
+      const auto address32 = static_cast<std::uint32_t>(addr_hash);
+      TokenState::Origin *slot = nullptr;
+      TokenState::Origin *oldest = &t.origins[0];
+      for (auto &origin : t.origins) {
+        if (origin.last_ns != 0 && now - origin.last_ns > p.roaming.window_ns)
+          origin = {};
+        if (origin.last_ns != 0 && origin.identity == who.workload && origin.address == address32)
+          slot = &origin;
+        if (origin.last_ns < oldest->last_ns)
+          oldest = &origin;
+      }
+      if (!slot) {
+        slot = oldest;
+        *slot = {who.workload, address32, 0, now, {}};
+      }
+      slot->last_ns = now;
       if (p.rate.s.active()) {
-        t.rate.add(now, p.rate.alpha);
-        if (now - t.first_ns >= p.rate.warmup_ns && t.rate.count >= p.rate.min_rate && rate_z(t.rate) >= p.rate.sigma) {
+        slot->rate.add(now, p.rate.alpha);
+        if (now - slot->first_ns >= p.rate.warmup_ns && slot->rate.count >= p.rate.min_rate &&
+            rate_z(slot->rate) >= p.rate.sigma) {
           f.token_rate_fired = true;
-          f.token_rate_count = t.rate.count;
-          f.token_rate_mean = t.rate.mean;
+          f.token_rate_count = slot->rate.count;
+          f.token_rate_mean = slot->rate.mean;
         }
       }
-      if (p.roaming.s.active()) {
-        const auto address32 = static_cast<std::uint32_t>(addr_hash);
-        TokenState::Origin *slot = nullptr;
-        TokenState::Origin *oldest = &t.origins[0];
-        for (auto &origin : t.origins) {
-          if (origin.last_ns != 0 && now - origin.last_ns > p.roaming.window_ns)
-            origin = {};
-          if (origin.last_ns != 0 && origin.identity == who.workload && origin.address == address32)
-            slot = &origin;
-          if (origin.last_ns < oldest->last_ns)
-            oldest = &origin;
-        }
-        if (!slot) {
-          slot = oldest;
-          *slot = {who.workload, address32, 0};
-        }
-        slot->last_ns = now;
-        std::uint32_t addresses[TokenState::kOrigins];
-        for (const auto &origin : t.origins) {
-          if (origin.last_ns == 0)
-            continue;
-          bool known = false;
-          for (unsigned i = 0; i < f.roaming_identities; ++i)
-            known = known || f.roaming_ids[i] == origin.identity;
-          if (!known)
-            f.roaming_ids[f.roaming_identities++] = origin.identity;
-          known = false;
-          for (unsigned i = 0; i < f.roaming_addresses; ++i)
-            known = known || addresses[i] == origin.address;
-          if (!known)
-            addresses[f.roaming_addresses++] = origin.address;
-        }
+      if (!p.roaming.s.active())
+        return;
+      std::uint32_t addresses[TokenState::kOrigins];
+      for (const auto &origin : t.origins) {
+        if (origin.last_ns == 0)
+          continue;
+        bool known = false;
+        for (unsigned i = 0; i < f.roaming_identities; ++i)
+          known = known || f.roaming_ids[i] == origin.identity;
+        if (!known)
+          f.roaming_ids[f.roaming_identities++] = origin.identity;
+        known = false;
+        for (unsigned i = 0; i < f.roaming_addresses; ++i)
+          known = known || addresses[i] == origin.address;
+        if (!known)
+          addresses[f.roaming_addresses++] = origin.address;
       }
     });
   }
@@ -515,7 +514,7 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
                     f.rate_z));
   else if (f.token_rate_fired)
     add("rate", p.rate.s.weight,
-        fmt::format("{} requests this second with this token, usual {:.1f}/s", f.token_rate_count,
+        fmt::format("{} requests this second with this token from {}, usual {:.1f}/s", f.token_rate_count, name,
                     f.token_rate_mean));
   if (f.novel) {
     int points = p.novelty.s.weight;

@@ -172,14 +172,17 @@ struct SubjectState {
 };
 
 struct TokenState {
+  // One place the token is presented from. Its rate is the (identity, token) baseline, kept per
+  // origin so that a stolen token's use elsewhere neither feeds nor hides behind its owner's, in
+  // the record the roaming check reads anyway (no second lookup per request).
   struct Origin {
     std::uint32_t identity = 0;
     std::uint32_t address = 0;  // hash of the source address
     std::uint64_t last_ns = 0;
+    std::uint64_t first_ns = 0;
+    RateStat rate;
   };
   static constexpr unsigned kOrigins = 4;
-  std::uint64_t first_ns = 0;
-  RateStat rate;
   Origin origins[kOrigins];
 };
 
