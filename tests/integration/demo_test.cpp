@@ -43,6 +43,12 @@ TEST_CASE("scripts/demo tells the stolen-token story and cleans up")
   CHECK(demo.output.find("its SYNs were dropped by the XDP gate") != std::string::npos);
   CHECK(demo.output.find("scanner swept") != std::string::npos);
   CHECK(demo.output.find("frontend burst statuses:") != std::string::npos);
+  // The decisions' kernel blocks as riskgatectl reads them from the pins, and the audit chain.
+  CHECK(demo.output.find("identity  batch (") != std::string::npos);
+  CHECK(demo.output.find("identity  scanner (") != std::string::npos);
+  CHECK(demo.output.find("xdp_drop_identity") != std::string::npos);
+  CHECK(demo.output.find("connect_deny_identity") != std::string::npos);
+  CHECK(demo.output.find("ok: ") != std::string::npos);
   CHECK(demo.output.find("frontend: 7/7 answered 200") != std::string::npos);
   CHECK(demo.output.find("binding +100") != std::string::npos);
 }
