@@ -92,7 +92,7 @@ struct GateLab {
     resolver = std::make_unique<identity::IdentityResolver>(peers, registry);
     REQUIRE(resolver->configure(loaded.set->services).ok());
     engine = std::make_unique<risk::Engine>(*loaded.set);
-    gate = std::make_unique<agent::Gate>(agent::GateParts{*resolver, *engine, &enforcer, nullptr, nullptr, {}});
+    gate = std::make_unique<agent::Gate>(agent::GateParts{*resolver, *engine, &enforcer, nullptr, nullptr});
   }
   IdentityId id_of(const char *name) const { return registry->snapshot()->find(name)->id; }
 

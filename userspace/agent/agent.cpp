@@ -12,7 +12,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -92,26 +91,6 @@ Result<proxy::ProxyConfig> build_proxy_config(const Options &options, const poli
   return config;
 }
 
-// Upstream health as the risk engine reads it: a snapshot by service name, refreshed by the
-// housekeeping thread, read lock-free-ish (one shared_ptr copy per request per worker).
-class HealthBoard {
- public:
-  using Table = std::map<std::string, UpstreamHealth, std::less<>>;
-  void publish(Table table) { table_.store(std::make_shared<const Table>(std::move(table))); }
-  const UpstreamHealth *find(std::string_view service) const
-  {
-    thread_local std::shared_ptr<const Table> held;
-    held = table_.load();
-    if (!held)
-      return nullptr;
-    const auto it = held->find(service);
-    return it == held->end() ? nullptr : &it->second;
-  }
-
- private:
-  std::atomic<std::shared_ptr<const Table>> table_;
-};
-
 struct Agent {
   const Options &options;
   steady_clock::time_point started = steady_clock::now();
@@ -131,7 +110,6 @@ struct Agent {
   std::unique_ptr<Gate> gate;
   std::unique_ptr<proxy::Proxy> proxy;
   proxy::ProxyConfig proxy_config;
-  HealthBoard health;
   std::unique_ptr<risk::PolicyWatcher> watcher;
 
   // What GET /readyz answers.
@@ -283,8 +261,7 @@ Result<void> Agent::start()
     return make_error(config.error());
   proxy_config = *config;
   if (!proxy_config.listeners.empty()) {
-    gate = std::make_unique<Gate>(GateParts{*resolver, *engine, enforcer.get(), log.get(), decision_metrics.get(),
-                                            [this](std::string_view service) { return health.find(service); }});
+    gate = std::make_unique<Gate>(GateParts{*resolver, *engine, enforcer.get(), log.get(), decision_metrics.get()});
     auto created = proxy::Proxy::create(proxy_config, *gate);
     if (!created)
       return make_error(created.error());
@@ -318,23 +295,15 @@ Result<void> Agent::start()
 }
 
 // Once a second: files the resolver depends on (JWKS, revocations), new cgroups into the kernel's
-// identity tables, upstream health for the engine and the metrics.
+// identity tables, upstream health for the metrics (the engine reads each request's own view of its
+// upstream from the proxy, RequestView::upstream).
 void Agent::housekeeping_pass()
 {
   (void)identity_feed->run_once();  // JWKS/revocation reloads, pods, new cgroups into the kernel; logs once per error
   if (!proxy)
     return;
-  std::map<std::string, std::string> service_of_upstream;
-  for (const auto &l : proxy_config.listeners)
-    if (!l.transparent)
-      service_of_upstream[l.upstream] = l.service;
-  HealthBoard::Table table;
-  for (auto &h : proxy->upstream_health()) {
+  for (const auto &h : proxy->upstream_health())
     decision_metrics->upstream_health(h.name, h.healthy);
-    if (auto it = service_of_upstream.find(h.name); it != service_of_upstream.end())
-      table[it->second] = h;
-  }
-  health.publish(std::move(table));
 }
 
 nlohmann::json Agent::status() const

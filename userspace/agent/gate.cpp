@@ -61,8 +61,7 @@ HookVerdict Gate::on_request(const RequestView &request)
   input.path = request.path;
   input.body_bytes = request.content_length;
   input.socket_cookie = request.socket_cookie;
-  if (parts_.upstream_health)
-    input.upstream = parts_.upstream_health(request.service);
+  input.upstream = request.upstream;
 
   auto &state = scratch();
   Decision &decision = state.decision;

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <string_view>
 
 #include <riskgate/enforce.h>
@@ -22,8 +21,6 @@ struct GateParts {
   Enforcer *enforcer = nullptr;             // null: no kernel (--no-kernel), blocks are 403 only
   audit::DecisionLog *log = nullptr;
   audit::DecisionMetrics *metrics = nullptr;
-  // The health of the upstream behind a service, or null when unknown.
-  std::function<const UpstreamHealth *(std::string_view service)> upstream_health;
 };
 
 struct GateStats {
