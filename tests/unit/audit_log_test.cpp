@@ -1,6 +1,7 @@
 // The decision log's promises: every decision one chained line, tampering named by file:line,
 // drops counted and written into the chain, rotation and restarts continue the chain.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -343,4 +344,46 @@ TEST_CASE("a writer killed with SIGKILL mid-stream leaves a chain the next proce
   CHECK_MESSAGE(report.ok(), problems_text(report));
   const auto lines = read_lines(options.path);
   CHECK(nlohmann::json::parse(lines.back())["id"] == 1'000'000);
+}
+
+TEST_CASE("a write the disk cuts short loses only the lines that did not reach it; the chain goes on")
+{
+  TempDir dir;
+  audit::LogOptions options;
+  options.path = (dir.path / "decisions.jsonl").string();
+  constexpr std::uint64_t kRecorded = 40;
+  // A file size limit stands in for a full disk: the write that crosses it is cut short, later ones
+  // fail with EFBIG. In a child, so the limit stays there.
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    const rlimit limit{5000, 5000};
+    setrlimit(RLIMIT_FSIZE, &limit);
+    auto log = audit::DecisionLog::open(options);
+    if (!log.ok())
+      _exit(1);
+    for (std::uint64_t id = 1; id <= kRecorded; ++id)
+      (*log)->record(make_decision(id));
+    (*log)->flush();
+    const auto stats = (*log)->stats();
+    _exit(stats.written + stats.write_errors == kRecorded && stats.write_errors > 0 ? 0 : 2);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  CHECK(fs::file_size(options.path) == 5000);
+  const auto whole = read_lines(options.path).size() - 1;  // the last line is torn
+  {
+    auto log = open_log(options);
+    log->record(make_decision(1000));
+    log->flush();
+  }
+  const auto report = audit::verify_chain({options.path});
+  REQUIRE(report.problems.size() == 1);  // the torn line, and nothing else
+  CHECK(report.problems[0].line == whole + 1);
+  CHECK(report.last_seq == whole + 1);
+  const auto lines = read_lines(options.path);
+  CHECK(nlohmann::json::parse(lines.back())["id"] == 1000);
 }
