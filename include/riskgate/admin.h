@@ -49,7 +49,7 @@ class Socket {
   virtual ~Socket() = default;
   // Hands an audit line to streaming clients and to explain (wire to DecisionLog::set_listener).
   // A client that cannot keep up is disconnected, never waited for.
-  virtual void publish(const std::string &line) = 0;
+  virtual void publish(std::string_view line) = 0;  // without its newline
 };
 
 // Client side (riskgatectl): one request, one JSON reply. Fails when riskgated is not running.

@@ -112,7 +112,7 @@ class DecisionLog {
   virtual void flush() = 0;
   virtual LogStats stats() const = 0;
   // Called on the writer thread with each line written (the admin socket's live stream).
-  virtual void set_listener(std::function<void(const std::string &line)> listener) = 0;
+  virtual void set_listener(std::function<void(std::string_view line)> listener) = 0;
 };
 
 // ---- the decision metrics (names documented in docs/operations.md) ----

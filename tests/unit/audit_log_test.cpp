@@ -194,7 +194,7 @@ TEST_CASE("a full queue drops, counts, and writes the drop into the chain")
   // Hold the writer inside its first line so the queue fills behind it.
   std::latch writing(1), release(1);
   bool first = true;
-  log->set_listener([&](const std::string &) {
+  log->set_listener([&](std::string_view) {
     if (first) {
       first = false;
       writing.count_down();

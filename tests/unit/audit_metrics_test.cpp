@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <riskgate/admin.h>
 #include <riskgate/audit.h>
@@ -178,4 +179,25 @@ TEST_CASE("the admin socket is 0600 and answers status, explain and a live strea
   CHECK_FALSE(admin::request(path, {{"cmd", "reboot"}}).ok());
   socket = make_error("stopped");
   CHECK_FALSE(std::filesystem::exists(path));
+}
+
+TEST_CASE("explain keeps the newest recent_decisions lines and names how many it keeps")
+{
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("rgt-admin-ring-" + std::to_string(getpid()) + ".sock")).string();
+  admin::Socket::Options options;
+  options.path = path;
+  options.recent_decisions = 3;
+  auto socket = admin::Socket::start(options);
+  REQUIRE_MESSAGE(socket.ok(), (socket.ok() ? "" : socket.error()));
+  for (int id = 1; id <= 7; ++id)
+    (*socket)->publish(fmt::format(R"({{"kind":"decision","id":{}}})", id));
+  for (int id = 5; id <= 7; ++id) {
+    auto explained = admin::request(path, {{"cmd", "explain"}, {"id", id}});
+    REQUIRE_MESSAGE(explained.ok(), (explained.ok() ? "" : explained.error()));
+    CHECK((*explained)["id"] == id);
+  }
+  auto evicted = admin::request(path, {{"cmd", "explain"}, {"id", 4}});
+  REQUIRE_FALSE(evicted.ok());
+  CHECK(contains(evicted.error(), "not among the 3 most recent"));
 }

@@ -241,7 +241,7 @@ Result<void> Agent::start()
     if (!admin_socket)
       return make_error(fmt::format("admin socket {}: {}", options.admin_socket, admin_socket.error()));
     socket = std::move(*admin_socket);
-    log->set_listener([this](const std::string &line) { socket->publish(line); });
+    log->set_listener([this](std::string_view line) { socket->publish(line); });
   }
 
   if (!options.policy_dir.empty()) {

@@ -8,12 +8,12 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <thread>
@@ -155,16 +155,25 @@ class SocketImpl final : public Socket {
     std::filesystem::remove(options_.path, ec);
   }
 
-  void publish(const std::string &line) override
+  // Called for every decision: the recent ring reuses its strings' capacity and a stream gets the
+  // line and its newline in one sendmsg, so nothing is allocated once the ring has filled.
+  void publish(std::string_view line) override
   {
     std::lock_guard lock(mutex_);
-    recent_.push_back(line);
-    if (recent_.size() > options_.recent_decisions)
-      recent_.pop_front();
-    const std::string framed = line + "\n";
+    if (options_.recent_decisions > 0) {
+      if (recent_.size() < options_.recent_decisions)
+        recent_.emplace_back(line);
+      else
+        recent_[recent_next_].assign(line);
+      recent_next_ = (recent_next_ + 1) % options_.recent_decisions;
+    }
+    char newline = '\n';
+    iovec parts[2] = {{const_cast<char *>(line.data()), line.size()}, {&newline, 1}};
+    msghdr message{};
+    message.msg_iov = parts;
+    message.msg_iovlen = 2;
     for (auto it = streams_.begin(); it != streams_.end();) {
-      if (::send(*it, framed.data(), framed.size(), MSG_NOSIGNAL | MSG_DONTWAIT) !=
-          static_cast<ssize_t>(framed.size())) {
+      if (::sendmsg(*it, &message, MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(line.size() + 1)) {
         ::close(*it);
         it = streams_.erase(it);
       } else {
@@ -200,8 +209,9 @@ class SocketImpl final : public Socket {
   nlohmann::json explain(std::uint64_t id)
   {
     std::lock_guard lock(mutex_);
-    for (auto it = recent_.rbegin(); it != recent_.rend(); ++it) {
-      auto object = nlohmann::json::parse(*it, nullptr, false);
+    for (std::size_t age = 1; age <= recent_.size(); ++age) {  // newest first
+      const auto &line = recent_[(recent_next_ + recent_.size() - age) % recent_.size()];
+      auto object = nlohmann::json::parse(line, nullptr, false);
       if (object.is_object() && object.value("kind", "") == "decision" && object.value("id", std::uint64_t{0}) == id)
         return object;
     }
@@ -210,7 +220,8 @@ class SocketImpl final : public Socket {
 
   Options options_;
   std::mutex mutex_;
-  std::deque<std::string> recent_;
+  std::vector<std::string> recent_;  // a ring of the latest lines; recent_next_ is the oldest once full
+  std::size_t recent_next_ = 0;
   std::vector<int> streams_;
   AcceptLoop loop_;  // last: its thread stops before the members it uses are destroyed
 };

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include <fmt/format.h>
 
@@ -19,9 +20,18 @@ constexpr std::string_view kHashKey = ",\"hash\":\"";
 std::string sha256_hex(std::string_view bytes)
 {
   static constexpr char kHex[] = "0123456789abcdef";
+  // Fetched once and a context per thread: EVP_sha256() inside EVP_Digest looks the algorithm up
+  // (a lock and a hash table) on every call, and the writer seals every decision.
+  static EVP_MD *const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
+                                                                                     &EVP_MD_CTX_free);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  // Without SHA-256 (no default provider) the hash is empty: verify then names every line.
+  if (sha256 == nullptr || context == nullptr || !EVP_DigestInit_ex2(context.get(), sha256, nullptr) ||
+      !EVP_DigestUpdate(context.get(), bytes.data(), bytes.size()) ||
+      !EVP_DigestFinal_ex(context.get(), digest, &length))
+    length = 0;
   std::string hex(length * 2, '0');
   for (unsigned int i = 0; i < length; ++i) {
     hex[2 * i] = kHex[digest[i] >> 4];

@@ -116,7 +116,7 @@ class FileDecisionLog final : public DecisionLog {
     return {queued_.load(), written_.load(), dropped_.load(), write_errors_.load(), rotations_.load()};
   }
 
-  void set_listener(std::function<void(const std::string &line)> listener) override
+  void set_listener(std::function<void(std::string_view line)> listener) override
   {
     std::lock_guard lock(listener_mutex_);
     listener_ = std::move(listener);
@@ -276,7 +276,7 @@ class FileDecisionLog final : public DecisionLog {
       if (listener_) {
         std::size_t begin = 0;
         for (std::size_t i = 0; i < whole; ++i) {
-          listener_(batch_.substr(begin, marks_[i].end - begin - 1));
+          listener_(std::string_view(batch_).substr(begin, marks_[i].end - begin - 1));
           begin = marks_[i].end;
         }
       }
@@ -334,7 +334,7 @@ class FileDecisionLog final : public DecisionLog {
   std::condition_variable wake_, flushed_;
   bool stopping_ = false;
   std::mutex listener_mutex_;
-  std::function<void(const std::string &)> listener_;
+  std::function<void(std::string_view)> listener_;
   std::thread thread_;
 };
 
