@@ -55,8 +55,16 @@ struct HookVerdict {
   std::uint64_t decision_id = 0;
   // respond: extra response headers (WWW-Authenticate, Retry-After, ...);
   // forward: headers added to the upstream request (x-riskgate-identity, x-riskgate-decision).
-  std::vector<std::pair<std::string, std::string>> headers;
+  // Kept as the wire lines ("name: value\r\n" each) so the proxy appends them as they are and a
+  // verdict costs one buffer, not one per header.
+  std::string headers;
   bool close_after = false;  // respond: close the connection after the answer
+
+  // Appends "name: value\r\n". Control characters (CR, LF, NUL, ...; not HTAB in a value) are
+  // dropped from both, so no value, however it was built, can start a header of its own.
+  void add_header(std::string_view name, std::string_view value);
+  // Value of the first added header with this name (case-insensitive), if any.
+  std::optional<std::string_view> header(std::string_view name) const;
 };
 
 // How the exchange ended, reported back after the response (or failure) for the learning signals.

@@ -47,7 +47,7 @@ class ResolvingHook final : public RequestHook {
       verdict.status = 403;
       verdict.reason = "binding_violation";
     } else {
-      verdict.headers.emplace_back("x-riskgate-identity", id.workload_name);
+      verdict.add_header("x-riskgate-identity", id.workload_name);
     }
     std::lock_guard lock(mu_);
     seen_.push_back(std::move(id));

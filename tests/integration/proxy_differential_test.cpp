@@ -26,7 +26,7 @@ class DecisionHook final : public RequestHook {
   {
     HookVerdict v;
     v.decision_id = 7;
-    v.headers.emplace_back("x-riskgate-decision", "7");
+    v.add_header("x-riskgate-decision", "7");
     return v;
   }
   void on_complete(const RequestView &, const ExchangeResult &) override {}

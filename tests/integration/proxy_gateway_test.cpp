@@ -73,9 +73,9 @@ class RecordingHook final : public RequestHook {
       v.kind = HookVerdict::Kind::respond;
       v.status = 401;
       v.reason = "token required";
-      v.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"test\"");
+      v.add_header("WWW-Authenticate", "Bearer realm=\"test\"");
     } else {
-      v.headers.emplace_back("x-riskgate-decision", std::to_string(v.decision_id));
+      v.add_header("x-riskgate-decision", std::to_string(v.decision_id));
     }
     return v;
   }

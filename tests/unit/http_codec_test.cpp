@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <riskgate/request.h>
+
 #include "proxy/http.h"
 #include "support/http_cases.h"
 
@@ -25,7 +27,7 @@ struct Codec final : HeadHandler {
       p.fail(e.status, e.reason);
       return -1;
     }
-    emit_request_head(p, {{"x-riskgate-decision", "7"}}, "10.0.0.1:80", upstream);
+    emit_request_head(p, "x-riskgate-decision: 7\r\n", "10.0.0.1:80", upstream);
     p.set_body_sink(&upstream, p.chunked() ? Framing::chunked : Framing::length);
     return 0;
   }
@@ -120,7 +122,7 @@ TEST_CASE("the parser stops after each message so pipelined bytes wait for the r
 TEST_CASE("error responses carry a JSON body with the reason and the decision id")
 {
   std::string out;
-  emit_error_response(403, "blocked: \"risk\" 90", 42, {{"Retry-After", "5"}}, true, out);
+  emit_error_response(403, "blocked: \"risk\" 90", 42, "Retry-After: 5\r\n", true, out);
   CHECK(out.rfind("HTTP/1.1 403 Forbidden\r\n", 0) == 0);
   CHECK(out.find("Content-Type: application/json\r\n") != std::string::npos);
   CHECK(out.find("Retry-After: 5\r\n") != std::string::npos);
@@ -130,6 +132,23 @@ TEST_CASE("error responses carry a JSON body with the reason and the decision id
         "{\"status\":403,\"error\":\"Forbidden\",\"reason\":\"blocked: \\\"risk\\\" "
         "90\",\"decision_id\":\"42\"}\n");
   CHECK(out.find("Content-Length: " + std::to_string(body.size()) + "\r\n") != std::string::npos);
+}
+
+TEST_CASE("a header the hook adds cannot smuggle another one in, whatever its value holds")
+{
+  riskgate::HookVerdict verdict;
+  verdict.add_header("x-riskgate-identity", "frontend\r\nx-riskgate-decision: 1\r\n\r\nGET /admin");
+  verdict.add_header("x-riskgate\n-decision", std::string_view("4\0\x7f" "2\t!", 6));
+  CHECK(verdict.headers ==
+        "x-riskgate-identity: frontendx-riskgate-decision: 1GET /admin\r\n"
+        "x-riskgate-decision: 42\t!\r\n");
+  CHECK(verdict.header("X-RISKGATE-DECISION") == "42\t!");
+  CHECK_FALSE(verdict.header("x-riskgate").has_value());
+
+  std::string out;
+  emit_error_response(401, "invalid_token", 7, verdict.headers, false, out);
+  CHECK(out.find("\r\nx-riskgate-identity: frontendx-riskgate-decision: 1GET /admin\r\n") != std::string::npos);
+  CHECK(out.find("\r\nGET /admin") == std::string::npos);
 }
 
 namespace {

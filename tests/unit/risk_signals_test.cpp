@@ -219,14 +219,14 @@ TEST_CASE("credential: invalid or missing required credentials are at least a ch
   const auto verdict = risk::to_verdict(d);
   CHECK(verdict.status == 401);
   CHECK(verdict.reason == "invalid_token");
-  CHECK(verdict.headers.at(0).second ==
+  CHECK(verdict.header("www-authenticate") ==
         "Bearer realm=\"riskgate\", error=\"invalid_token\", error_description=\"expired token: exp 1700000000 is "
         "2h in the past\"");
 
   const auto anonymous = workload(7, "frontend", "10.0.1.5");
   const Decision missing = lab.request(anonymous, "GET", "/orders/1");
   CHECK(missing.action == Action::challenge);
-  CHECK(risk::to_verdict(missing).headers.at(0).second == "Bearer realm=\"riskgate\"");
+  CHECK(risk::to_verdict(missing).header("WWW-Authenticate") == "Bearer realm=\"riskgate\"");
   CHECK(lab.request(anonymous, "GET", "/", 200, "open").action == Action::allow);
 }
 
@@ -298,7 +298,7 @@ TEST_CASE("bands: limit admits at the bucket rate with Retry-After, blocks escal
   CHECK(limited.retry_after_s == 1);
   const auto verdict = risk::to_verdict(limited);
   CHECK(verdict.status == 429);
-  CHECK(verdict.headers.at(0) == std::pair<std::string, std::string>{"retry-after", "1"});
+  CHECK(verdict.header("retry-after") == "1");
   lab.clock.advance_ms(1000);
   admitted = 0;
   for (int i = 0; i < 5; ++i)
@@ -336,7 +336,7 @@ TEST_CASE("a risky valid token is challenged with a step-up error")
   CHECK(d.action == Action::challenge);
   const auto verdict = risk::to_verdict(d);
   CHECK(verdict.reason == "risk_challenge");
-  CHECK(verdict.headers.at(0).second ==
+  CHECK(verdict.header("www-authenticate") ==
         "Bearer realm=\"riskgate\", error=\"insufficient_user_authentication\", error_description=\"risk score 45: "
         "watchlist\"");
 }

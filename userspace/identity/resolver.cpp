@@ -251,7 +251,7 @@ HookVerdict unauthorized(const RequestIdentity &identity, std::string_view realm
         c = '\'';
     header += fmt::format(", error=\"invalid_token\", error_description=\"{}\"", description);
   }
-  verdict.headers.emplace_back("WWW-Authenticate", std::move(header));
+  verdict.add_header("WWW-Authenticate", header);
   return verdict;
 }
 

@@ -389,9 +389,8 @@ void emit_headers(const HttpParser &message, std::string &out)
 
 }  // namespace
 
-void emit_request_head(const HttpParser &request,
-                       const std::vector<std::pair<std::string, std::string>> &extra,
-                       std::string_view default_host, std::string &out)
+void emit_request_head(const HttpParser &request, std::string_view extra_headers, std::string_view default_host,
+                       std::string &out)
 {
   out.append(request.method());
   out += ' ';
@@ -403,12 +402,7 @@ void emit_request_head(const HttpParser &request,
     out.append("\r\n");
   }
   emit_headers(request, out);
-  for (const auto &[name, value] : extra) {
-    out.append(name);
-    out.append(": ");
-    out.append(value);
-    out.append("\r\n");
-  }
+  out.append(extra_headers);
   if (request.chunked()) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (request.has_content_length()) {
@@ -443,8 +437,7 @@ void emit_response_head(const HttpParser &response, Framing framing, bool close,
 }
 
 void emit_error_response(int status, std::string_view reason, std::uint64_t decision_id,
-                         const std::vector<std::pair<std::string, std::string>> &headers, bool close,
-                         std::string &out)
+                         std::string_view extra_headers, bool close, std::string &out)
 {
   std::string body;
   body.reserve(96 + reason.size());
@@ -471,12 +464,7 @@ void emit_error_response(int status, std::string_view reason, std::uint64_t deci
   out.append("\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ");
   append_number(out, body.size());
   out.append("\r\n");
-  for (const auto &[name, value] : headers) {
-    out.append(name);
-    out.append(": ");
-    out.append(value);
-    out.append("\r\n");
-  }
+  out.append(extra_headers);
   if (close)
     out.append("Connection: close\r\n");
   out.append("\r\n");

@@ -12,4 +12,39 @@ std::optional<std::string_view> RequestView::header(std::string_view name) const
   return std::nullopt;
 }
 
+namespace {
+
+void append_visible(std::string &out, std::string_view text, bool keep_tab)
+{
+  for (const char c : text)
+    if ((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) || (keep_tab && c == '\t'))
+      out += c;
+}
+
+}  // namespace
+
+void HookVerdict::add_header(std::string_view name, std::string_view value)
+{
+  append_visible(headers, name, false);
+  headers.append(": ");
+  append_visible(headers, value, true);
+  headers.append("\r\n");
+}
+
+std::optional<std::string_view> HookVerdict::header(std::string_view name) const
+{
+  const std::string_view lines = headers;
+  for (std::size_t at = 0; at < lines.size();) {
+    const auto end = lines.find("\r\n", at);
+    const auto line = lines.substr(at, end - at);
+    const auto colon = line.find(": ");
+    if (colon != std::string_view::npos && proxy::iequals(line.substr(0, colon), name))
+      return line.substr(colon + 2);
+    if (end == std::string_view::npos)
+      break;
+    at = end + 2;
+  }
+  return std::nullopt;
+}
+
 }  // namespace riskgate

@@ -84,7 +84,6 @@ sockaddr_storage to_storage(const sockaddr_in6 &a)
   return out;
 }
 
-const std::vector<std::pair<std::string, std::string>> kNoHeaders;
 
 socklen_t address_len(const sockaddr_storage &a)
 {
@@ -699,7 +698,6 @@ int Worker::on_request_head(ClientConn &c)
   v.content_length = p.has_content_length() ? std::optional<std::uint64_t>(p.content_length()) : std::nullopt;
   v.received_ns = now_ns();
 
-  ex.verdict = HookVerdict{};
   try {
     ex.verdict = hook_.on_request(v);
   } catch (const std::exception &e) {
@@ -768,7 +766,7 @@ void Worker::respond_local(ClientConn &c, int status, std::string_view reason, b
   c.status = status;
   c.response_started = true;
   emit_error_response(status, reason, c.ex != nullptr ? c.ex->verdict.decision_id : 0,
-                      c.ex != nullptr ? c.ex->verdict.headers : kNoHeaders, c.close_after, c.ep.queued);
+                      c.ex != nullptr ? std::string_view(c.ex->verdict.headers) : std::string_view(), c.close_after, c.ep.queued);
 }
 
 Exchange &Worker::acquire_exchange(ClientConn &c)

@@ -1,4 +1,6 @@
 // Decision -> what the proxy sends. Unenforced decisions (observe mode) are forwarded like allows.
+#include <charconv>
+
 #include <fmt/format.h>
 
 #include <riskgate/risk.h>
@@ -17,6 +19,13 @@ std::string quoted_safe(std::string_view text)
   return out;
 }
 
+void add_decision_header(HookVerdict &verdict, std::uint64_t id)
+{
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, id).ptr;
+  verdict.add_header("x-riskgate-decision", std::string_view(digits, end - digits));
+}
+
 const Contribution *find(const Decision &decision, std::string_view signal)
 {
   for (const auto &contribution : decision.contributions)
@@ -33,8 +42,9 @@ HookVerdict to_verdict(const Decision &decision)
   verdict.decision_id = decision.id;
   if (decision.action == Action::allow || !decision.enforced) {
     verdict.kind = HookVerdict::Kind::forward;
-    verdict.headers.emplace_back("x-riskgate-decision", std::to_string(decision.id));
-    verdict.headers.emplace_back("x-riskgate-identity", decision.source_identity_name);
+    verdict.headers.reserve(64 + decision.source_identity_name.size());
+    add_decision_header(verdict, decision.id);
+    verdict.add_header("x-riskgate-identity", decision.source_identity_name);
     return verdict;
   }
   verdict.kind = HookVerdict::Kind::respond;
@@ -58,13 +68,13 @@ HookVerdict to_verdict(const Decision &decision)
         challenge += fmt::format(", error=\"insufficient_user_authentication\", error_description=\"risk score {}: {}\"",
                                  decision.score, quoted_safe(signals));
       }
-      verdict.headers.emplace_back("www-authenticate", std::move(challenge));
+      verdict.add_header("www-authenticate", challenge);
       break;
     }
     case Action::limit:
       verdict.status = 429;
       verdict.reason = "rate_limited";
-      verdict.headers.emplace_back("retry-after", std::to_string(std::max<std::uint32_t>(decision.retry_after_s, 1)));
+      verdict.add_header("retry-after", std::to_string(std::max<std::uint32_t>(decision.retry_after_s, 1)));
       break;
     case Action::block:
       verdict.status = 403;
@@ -74,7 +84,7 @@ HookVerdict to_verdict(const Decision &decision)
     case Action::allow:
       break;
   }
-  verdict.headers.emplace_back("x-riskgate-decision", std::to_string(decision.id));
+  add_decision_header(verdict, decision.id);
   return verdict;
 }
 
