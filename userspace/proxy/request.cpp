@@ -1,5 +1,7 @@
 #include <riskgate/request.h>
 
+#include <algorithm>
+
 #include "proxy/http.h"
 
 namespace riskgate {
@@ -14,10 +16,19 @@ std::optional<std::string_view> RequestView::header(std::string_view name) const
 
 namespace {
 
+bool visible(char c, bool keep_tab)
+{
+  return (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) || (keep_tab && c == '\t');
+}
+
 void append_visible(std::string &out, std::string_view text, bool keep_tab)
 {
+  if (std::all_of(text.begin(), text.end(), [&](char c) { return visible(c, keep_tab); })) {
+    out.append(text);  // the usual case, in one copy
+    return;
+  }
   for (const char c : text)
-    if ((static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) || (keep_tab && c == '\t'))
+    if (visible(c, keep_tab))
       out += c;
 }
 
