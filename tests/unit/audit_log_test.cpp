@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <latch>
 #include <thread>
 
@@ -386,4 +387,31 @@ TEST_CASE("a write the disk cuts short loses only the lines that did not reach i
   CHECK(report.last_seq == whole + 1);
   const auto lines = read_lines(options.path);
   CHECK(nlohmann::json::parse(lines.back())["id"] == 1000);
+}
+
+TEST_CASE("flush returns while producers keep recording (riskgated stopping under load)")
+{
+  TempDir dir;
+  audit::LogOptions options;
+  options.path = (dir.path / "decisions.jsonl").string();
+  options.queue_capacity = 1024;
+  auto log = open_log(options);
+  std::atomic<bool> stop{false};
+  std::thread producer([&] {
+    for (std::uint64_t id = 1; !stop.load(); ++id)
+      log->record(make_decision(id));
+  });
+  while (log->stats().written < 2000)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // The queue never runs empty here; flush must still come back once what it covers is written.
+  auto flushed = std::async(std::launch::async, [&] {
+    const auto queued = log->stats().queued;
+    log->flush();
+    return log->stats().written + log->stats().write_errors >= queued;
+  });
+  const bool returned = flushed.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  stop.store(true);
+  producer.join();
+  REQUIRE(returned);
+  CHECK(flushed.get());
 }
