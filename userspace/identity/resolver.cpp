@@ -233,25 +233,33 @@ RequestIdentity IdentityResolver::resolve(const RequestView &request, const Clie
   return out;
 }
 
+std::string bearer_challenge(std::string_view error, std::string_view description, std::string_view realm)
+{
+  std::string header = fmt::format("Bearer realm=\"{}\"", realm);
+  if (error.empty())
+    return header;
+  header += fmt::format(", error=\"{}\", error_description=\"", error);
+  // error_description allows %x20-21 / %x23-5B / %x5D-7E only.
+  for (const char c : description)
+    header += c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e
+                  ? '\''
+                  : c;
+  header += '"';
+  return header;
+}
+
 HookVerdict unauthorized(const RequestIdentity &identity, std::string_view realm)
 {
   HookVerdict verdict;
   verdict.kind = HookVerdict::Kind::respond;
   verdict.status = 401;
-  std::string header = fmt::format("Bearer realm=\"{}\"", realm);
-  if (identity.credential == CredentialStatus::none) {
-    verdict.reason = "missing_token";
-  } else {
-    verdict.reason = "invalid_token";
-    // error_description allows %x20-21 / %x23-5B / %x5D-7E only (RFC 6750 section 3): no quote,
-    // no backslash, no control characters.
-    std::string description = identity.failure_reason.empty() ? "invalid token" : identity.failure_reason;
-    for (auto &c : description)
-      if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e)
-        c = '\'';
-    header += fmt::format(", error=\"invalid_token\", error_description=\"{}\"", description);
-  }
-  verdict.add_header("WWW-Authenticate", header);
+  const bool presented = identity.credential != CredentialStatus::none;
+  verdict.reason = presented ? "invalid_token" : "missing_token";
+  verdict.add_header(
+      "WWW-Authenticate",
+      presented ? bearer_challenge("invalid_token",
+                                   identity.failure_reason.empty() ? "invalid token" : identity.failure_reason, realm)
+                : bearer_challenge({}, {}, realm));
   return verdict;
 }
 

@@ -72,6 +72,13 @@ class IdentityResolver {
   std::atomic<std::shared_ptr<const ServiceTable>> services_;
 };
 
+// A WWW-Authenticate value (RFC 6750 section 3): `Bearer realm="..."`, and when `error` is set
+// also error="..." and error_description="..." with every character the grammar does not allow
+// there (quote, backslash, control and non-ASCII bytes) replaced by an apostrophe. The one
+// builder of the challenge, for the identity layer's 401 and the risk engine's answers.
+std::string bearer_challenge(std::string_view error = {}, std::string_view description = {},
+                             std::string_view realm = "riskgate");
+
 // The 401 answer for a request whose credential is missing or not valid (RFC 6750 section 3):
 // WWW-Authenticate: Bearer realm="...", error="invalid_token", error_description="..." (no error
 // code when no credential was presented at all).

@@ -5,19 +5,11 @@
 
 #include <riskgate/risk.h>
 
+#include "identity/resolver.h"
+
 namespace riskgate::risk {
 
 namespace {
-
-// RFC 6750 section 3: error_description holds %x20-21 / %x23-5B / %x5D-7E only.
-std::string quoted_safe(std::string_view text)
-{
-  std::string out;
-  for (const char c : text)
-    if (c >= 0x20 && c <= 0x7e && c != '"' && c != '\\')
-      out.push_back(c);
-  return out;
-}
 
 void add_decision_header(HookVerdict &verdict, std::uint64_t id)
 {
@@ -52,21 +44,22 @@ HookVerdict to_verdict(const Decision &decision)
     case Action::challenge: {
       verdict.status = 401;
       const Contribution *credential = find(decision, "credential");
-      std::string challenge = "Bearer realm=\"riskgate\"";
+      std::string challenge;
       if (credential && decision.token_fingerprint.empty()) {
         // No token at all: RFC 6750 3.1 says no error code, just the scheme.
         verdict.reason = "credential_required";
+        challenge = identity::bearer_challenge();
       } else if (credential) {
         verdict.reason = "invalid_token";
-        challenge += fmt::format(", error=\"invalid_token\", error_description=\"{}\"", quoted_safe(credential->evidence));
+        challenge = identity::bearer_challenge("invalid_token", credential->evidence);
       } else {
         // A valid token whose use looks risky: ask for a fresh, stronger one (RFC 9470 step-up).
         verdict.reason = "risk_challenge";
         std::string signals;
         for (const auto &c : decision.contributions)
           signals += fmt::format("{}{}", signals.empty() ? "" : ", ", c.signal);
-        challenge += fmt::format(", error=\"insufficient_user_authentication\", error_description=\"risk score {}: {}\"",
-                                 decision.score, quoted_safe(signals));
+        challenge = identity::bearer_challenge("insufficient_user_authentication",
+                                               fmt::format("risk score {}: {}", decision.score, signals));
       }
       verdict.add_header("www-authenticate", challenge);
       break;
