@@ -213,6 +213,19 @@ spec:
     CHECK(has(loaded, "jwt needs jwks (a file) or jwksUrl"));
     CHECK(has(loaded, "bindings must be a list"));
   }
+  SUBCASE("signing keys are fetched over https only")
+  {
+    const auto loaded = load_text(R"(apiVersion: riskgate.dev/v1
+kind: Service
+metadata: {name: orders}
+spec:
+  upstream: "127.0.0.1:9000"
+  auth: {jwt: {jwksUrl: "http://idp.example/keys"}}
+)",
+                                  "svc.yaml");
+    INFO(dump(loaded));
+    CHECK(has(loaded, "svc.yaml:6:25: jwksUrl must be an https:// URL (signing keys are not fetched over plain http)"));
+  }
   SUBCASE("one RiskPolicy per set, unique names per kind")
   {
     const std::string policy = "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: a}\nspec: {}\n";

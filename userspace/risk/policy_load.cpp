@@ -501,8 +501,9 @@ void Loader::jwt(JwtAuth &auth, const YAML::Node &node)
     auth.jwks_file = string(*v, "jwks").value_or("");
   if (const auto v = jf->get("jwksUrl")) {
     auth.jwks_url = string(*v, "jwksUrl").value_or("");
-    if (auth.jwks_url.rfind("https://", 0) != 0 && auth.jwks_url.rfind("http://", 0) != 0)
-      error(*v, "jwksUrl must be an http(s) URL");
+    // The agent fetches keys over TLS only: keys taken from plain http could be swapped in transit.
+    if (auth.jwks_url.rfind("https://", 0) != 0)
+      error(*v, "jwksUrl must be an https:// URL (signing keys are not fetched over plain http)");
   }
   if (const auto v = jf->get("allowHS256"))
     auth.allow_hs256 = boolean(*v, "allowHS256").value_or(false);
