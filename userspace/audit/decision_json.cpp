@@ -1,6 +1,7 @@
 // The JSON form of decisions and kernel events: one schema for the log, the admin stream and the CLI.
 #include <arpa/inet.h>
 
+#include <charconv>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -232,17 +233,21 @@ void append_string(std::string &out, std::string_view text)
   const auto *p = reinterpret_cast<const unsigned char *>(text.data());
   const auto *end = p + text.size();
   while (p < end) {
+    // The common case, printable ASCII with nothing to escape, goes over in runs.
+    const auto *run = p;
+    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
+      ++p;
+    out.append(reinterpret_cast<const char *>(run), static_cast<std::size_t>(p - run));
+    if (p == end)
+      break;
     const unsigned char c = *p;
     if (c < 0x80) {
       if (c == '"' || c == '\\') {
         out += '\\';
         out += static_cast<char>(c);
-      } else if (c < 0x20) {
-        out += "\\u00";
-        out += kHex[c >> 4];
-        out += kHex[c & 0xf];
       } else {
-        out += static_cast<char>(c);
+        const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
+        out.append(escaped, sizeof escaped);
       }
       ++p;
       continue;
@@ -272,8 +277,16 @@ void append_key(std::string &out, std::string_view key)
   if (!out.empty() && out.back() != '{' && out.back() != '[')
     out += ',';
   out += '"';
-  out += key;
-  out += "\":";
+  out.append(key);
+  out.append("\":", 2);
+}
+
+template <class Integer>
+void append_number(std::string &out, Integer value)
+{
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+  out.append(digits, static_cast<std::size_t>(end - digits));
 }
 
 void append_field(std::string &out, std::string_view key, std::string_view value)
@@ -285,7 +298,7 @@ void append_field(std::string &out, std::string_view key, std::string_view value
 void append_field(std::string &out, std::string_view key, std::uint64_t value)
 {
   append_key(out, key);
-  fmt::format_to(std::back_inserter(out), "{}", value);
+  append_number(out, value);
 }
 
 }  // namespace
@@ -305,7 +318,7 @@ void append_decision_body(std::string &out, const Decision &d)
     out += i ? ",{" : "{";
     append_field(out, "evidence", c.evidence);
     append_key(out, "points");
-    fmt::format_to(std::back_inserter(out), "{}", c.points);
+    append_number(out, c.points);
     append_field(out, "signal", c.signal);
     out += '}';
   }
@@ -324,7 +337,7 @@ void append_decision_body(std::string &out, const Decision &d)
   append_field(out, "route", d.route);
   append_field(out, "rule", d.rule);
   append_key(out, "score");
-  fmt::format_to(std::back_inserter(out), "{}", d.score);
+  append_number(out, d.score);
   append_field(out, "service", d.service);
   append_field(out, "source_address", d.source_address);
   append_field(out, "source_identity", d.source_identity);

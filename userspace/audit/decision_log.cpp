@@ -141,8 +141,8 @@ class FileDecisionLog final : public DecisionLog {
   // batch goes to the file in one write(). Between batches it naps for kBatchInterval so the next
   // batch gathers (a line reaches the file at most that much later); after kIdleNaps empty naps it
   // sleeps until a producer wakes it, so an idle agent does not tick.
-  static constexpr auto kBatchInterval = std::chrono::milliseconds(1);
-  static constexpr unsigned kIdleNaps = 20;
+  static constexpr auto kBatchInterval = std::chrono::milliseconds(2);
+  static constexpr unsigned kIdleNaps = 10;
   static constexpr std::size_t kBatchLines = 512;
 
   void run()
