@@ -8,12 +8,14 @@
 // first line of a file chains to the last line of the previous file.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -48,11 +50,18 @@ Result<BlockScope> parse_scope(const std::string &name);
 inline constexpr const char *kGenesisHash =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
+// A line's hash: SHA-256 of its bytes before `,"hash":`, as 64 lowercase hex digits.
+using ChainHash = std::array<char, 64>;
+
 // Seals `entry` (an object without seq/prev/hash) into a chained line, without the newline.
 std::string seal_line(nlohmann::json entry, std::uint64_t seq, const std::string &prev_hash,
                       std::string *hash_out);
-// The same for an object already serialised into `body` without its closing brace: appends
-// "prev" and "seq", hashes, appends "hash" and the brace. The decision writer's path.
+// The same for an object already serialised into `out` from `body_start` on, without its closing
+// brace: appends "prev" and "seq", hashes the body, appends "hash" and the brace. In place, so the
+// decision writer seals each line where it batches them.
+void seal_body(std::string &out, std::size_t body_start, std::uint64_t seq, std::string_view prev_hash,
+               ChainHash &hash);
+// seal_body for a body that is the whole string.
 void seal_body(std::string &body, std::uint64_t seq, const std::string &prev_hash, std::string *hash_out);
 
 // The decision as seal_body expects it: the object of to_json() plus "kind":"decision", written
@@ -105,7 +114,7 @@ class DecisionLog {
   virtual ~DecisionLog() = default;
 
   // Hot path: lock-free, never blocks; false when the queue is full (counted as dropped).
-  virtual bool record(Decision decision) = 0;
+  virtual bool record(const Decision &decision) = 0;
   virtual bool record(const rg_event &event) = 0;
   virtual bool record(OperatorAction action) = 0;
   // Blocks until every entry recorded before the call is written (shutdown, tests).

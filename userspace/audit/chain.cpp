@@ -2,6 +2,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -17,7 +18,9 @@ namespace {
 
 constexpr std::string_view kHashKey = ",\"hash\":\"";
 
-std::string sha256_hex(std::string_view bytes)
+// SHA-256 of `bytes` as 64 lowercase hex digits. Without SHA-256 (no default provider) the digits
+// are all zero, which no line's bytes hash to: verify then names every line.
+void sha256_hex(std::string_view bytes, ChainHash &hex)
 {
   static constexpr char kHex[] = "0123456789abcdef";
   // Fetched once and a context per thread: EVP_sha256() inside EVP_Digest looks the algorithm up
@@ -27,17 +30,23 @@ std::string sha256_hex(std::string_view bytes)
                                                                                      &EVP_MD_CTX_free);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  // Without SHA-256 (no default provider) the hash is empty: verify then names every line.
   if (sha256 == nullptr || context == nullptr || !EVP_DigestInit_ex2(context.get(), sha256, nullptr) ||
       !EVP_DigestUpdate(context.get(), bytes.data(), bytes.size()) ||
-      !EVP_DigestFinal_ex(context.get(), digest, &length))
-    length = 0;
-  std::string hex(length * 2, '0');
+      !EVP_DigestFinal_ex(context.get(), digest, &length) || length * 2 != hex.size()) {
+    hex.fill('0');
+    return;
+  }
   for (unsigned int i = 0; i < length; ++i) {
     hex[2 * i] = kHex[digest[i] >> 4];
     hex[2 * i + 1] = kHex[digest[i] & 0xf];
   }
-  return hex;
+}
+
+std::string sha256_hex(std::string_view bytes)
+{
+  ChainHash hex;
+  sha256_hex(bytes, hex);
+  return std::string(hex.data(), hex.size());
 }
 
 struct ParsedLine {
@@ -95,16 +104,27 @@ std::string where(const Line &line) { return fmt::format("{}:{}", line.file, lin
 
 }  // namespace
 
+void seal_body(std::string &out, std::size_t body_start, std::uint64_t seq, std::string_view prev_hash, ChainHash &hash)
+{
+  const char last = out.size() > body_start ? out.back() : '{';
+  out.append(last == '{' ? "\"prev\":\"" : ",\"prev\":\"");
+  out.append(prev_hash);
+  out.append("\",\"seq\":");
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, seq).ptr;
+  out.append(digits, static_cast<std::size_t>(end - digits));
+  sha256_hex(std::string_view(out).substr(body_start), hash);
+  out.append(kHashKey);
+  out.append(hash.data(), hash.size());
+  out.append("\"}");
+}
+
 void seal_body(std::string &body, std::uint64_t seq, const std::string &prev_hash, std::string *hash_out)
 {
-  fmt::format_to(std::back_inserter(body), "{}\"prev\":\"{}\",\"seq\":{}", body.empty() || body.back() == '{' ? "" : ",", prev_hash,
-                 seq);
-  std::string hash = sha256_hex(body);
-  body += kHashKey;
-  body += hash;
-  body += "\"}";
+  ChainHash hash;
+  seal_body(body, 0, seq, prev_hash, hash);
   if (hash_out)
-    *hash_out = std::move(hash);
+    hash_out->assign(hash.data(), hash.size());
 }
 
 std::string seal_line(nlohmann::json entry, std::uint64_t seq, const std::string &prev_hash,

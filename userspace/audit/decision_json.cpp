@@ -224,126 +224,155 @@ namespace riskgate::audit {
 
 namespace {
 
-// A JSON string literal: quotes, backslashes and control bytes escaped; a byte sequence that is not
-// well-formed UTF-8 becomes U+FFFD, as nlohmann's error_handler_t::replace does.
-void append_string(std::string &out, std::string_view text)
-{
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  const auto *p = reinterpret_cast<const unsigned char *>(text.data());
-  const auto *end = p + text.size();
-  while (p < end) {
-    // The common case, printable ASCII with nothing to escape, goes over in runs.
-    const auto *run = p;
-    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-      ++p;
-    out.append(reinterpret_cast<const char *>(run), static_cast<std::size_t>(p - run));
-    if (p == end)
-      break;
-    const unsigned char c = *p;
-    if (c < 0x80) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += static_cast<char>(c);
-      } else {
-        const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
-        out.append(escaped, sizeof escaped);
-      }
-      ++p;
-      continue;
-    }
-    // Lead byte: length and the smallest code point it may encode (no overlongs, no surrogates).
-    const int length = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    bool valid = length > 0 && end - p >= length;
-    for (int i = 1; valid && i < length; ++i)
-      valid = (p[i] & 0xc0) == 0x80;
-    if (valid && length == 3)
-      valid = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
-    if (valid && length == 4)
-      valid = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
-    if (valid) {
-      out.append(reinterpret_cast<const char *>(p), static_cast<std::size_t>(length));
-      p += length;
-    } else {
-      out += "\xef\xbf\xbd";
-      ++p;
-    }
+// Writes a decision's JSON into memory sized beforehand: once per request on the log writer, so no
+// per-character capacity checks (std::string's appends are out-of-line calls here).
+class BodyWriter {
+ public:
+  explicit BodyWriter(char *at) : at_(at) {}
+  char *end() const { return at_; }
+
+  void raw(std::string_view text)
+  {
+    std::memcpy(at_, text.data(), text.size());
+    at_ += text.size();
   }
-  out += '"';
-}
+  void put(char c) { *at_++ = c; }
 
-void append_key(std::string &out, std::string_view key)
-{
-  if (!out.empty() && out.back() != '{' && out.back() != '[')
-    out += ',';
-  out += '"';
-  out.append(key);
-  out.append("\":", 2);
-}
+  // `"key":`, after a comma unless it opens an object.
+  void key(std::string_view name)
+  {
+    if (at_[-1] != '{')
+      put(',');
+    put('"');
+    raw(name);
+    raw("\":");
+  }
 
-template <class Integer>
-void append_number(std::string &out, Integer value)
-{
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, value).ptr;
-  out.append(digits, static_cast<std::size_t>(end - digits));
-}
+  template <class Integer>
+  void number(Integer value)
+  {
+    at_ = std::to_chars(at_, at_ + 24, value).ptr;
+  }
 
-void append_field(std::string &out, std::string_view key, std::string_view value)
-{
-  append_key(out, key);
-  append_string(out, value);
-}
+  // A JSON string literal: quotes, backslashes and control bytes escaped; a byte sequence that is
+  // not well-formed UTF-8 becomes U+FFFD, as nlohmann's error_handler_t::replace does. At most
+  // kStringExpansion bytes per input byte, plus the quotes.
+  void string(std::string_view text)
+  {
+    static constexpr char kHex[] = "0123456789abcdef";
+    put('"');
+    const auto *p = reinterpret_cast<const unsigned char *>(text.data());
+    const auto *end = p + text.size();
+    while (p < end) {
+      const unsigned char c = *p;
+      if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+        put(static_cast<char>(c));
+        ++p;
+        continue;
+      }
+      if (c < 0x80) {
+        if (c == '"' || c == '\\') {
+          put('\\');
+          put(static_cast<char>(c));
+        } else {
+          raw("\\u00");
+          put(kHex[c >> 4]);
+          put(kHex[c & 0xf]);
+        }
+        ++p;
+        continue;
+      }
+      // Lead byte: length and the smallest code point it may encode (no overlongs, no surrogates).
+      const int length = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+      bool valid = length > 0 && end - p >= length;
+      for (int i = 1; valid && i < length; ++i)
+        valid = (p[i] & 0xc0) == 0x80;
+      if (valid && length == 3)
+        valid = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
+      if (valid && length == 4)
+        valid = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
+      if (valid) {
+        raw(std::string_view(reinterpret_cast<const char *>(p), static_cast<std::size_t>(length)));
+        p += length;
+      } else {
+        raw("\xef\xbf\xbd");
+        ++p;
+      }
+    }
+    put('"');
+  }
 
-void append_field(std::string &out, std::string_view key, std::uint64_t value)
-{
-  append_key(out, key);
-  append_number(out, value);
-}
+  void field(std::string_view name, std::string_view value)
+  {
+    key(name);
+    string(value);
+  }
+  void field(std::string_view name, std::uint64_t value)
+  {
+    key(name);
+    number(value);
+  }
+
+  static constexpr std::size_t kStringExpansion = 6;  // a control byte: \u00XX
+
+ private:
+  char *at_;
+};
 
 }  // namespace
 
 void append_decision_body(std::string &out, const Decision &d)
 {
-  out += '{';
-  append_field(out, "action", to_string(d.action));
+  // Room for the worst case: every key, number and literal (under 1 KiB) and every string byte
+  // escaped at its longest.
+  std::size_t text = d.service.size() + d.source_identity_name.size() + d.destination_identity_name.size() +
+                     d.source_address.size() + d.method.size() + d.route.size() + d.token_fingerprint.size() +
+                     d.rule.size() + d.policy_version.size();
+  for (const auto &c : d.contributions)
+    text += c.signal.size() + c.evidence.size() + 64;
+  const std::size_t start = out.size();
+  out.resize(start + 1024 + text * BodyWriter::kStringExpansion);
+  BodyWriter w(out.data() + start);
+  w.put('{');
+  w.field("action", to_string(d.action));
   if (d.action == Action::block) {
-    append_field(out, "block_scope", to_string(d.block_scope));
-    append_field(out, "block_ttl_ms", d.block_ttl_ms);
+    w.field("block_scope", to_string(d.block_scope));
+    w.field("block_ttl_ms", d.block_ttl_ms);
   }
-  append_key(out, "contributions");
-  out += '[';
+  w.key("contributions");
+  w.put('[');
   for (std::size_t i = 0; i < d.contributions.size(); ++i) {
     const auto &c = d.contributions[i];
-    out += i ? ",{" : "{";
-    append_field(out, "evidence", c.evidence);
-    append_key(out, "points");
-    append_number(out, c.points);
-    append_field(out, "signal", c.signal);
-    out += '}';
+    w.raw(i ? ",{" : "{");
+    w.field("evidence", c.evidence);
+    w.key("points");
+    w.number(c.points);
+    w.field("signal", c.signal);
+    w.put('}');
   }
-  out += ']';
-  append_field(out, "destination_identity", d.destination_identity);
-  append_field(out, "destination_identity_name", d.destination_identity_name);
-  append_key(out, "enforced");
-  out += d.enforced ? "true" : "false";
-  append_field(out, "evaluation_ns", d.evaluation_ns);
-  append_field(out, "id", d.id);
-  append_field(out, "kind", "decision");
-  append_field(out, "method", d.method);
-  append_field(out, "policy_version", d.policy_version);
+  w.put(']');
+  w.field("destination_identity", d.destination_identity);
+  w.field("destination_identity_name", d.destination_identity_name);
+  w.key("enforced");
+  w.raw(d.enforced ? "true" : "false");
+  w.field("evaluation_ns", d.evaluation_ns);
+  w.field("id", d.id);
+  w.field("kind", "decision");
+  w.field("method", d.method);
+  w.field("policy_version", d.policy_version);
   if (d.action == Action::limit)
-    append_field(out, "retry_after_s", d.retry_after_s);
-  append_field(out, "route", d.route);
-  append_field(out, "rule", d.rule);
-  append_key(out, "score");
-  append_number(out, d.score);
-  append_field(out, "service", d.service);
-  append_field(out, "source_address", d.source_address);
-  append_field(out, "source_identity", d.source_identity);
-  append_field(out, "source_identity_name", d.source_identity_name);
-  append_field(out, "time_unix_ns", d.time_unix_ns);
-  append_field(out, "token_fingerprint", d.token_fingerprint);
+    w.field("retry_after_s", d.retry_after_s);
+  w.field("route", d.route);
+  w.field("rule", d.rule);
+  w.key("score");
+  w.number(d.score);
+  w.field("service", d.service);
+  w.field("source_address", d.source_address);
+  w.field("source_identity", d.source_identity);
+  w.field("source_identity_name", d.source_identity_name);
+  w.field("time_unix_ns", d.time_unix_ns);
+  w.field("token_fingerprint", d.token_fingerprint);
+  out.resize(static_cast<std::size_t>(w.end() - out.data()));
 }
 
 }  // namespace riskgate::audit

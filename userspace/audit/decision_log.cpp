@@ -99,9 +99,11 @@ class FileDecisionLog final : public DecisionLog {
     ::close(fd_);
   }
 
-  bool record(Decision decision) override { return push(Entry(std::move(decision))); }
-  bool record(const rg_event &event) override { return push(Entry(event)); }
-  bool record(OperatorAction action) override { return push(Entry(std::move(action))); }
+  // A decision is copied into its queue cell: no temporary, so the only allocations are those of
+  // its strings that do not fit in place.
+  bool record(const Decision &decision) override { return push(decision); }
+  bool record(const rg_event &event) override { return push(event); }
+  bool record(OperatorAction action) override { return push(std::move(action)); }
 
   void flush() override
   {
@@ -123,9 +125,18 @@ class FileDecisionLog final : public DecisionLog {
   }
 
  private:
-  bool push(Entry &&entry)
+  // A sealed line in the batch: where it ends, and the chain state it leaves.
+  struct BatchLine {
+    std::size_t end = 0;
+    std::uint64_t seq = 0;
+    ChainHash hash{};
+    std::string_view hash_view() const { return {hash.data(), hash.size()}; }
+  };
+
+  template <class Value>
+  bool push(Value &&value)
   {
-    if (!queue_.push(std::move(entry))) {
+    if (!queue_.push(std::forward<Value>(value))) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
       return false;
     }
@@ -178,13 +189,8 @@ class FileDecisionLog final : public DecisionLog {
   {
     std::size_t taken = 0;
     append_drops();
-    while (taken < kBatchLines) {
-      std::optional<Entry> entry = queue_.pop();
-      if (!entry)
-        break;
+    while (taken < kBatchLines && queue_.consume([this](const Entry &entry) { append_entry(entry); }))
       ++taken;
-      append_entry(*entry);
-    }
     flush_batch();
     processed_.fetch_add(taken);
     return taken;
@@ -200,12 +206,13 @@ class FileDecisionLog final : public DecisionLog {
     dropped_logged_ = dropped;
   }
 
+  // Serialises the entry at the end of the batch and seals it there.
   void append_entry(const Entry &entry)
   {
+    const std::size_t start = batch_.size();
     if (const auto *decision = std::get_if<Decision>(&entry)) {
-      line_.clear();
-      append_decision_body(line_, *decision);
-      append_body();
+      append_decision_body(batch_, *decision);
+      seal_appended(start);
       return;
     }
     nlohmann::json object = std::visit([](const auto &value) { return to_json(value); }, entry);
@@ -215,36 +222,40 @@ class FileDecisionLog final : public DecisionLog {
 
   void append_object(nlohmann::json object)
   {
-    line_ = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    line_.pop_back();  // the closing brace: seal_body puts prev, seq and hash inside
-    append_body();
+    const std::size_t start = batch_.size();
+    batch_ += object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    batch_.pop_back();  // the closing brace: seal_body puts prev, seq and hash inside
+    seal_appended(start);
   }
 
-  // Puts line_ (an object without its closing brace) on the batch, sealed onto the batch's end of
-  // the chain. A line that would overflow the active file first sends the batch and rotates, and is
-  // sealed again onto the chain as that write left it.
-  void append_body()
+  // Seals the body at batch_[start..] (an object without its closing brace) onto the batch's end
+  // of the chain. A line that would overflow the active file first sends the batch before it and
+  // rotates, and is sealed again onto the chain as that write left it.
+  void seal_appended(std::size_t start)
   {
-    const std::size_t body = line_.size();
-    std::string hash;
-    std::uint64_t seq = seal_line(hash);
-    if (size_ + batch_.size() > 0 && size_ + batch_.size() + line_.size() > options_.rotate_bytes) {
+    const std::size_t body_end = batch_.size();
+    BatchLine line = seal_at(start);
+    if (size_ + start > 0 && size_ + batch_.size() > options_.rotate_bytes) {
+      std::string body = batch_.substr(start, body_end - start);
+      batch_.resize(start);
       flush_batch();
       if (size_ > 0)
         rotate();
-      line_.resize(body);
-      seq = seal_line(hash);
+      batch_ += body;  // flush_batch emptied it
+      line = seal_at(0);
     }
-    batch_ += line_;
-    marks_.push_back({batch_.size(), seq, std::move(hash)});
+    marks_.push_back(line);
   }
 
-  std::uint64_t seal_line(std::string &hash)
+  BatchLine seal_at(std::size_t start)
   {
-    const std::uint64_t seq = (marks_.empty() ? chain_.seq : marks_.back().seq) + 1;
-    seal_body(line_, seq, marks_.empty() ? chain_.hash : marks_.back().hash, &hash);
-    line_ += '\n';
-    return seq;
+    BatchLine line;
+    line.seq = (marks_.empty() ? chain_.seq : marks_.back().seq) + 1;
+    seal_body(batch_, start, line.seq, marks_.empty() ? std::string_view(chain_.hash) : marks_.back().hash_view(),
+              line.hash);
+    batch_ += '\n';
+    line.end = batch_.size();
+    return line;
   }
 
   // Writes the batch. The chain advances through the lines that reached the file whole; a failed
@@ -261,7 +272,7 @@ class FileDecisionLog final : public DecisionLog {
       ++whole;
     if (whole > 0) {
       chain_.seq = marks_[whole - 1].seq;
-      chain_.hash = marks_[whole - 1].hash;
+      chain_.hash.assign(marks_[whole - 1].hash_view());
       written_.fetch_add(whole);
     }
     size_ += on_disk;
@@ -316,14 +327,7 @@ class FileDecisionLog final : public DecisionLog {
   int fd_;
   std::uint64_t size_;
   std::uint64_t dropped_logged_ = 0;
-  // Writer thread only, reused: the line being sealed, the batch of sealed lines not yet written,
-  // and where each of them ends with the chain state it leaves.
-  struct BatchLine {
-    std::size_t end;
-    std::uint64_t seq;
-    std::string hash;
-  };
-  std::string line_;
+  // Writer thread only, reused: the batch of sealed lines not yet written, and their marks.
   std::string batch_;
   std::vector<BatchLine> marks_;
 

@@ -7,7 +7,6 @@
 #include <bit>
 #include <cstddef>
 #include <memory>
-#include <optional>
 
 namespace riskgate::audit {
 
@@ -23,7 +22,9 @@ class MpscQueue {
 
   std::size_t capacity() const { return mask_ + 1; }
 
-  bool push(T &&value)
+  // Assigns into the cell, so a T built from its parts (a variant's alternative) needs no temporary.
+  template <class Value>
+  bool push(Value &&value)
   {
     std::size_t pos = tail_.load(std::memory_order_relaxed);
     for (;;) {
@@ -32,7 +33,7 @@ class MpscQueue {
       const auto diff = static_cast<std::ptrdiff_t>(seq) - static_cast<std::ptrdiff_t>(pos);
       if (diff == 0) {
         if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
-          cell.value = std::move(value);
+          cell.value = std::forward<Value>(value);
           cell.sequence.store(pos + 1, std::memory_order_release);
           return true;
         }
@@ -44,17 +45,20 @@ class MpscQueue {
     }
   }
 
-  // Single consumer.
-  std::optional<T> pop()
+  // Single consumer: hands the oldest value to `use` where it lies, then resets the cell (a cell
+  // keeps nothing of a consumed value); false when the queue is empty.
+  template <class Use>
+  bool consume(Use &&use)
   {
     Cell &cell = cells_[head_ & mask_];
     const std::size_t seq = cell.sequence.load(std::memory_order_acquire);
     if (seq != head_ + 1)
-      return std::nullopt;
-    std::optional<T> out(std::move(cell.value));
+      return false;
+    use(static_cast<const T &>(cell.value));
+    cell.value = T{};
     cell.sequence.store(head_ + mask_ + 1, std::memory_order_release);
     ++head_;
-    return out;
+    return true;
   }
 
  private:
