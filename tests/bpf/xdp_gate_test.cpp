@@ -133,9 +133,13 @@ Packet cut(Packet pkt, std::size_t size)
   return pkt;
 }
 
+// The IPv4 header sits at offset 14, not 4-byte aligned: edit a copy (through the pointer would be UB).
 Packet with_ihl(Packet pkt, unsigned ihl)
 {
-  reinterpret_cast<iphdr *>(pkt.data() + sizeof(ethhdr))->ihl = ihl & 0xf;
+  iphdr ip{};
+  std::memcpy(&ip, pkt.data() + sizeof(ethhdr), sizeof ip);
+  ip.ihl = ihl & 0xf;
+  std::memcpy(pkt.data() + sizeof(ethhdr), &ip, sizeof ip);
   return pkt;
 }
 
