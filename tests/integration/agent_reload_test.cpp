@@ -7,24 +7,16 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <riskgate/admin.h>
 
+#include "support/capture.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
 
 using namespace riskgate;
 
 namespace {
-
-std::string slurp(const std::string &path)
-{
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void write_policy(const std::string &path, int challenge_at)
 {
@@ -56,7 +48,7 @@ TEST_CASE("riskgated reloads an edited policy, refuses a broken one and reloads 
                        "--audit-log", work + "/decisions.jsonl", "--admin-socket", socket, "--admin-metrics", "off"},
                       "", log);
   REQUIRE_MESSAGE(test::eventually([&] { return admin::request(socket, {{"cmd", "status"}}).ok(); }, 5000),
-                  slurp(log));
+                  test::read_text(log));
   const std::string first = status(socket)["policy_version"];
 
   SUBCASE("an edit is installed without a restart")
@@ -71,7 +63,7 @@ TEST_CASE("riskgated reloads an edited policy, refuses a broken one and reloads 
                           << "  thresholds: {challenge: 40, limit: 60, block: 85}\n  colour: blue\n";
     CHECK(test::eventually([&] { return status(socket)["policy_reloads"]["failed"] >= 1; }, 10000));
     CHECK(status(socket)["policy_version"] == first);
-    CHECK(slurp(log).find(policy + ":6:3") != std::string::npos);
+    CHECK(test::read_text(log).find(policy + ":6:3") != std::string::npos);
   }
   SUBCASE("SIGHUP reloads on demand")
   {

@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "kernel/mounts.h"
 #include "kernel/pinned_maps.h"
+#include "support/capture.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
 
@@ -20,14 +20,6 @@ using namespace riskgate;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string slurp(const std::string &path)
-{
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string cgroup_root()
 {
@@ -63,7 +55,7 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
 
   auto agent = std::make_unique<test::Process>(argv, "", log);
   REQUIRE_MESSAGE(test::eventually([&] { return std::filesystem::exists(pin_root + "/links/sockops"); }, 5000),
-                  slurp(log));
+                  test::read_text(log));
   auto maps = kernel::PinnedMaps::open(pin_root);
   REQUIRE_MESSAGE(maps.ok(), maps.error());
   IdentityId client_id = 0, server_id = 0;
@@ -77,7 +69,7 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
                         return true;
                       },
                       5000),
-                  slurp(log));
+                  test::read_text(log));
 
   test::Worker server({server_cg.path(), ""});
   test::Worker client({client_cg.path(), ""});
@@ -91,7 +83,7 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
   CHECK(client.connect("127.0.0.22", port) == EPERM);  // no riskgated, still enforced
 
   agent = std::make_unique<test::Process>(argv, "", log);
-  REQUIRE(test::eventually([&] { return slurp(log).find("re-adopted") != std::string::npos; }, 5000));
+  REQUIRE(test::eventually([&] { return test::read_text(log).find("re-adopted") != std::string::npos; }, 5000));
   CHECK(client.connect("127.0.0.22", port) == EPERM);
   auto pairs = maps->pair_blocks();
   REQUIRE(pairs.ok());

@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -21,6 +20,7 @@
 #include "kernel/mounts.h"
 #include "kernel/pinned_maps.h"
 #include "proxy/proxy.h"
+#include "support/capture.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
 #include "support/upstream.h"
@@ -162,10 +162,7 @@ struct Lab {
     test::Process process(argv, cgroup.path(), out);
     const auto status = process.wait(10000);
     REQUIRE(status.has_value());
-    std::stringstream code, head;
-    code << std::ifstream(out).rdbuf();
-    head << std::ifstream(out + ".headers").rdbuf();
-    return {std::atoi(code.str().c_str()), head.str()};
+    return {std::atoi(test::read_text(out).c_str()), test::read_text(out + ".headers")};
   }
 };
 

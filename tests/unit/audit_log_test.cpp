@@ -15,8 +15,12 @@
 
 #include <riskgate/audit.h>
 
+#include "support/capture.h"
+
 namespace fs = std::filesystem;
 using namespace riskgate;
+using test::read_lines;
+using test::write_lines;
 
 namespace {
 
@@ -55,22 +59,6 @@ std::unique_ptr<audit::DecisionLog> open_log(const audit::LogOptions &options)
   auto log = audit::DecisionLog::open(options);
   REQUIRE_MESSAGE(log.ok(), (log.ok() ? "" : log.error()));
   return std::move(*log);
-}
-
-std::vector<std::string> read_lines(const fs::path &file)
-{
-  std::ifstream in(file);
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);)
-    lines.push_back(line);
-  return lines;
-}
-
-void write_lines(const fs::path &file, const std::vector<std::string> &lines)
-{
-  std::ofstream out(file, std::ios::trunc);
-  for (const auto &line : lines)
-    out << line << '\n';
 }
 
 std::string problems_text(const audit::VerifyReport &report)

@@ -64,18 +64,9 @@ TEST_CASE("audit verify: 0 on a whole chain, 1 naming the line when tampered")
   CHECK(ok.out.find("ok: 4 lines") != std::string::npos);
   CHECK(ctl(log.flags() + " audit verify").code == 0);
 
-  std::vector<std::string> lines;
-  {
-    std::ifstream in(log.path);
-    for (std::string line; std::getline(in, line);)
-      lines.push_back(line);
-  }
+  auto lines = test::read_lines(log.path);
   lines.erase(lines.begin() + 1);
-  {
-    std::ofstream out(log.path, std::ios::trunc);
-    for (const auto &line : lines)
-      out << line << '\n';
-  }
+  test::write_lines(log.path, lines);
   auto broken = ctl("audit verify " + log.path);
   CHECK(broken.code == 1);
   CHECK(broken.out.find(log.path + ":2: 1 line(s) removed") != std::string::npos);

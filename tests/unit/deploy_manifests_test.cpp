@@ -32,21 +32,21 @@
 #include <riskgate/risk.h>
 
 #include "agent/agent.h"
+#include "support/capture.h"
 
 namespace fs = std::filesystem;
+namespace test = riskgate::test;
 
 namespace {
 
 const fs::path source_dir = RG_SOURCE_DIR;
 const fs::path k8s_dir = source_dir / "deploy/kubernetes";
 
+// A file the test expects; a missing one fails the test here, by name.
 std::string read_text(const fs::path &path)
 {
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in.good(), "cannot read ", path.string());
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
+  REQUIRE_MESSAGE(fs::is_regular_file(path), "cannot read ", path.string());
+  return test::read_text(path);
 }
 
 std::vector<YAML::Node> load_documents(const fs::path &path)
@@ -526,23 +526,10 @@ struct TempDir {
   TempDir &operator=(const TempDir &) = delete;
 };
 
-struct Run {
-  int status = -1;
-  std::string output;
-};
-
-Run run_install(const std::string &args)
+// deploy/install.sh with these arguments: its exit code and everything it printed.
+test::Captured run_install(const std::string &args)
 {
-  const auto command = (source_dir / "deploy/install.sh").string() + " " + args + " 2>&1";
-  Run result;
-  FILE *pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;)
-    result.output.append(buffer, n);
-  const int raw = ::pclose(pipe);
-  result.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-  return result;
+  return test::capture((source_dir / "deploy/install.sh").string() + " " + args);
 }
 
 unsigned mode_of(const fs::path &path)
@@ -570,13 +557,13 @@ TEST_CASE("install.sh --dry-run lists what it would place and writes nothing")
   fake_build(tmp.path / "build");
   const auto root = tmp.path / "root";
   const auto run = run_install("--dry-run --build-dir " + (tmp.path / "build").string() + " --prefix " + root.string());
-  INFO(run.output);
-  CHECK(run.status == 0);
+  INFO(run.out);
+  CHECK(run.code == 0);
   for (const char *file : {"/usr/local/sbin/riskgated", "/usr/local/sbin/riskgatectl",
                            "/etc/systemd/system/riskgated.service", "/etc/riskgate/riskgate.yaml",
                            "/etc/riskgate/policies/default.yaml"})
-    CHECK(run.output.find("would install: " + root.string() + file + " ") != std::string::npos);
-  CHECK(run.output.find("would run on the host: systemctl enable riskgated.service") != std::string::npos);
+    CHECK(run.out.find("would install: " + root.string() + file + " ") != std::string::npos);
+  CHECK(run.out.find("would run on the host: systemctl enable riskgated.service") != std::string::npos);
   CHECK_FALSE(fs::exists(root));
 }
 
@@ -588,8 +575,8 @@ TEST_CASE("install.sh --prefix stages the binaries, unit, settings and policy, k
   const auto args = "--build-dir " + (tmp.path / "build").string() + " --prefix " + root.string();
 
   auto first = run_install(args + " --observe");
-  INFO(first.output);
-  REQUIRE(first.status == 0);
+  INFO(first.out);
+  REQUIRE(first.code == 0);
   CHECK(mode_of(root / "usr/local/sbin/riskgated") == 0755);
   CHECK(mode_of(root / "usr/local/sbin/riskgatectl") == 0755);
   CHECK(mode_of(root / "etc/systemd/system/riskgated.service") == 0644);
@@ -599,23 +586,23 @@ TEST_CASE("install.sh --prefix stages the binaries, unit, settings and policy, k
   const auto installed = load_policy(root / "etc/riskgate/policies");
   REQUIRE(installed.risk_policies.size() == 1);
   CHECK(installed.risk_policies[0].mode == riskgate::policy::Mode::observe);
-  CHECK(first.output.find("nothing on this host was changed") != std::string::npos);
+  CHECK(first.out.find("nothing on this host was changed") != std::string::npos);
 
   // Re-running over a new build is the upgrade: binaries replaced, settings and policies kept.
   std::ofstream(root / "etc/riskgate/riskgate.yaml", std::ios::app) << "# edited by the operator\n";
   std::ofstream(tmp.path / "build/riskgated") << "#!/bin/sh\necho new build\n";
   auto upgrade = run_install(args);
-  INFO(upgrade.output);
-  REQUIRE(upgrade.status == 0);
+  INFO(upgrade.out);
+  REQUIRE(upgrade.code == 0);
   CHECK(read_text(root / "usr/local/sbin/riskgated") == "#!/bin/sh\necho new build\n");
   CHECK(read_text(root / "etc/riskgate/riskgate.yaml").ends_with("# edited by the operator\n"));
   CHECK(find_kind(root / "etc/riskgate/policies/default.yaml", "RiskPolicy")["spec"]["mode"].as<std::string>() ==
         "observe");
 
   auto removed = run_install("--uninstall --prefix " + root.string());
-  INFO(removed.output);
-  REQUIRE(removed.status == 0);
-  CHECK(removed.output.find("would run on the host: " + root.string() + "/usr/local/sbin/riskgated --uninstall") !=
+  INFO(removed.out);
+  REQUIRE(removed.code == 0);
+  CHECK(removed.out.find("would run on the host: " + root.string() + "/usr/local/sbin/riskgated --uninstall") !=
         std::string::npos);
   CHECK_FALSE(fs::exists(root / "usr/local/sbin/riskgated"));
   CHECK_FALSE(fs::exists(root / "etc/systemd/system/riskgated.service"));
@@ -626,12 +613,12 @@ TEST_CASE("install.sh refuses unknown options and a build directory without bina
 {
   TempDir tmp;
   auto bad_option = run_install("--prefix " + tmp.path.string() + " --frobnicate");
-  CHECK(bad_option.status != 0);
-  CHECK(bad_option.output.find("unknown option: --frobnicate") != std::string::npos);
+  CHECK(bad_option.code != 0);
+  CHECK(bad_option.out.find("unknown option: --frobnicate") != std::string::npos);
 
   auto no_build = run_install("--build-dir " + (tmp.path / "empty").string() + " --prefix " + tmp.path.string());
-  CHECK(no_build.status != 0);
-  CHECK(no_build.output.find("riskgated not found: build first") != std::string::npos);
+  CHECK(no_build.code != 0);
+  CHECK(no_build.out.find("riskgated not found: build first") != std::string::npos);
   CHECK_FALSE(fs::exists(tmp.path / "usr"));
 }
 

@@ -3,13 +3,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <random>
 
 #include <riskgate/embedded.h>
 #include <riskgate/policy.h>
+
+#include "support/capture.h"
 
 using riskgate::policy::load_path;
 using riskgate::policy::load_text;
@@ -284,12 +285,9 @@ TEST_CASE("riskgatectl policy check prints every error with its position and exi
   dir.write("bad.yaml", "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: p}\nspec:\n"
                         "  thresholds: {challenge: 50, limit: 40}\n  block: {ttl: 10x}\n");
   auto run = [](const std::string &command, std::string &out) {
-    FILE *pipe = ::popen((command + " 2>&1").c_str(), "r");
-    REQUIRE(pipe);
-    char buffer[4096];
-    while (const auto n = std::fread(buffer, 1, sizeof buffer, pipe))
-      out.append(buffer, n);
-    return WEXITSTATUS(::pclose(pipe));
+    auto ran = riskgate::test::capture(command);
+    out += ran.out;
+    return ran.code;
   };
   std::string out;
   CHECK(run(ctl + " policy check " + (dir.path / "bad.yaml").string(), out) == 1);
