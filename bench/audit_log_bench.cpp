@@ -8,36 +8,16 @@
 
 #include <riskgate/audit.h>
 
+#include "../tests/support/decision.h"  // the decision the audit tests check
+
 using namespace riskgate;
 
 namespace {
 
-Decision typical_decision()
-{
-  Decision d;
-  d.id = 1795962450816253;
-  d.time_unix_ns = 1795962450816253000;
-  d.service = "orders";
-  d.source_identity = 1269977084;
-  d.source_identity_name = "batch";
-  d.source_address = "10.213.121.3:42814";
-  d.method = "GET";
-  d.route = "/orders/{id}";
-  d.token_fingerprint = "e723fc43aacbe57ebd764f63fbc6e076";
-  d.score = 100;
-  d.contributions = {{"binding", 100, "token of svc:frontend (bound to frontend) presented by batch"},
-                     {"roaming", 60, "token seen from 2 workload identities within 10m; now from batch"}};
-  d.action = Action::block;
-  d.block_ttl_ms = 600000;
-  d.policy_version = "3d35358ceb03";
-  d.evaluation_ns = 1270;
-  return d;
-}
-
 // The writer's path: the decision serialised directly, then sealed.
 void BM_SealDecisionLine(benchmark::State &state)
 {
-  const Decision d = typical_decision();
+  const Decision d = test::sample_decision();
   std::string prev(64, '0');
   std::string line;
   std::uint64_t seq = 1;
@@ -54,7 +34,7 @@ BENCHMARK(BM_SealDecisionLine);
 // Its peer: the same line through a JSON tree (to_json + dump), as the CLI and admin socket build it.
 void BM_SealDecisionLineViaJsonTree(benchmark::State &state)
 {
-  const Decision d = typical_decision();
+  const Decision d = test::sample_decision();
   std::string prev(64, '0');
   std::uint64_t seq = 1;
   for (auto _ : state) {
@@ -79,7 +59,7 @@ void BM_LogThroughput(benchmark::State &state)
     state.SkipWithError(log.error().c_str());
     return;
   }
-  const Decision d = typical_decision();
+  const Decision d = test::sample_decision();
   constexpr int kBatch = 1000;
   for (auto _ : state) {
     for (int i = 0; i < kBatch; ++i)

@@ -4,28 +4,17 @@
 
 #include <riskgate/audit.h>
 
+#include "support/decision.h"
+
 using namespace riskgate;
 
 namespace {
 
+// The shared sample, with evidence that needs escaping: a quote, a backslash and a newline.
 Decision sample()
 {
-  Decision d;
-  d.id = 42;
-  d.time_unix_ns = 1795962450816253000;
-  d.service = "orders";
-  d.source_identity = 7;
-  d.source_identity_name = "batch";
-  d.source_address = "10.0.0.3:4000";
-  d.method = "GET";
-  d.route = "/orders/{id}";
-  d.token_fingerprint = "abcd";
-  d.score = 90;
-  d.contributions = {{"binding", 100, "token \"svc:frontend\" \\ presented by batch\n"}, {"roaming", 60, "2 ids"}};
-  d.action = Action::block;
-  d.block_ttl_ms = 600000;
-  d.policy_version = "v1";
-  d.evaluation_ns = 1270;
+  Decision d = test::sample_decision();
+  d.contributions[0].evidence = "token \"svc:frontend\" \\ presented by batch\n";
   return d;
 }
 

@@ -16,6 +16,7 @@
 #include <riskgate/audit.h>
 
 #include "support/capture.h"
+#include "support/decision.h"
 
 namespace fs = std::filesystem;
 using namespace riskgate;
@@ -35,22 +36,15 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
+// The shared sample, numbered: id, time, score and action follow the id (the tamper cases look for
+// "score":2 in the second line).
 Decision make_decision(std::uint64_t id)
 {
-  Decision d;
+  Decision d = test::sample_decision();
   d.id = id;
   d.time_unix_ns = 1'700'000'000'000'000'000ull + id;
-  d.service = "orders";
-  d.source_identity = 7;
-  d.source_identity_name = "frontend";
-  d.method = "GET";
-  d.route = "/orders/{id}";
-  d.token_fingerprint = "ab12cd34";
   d.score = static_cast<int>(id % 100);
-  d.contributions = {{"rate", 30, "5x baseline"}, {"roaming", 60, "token from 2 workloads"}};
   d.action = id % 2 ? Action::block : Action::allow;
-  d.block_ttl_ms = 600000;
-  d.policy_version = "v1";
   return d;
 }
 
@@ -91,7 +85,7 @@ TEST_CASE("every decision is one JSON line with a fingerprint, never a token, an
   REQUIRE(lines.size() == 5);
   const auto first = nlohmann::json::parse(lines[0]);
   CHECK(first["kind"] == "decision");
-  CHECK(first["token_fingerprint"] == "ab12cd34");
+  CHECK(first["token_fingerprint"] == test::sample_decision().token_fingerprint);
   CHECK(first["prev"] == audit::kGenesisHash);
   auto back = audit::decision_from_json(first);
   REQUIRE(back.ok());
