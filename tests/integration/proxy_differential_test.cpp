@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +11,7 @@
 
 #include "proxy/http.h"
 #include "proxy/proxy.h"
+#include "support/gateway.h"
 #include "support/http_cases.h"
 #include "support/upstream.h"
 
@@ -89,21 +89,14 @@ TEST_CASE("riskgate refuses everything Node.js refuses and forwards the same sem
 {
   NodeEchoServer node;
   DecisionHook hook;
-  proxy::ProxyConfig config;
-  config.workers = 1;
-  config.listeners.push_back({"diff", "127.0.0.1:0", "node", false});
-  config.upstreams.push_back({"node", node.address()});
-  auto created = proxy::Proxy::create(config, hook);
-  REQUIRE_MESSAGE(created.ok(), created.error());
-  auto &gateway = *created;
-  REQUIRE(gateway->start().ok());
+  RunningProxy gateway(gateway_config(node.address(), 1), hook);
 
   int both_accept = 0, both_refuse = 0, only_riskgate_refuses = 0;
   for (const auto &c : http_request_cases()) {
     const std::string name = c.name;
     CAPTURE(name);
     const Answer direct = parse_answer(raw_exchange(node.port(), c.raw));
-    const Answer via = parse_answer(raw_exchange(gateway->listen_port(0), c.raw));
+    const Answer via = parse_answer(raw_exchange(gateway.port(), c.raw));
     if (direct.status != 200) {
       CHECK(via.status != 200);
       CHECK(via.status != 0);  // riskgate always says why (JSON error), never just drops
@@ -133,5 +126,4 @@ TEST_CASE("riskgate refuses everything Node.js refuses and forwards the same sem
           ", only riskgate refuses: ", only_riskgate_refuses);
   CHECK(both_accept >= 5);
   CHECK(both_refuse >= 15);
-  gateway->stop();
 }

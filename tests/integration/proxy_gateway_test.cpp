@@ -7,10 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <regex>
@@ -21,6 +19,9 @@
 #include <fmt/format.h>
 
 #include "proxy/proxy.h"
+#include "support/capture.h"
+#include "support/gateway.h"
+#include "support/lab.h"
 #include "support/upstream.h"
 
 using namespace riskgate;
@@ -103,41 +104,32 @@ class RecordingHook final : public RequestHook {
   std::vector<Completed> completed;
 };
 
+proxy::ProxyConfig gateway_with(const std::string &upstream, proxy::Timeouts timeouts, unsigned workers,
+                                std::uint32_t max_connections)
+{
+  auto config = gateway_config(upstream, workers);
+  config.timeouts = timeouts;
+  config.max_connections_per_worker = max_connections;
+  return config;
+}
+
+// The gateway in front of `upstream`, recording what its hook saw.
 struct Gateway {
   explicit Gateway(const std::string &upstream, proxy::Timeouts timeouts = {}, unsigned workers = 2,
                    std::uint32_t max_connections = 65'536)
+      : proxy(gateway_with(upstream, timeouts, workers, max_connections), hook), port(proxy.port())
   {
-    proxy::ProxyConfig config;
-    config.workers = workers;
-    config.timeouts = timeouts;
-    config.max_connections_per_worker = max_connections;
-    config.listeners.push_back({"orders", "127.0.0.1:0", "orders-up", false});
-    config.upstreams.push_back({"orders-up", upstream});
-    auto created = proxy::Proxy::create(config, hook);
-    REQUIRE_MESSAGE(created.ok(), created.error());
-    proxy = std::move(*created);
-    auto started = proxy->start();
-    REQUIRE_MESSAGE(started.ok(), started.error());
-    port = proxy->listen_port(0);
   }
-  ~Gateway() { proxy->stop(); }
-  std::string url(const std::string &path) const { return fmt::format("http://127.0.0.1:{}{}", port, path); }
+  std::string url(const std::string &path) const { return proxy.url(path); }
 
   RecordingHook hook;
-  std::unique_ptr<proxy::Proxy> proxy;
+  RunningProxy proxy;
   std::uint16_t port = 0;
 };
 
 std::string run(const std::string &command)
 {
-  std::string out;
-  FILE *p = ::popen(command.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf{};
-  std::size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  ::pclose(p);
-  return out;
+  return capture(command).out;
 }
 
 long nginx_accepts(const NginxUpstream &nginx)
@@ -158,26 +150,16 @@ class ScriptedUpstream {
   explicit ScriptedUpstream(std::chrono::milliseconds delay, bool close_second = false)
       : delay_(delay), close_second_(close_second)
   {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
-    REQUIRE(::listen(fd_, 64) == 0);
-    ::getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len);
-    port_ = ntohs(a.sin_port);
     thread_ = std::thread([this] { serve(); });
   }
   ~ScriptedUpstream()
   {
     stop_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
+    ::shutdown(listener_.fd(), SHUT_RDWR);
     thread_.join();
-    ::close(fd_);
     for (int c : conns_) ::close(c);
   }
-  std::string address() const { return fmt::format("127.0.0.1:{}", port_); }
+  std::string address() const { return listener_.address(); }
   int accepted() const { return accepted_; }
 
  private:
@@ -196,7 +178,7 @@ class ScriptedUpstream {
   void serve()
   {
     while (!stop_) {
-      const int c = ::accept(fd_, nullptr, nullptr);
+      const int c = ::accept(listener_.fd(), nullptr, nullptr);
       if (c < 0)
         return;
       ++accepted_;
@@ -213,8 +195,7 @@ class ScriptedUpstream {
   std::chrono::milliseconds delay_;
   bool close_second_ = false;
   std::atomic<int> accepted_{0};
-  int fd_ = -1;
-  std::uint16_t port_ = 0;
+  LoopbackListener listener_{64};
   std::atomic<bool> stop_{false};
   std::vector<int> conns_;
   std::thread thread_;
@@ -432,25 +413,18 @@ TEST_CASE("large bodies stream both ways through the backpressure limits, chunke
 TEST_CASE("a connect that never completes is 504 after the connect timeout (linked timeout)")
 {
   // A listener whose accept queue is full: the kernel drops further SYNs, connect() hangs.
-  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  REQUIRE(::bind(listener, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
-  REQUIRE(::listen(listener, 0) == 0);
-  ::getsockname(listener, reinterpret_cast<sockaddr *>(&a), &len);
+  LoopbackListener full(0);
   const int filler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(::connect(filler, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
+  const auto to = endpoint("127.0.0.1", full.port());
+  REQUIRE(::connect(filler, reinterpret_cast<const sockaddr *>(&to), sizeof(sockaddr_in)) == 0);
 
   proxy::Timeouts timeouts;
   timeouts.upstream_connect_ms = 300;
-  Gateway gw(fmt::format("127.0.0.1:{}", ntohs(a.sin_port)), timeouts);
+  Gateway gw(full.address(), timeouts);
   const auto start = std::chrono::steady_clock::now();
   const auto out = run(fmt::format("curl -s -i -m 5 {}", gw.url("/")));
   const auto took = std::chrono::steady_clock::now() - start;
   ::close(filler);
-  ::close(listener);
   CHECK(out.find("HTTP/1.1 504 Gateway Timeout") == 0);
   CHECK(out.find("\"reason\":\"upstream connect timeout\"") != std::string::npos);
   CHECK(took < std::chrono::seconds(2));

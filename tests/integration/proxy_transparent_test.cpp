@@ -139,6 +139,32 @@ struct Pipe {
   }
 };
 
+// The proxy child (in `cgroup`, or in the test's own with ""), once it reported its port. stop() ends
+// it (EOF on its stop pipe) and reaps it; so does destruction.
+struct ChildProxy {
+  explicit ChildProxy(const std::string &cgroup)
+  {
+    pid = spawn_proxy(cgroup, report.fds[1], stop_pipe.fds[0], stop_pipe.fds[1]);
+    report.close_write();
+    stop_pipe.close_read();
+    REQUIRE(::read(report.fds[0], &port, sizeof port) == sizeof port);
+  }
+  ~ChildProxy() { stop(); }
+  ChildProxy(const ChildProxy &) = delete;
+  ChildProxy &operator=(const ChildProxy &) = delete;
+  void stop()
+  {
+    stop_pipe.close_write();
+    if (pid > 0)
+      ::waitpid(pid, nullptr, 0);
+    pid = -1;
+  }
+
+  Pipe report, stop_pipe;  // report: port, then one line per hook call
+  pid_t pid = -1;
+  std::uint16_t port = 0;
+};
+
 }  // namespace
 
 TEST_CASE("transparent: a redirected connect is forwarded to its original destination")
@@ -160,30 +186,25 @@ TEST_CASE("transparent: a redirected connect is forwarded to its original destin
                                 {kServer, "server", {}, {*kernel::parse_prefix(kServerIp)}}})
               .ok());
 
-  Pipe report, stop, answer;
-  const pid_t proxy_pid = spawn_proxy(proxy_cg.path(), report.fds[1], stop.fds[0], stop.fds[1]);
-  report.close_write();
-  stop.close_read();
-  std::uint16_t proxy_port = 0;
-  REQUIRE(::read(report.fds[0], &proxy_port, sizeof proxy_port) == sizeof proxy_port);
+  ChildProxy proxy(proxy_cg.path());
+  Pipe answer;
 
   rg_l7_config l7 = *maps.l7_config();
-  l7.proxy_port = proxy_port;
+  l7.proxy_port = proxy.port;
   REQUIRE(maps.set_l7_config(l7).ok());
   REQUIRE(maps.put_l7_destination({kServer, server.port(), IPPROTO_TCP}).ok());
 
   const pid_t client_pid =
-      spawn_client(client_cg.path(), kServerIp, server.port(), answer.fds[1], stop.fds[1]);
+      spawn_client(client_cg.path(), kServerIp, server.port(), answer.fds[1], proxy.stop_pipe.fds[1]);
   answer.close_write();
   const std::string response = read_all(answer.fds[0]);
   ::waitpid(client_pid, nullptr, 0);
 
   char seen[512] = {};
-  pollfd p{report.fds[0], POLLIN, 0};
+  pollfd p{proxy.report.fds[0], POLLIN, 0};
   REQUIRE(::poll(&p, 1, 2000) == 1);
-  const auto got = ::read(report.fds[0], seen, sizeof seen - 1);
-  stop.close_write();
-  ::waitpid(proxy_pid, nullptr, 0);
+  const auto got = ::read(proxy.report.fds[0], seen, sizeof seen - 1);
+  proxy.stop();
 
   CHECK(response.find("HTTP/1.1 200 OK") == 0);
   CHECK(response.find("hello world\n") != std::string::npos);
@@ -194,15 +215,9 @@ TEST_CASE("transparent: a redirected connect is forwarded to its original destin
 
 TEST_CASE("transparent: without a redirect the proxy answers 502 instead of guessing a destination")
 {
-  Pipe report, stop;
-  const pid_t proxy_pid = spawn_proxy("", report.fds[1], stop.fds[0], stop.fds[1]);
-  report.close_write();
-  stop.close_read();
-  std::uint16_t proxy_port = 0;
-  REQUIRE(::read(report.fds[0], &proxy_port, sizeof proxy_port) == sizeof proxy_port);
-  const auto out = raw_exchange(proxy_port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
-  stop.close_write();
-  ::waitpid(proxy_pid, nullptr, 0);
+  ChildProxy proxy("");
+  const auto out = raw_exchange(proxy.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+  proxy.stop();
   CHECK(out.find("HTTP/1.1 502 Bad Gateway") == 0);
   CHECK(out.find(R"("reason":"original destination unknown","decision_id":"77")") != std::string::npos);
 }

@@ -65,6 +65,31 @@ std::uint16_t free_port()
   return ntohs(a.sin_port);
 }
 
+LoopbackListener::LoopbackListener(int backlog)
+{
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  auto a = loopback(0);
+  socklen_t len = sizeof a;
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 || ::listen(fd_, backlog) != 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len) != 0) {
+    const std::string why = std::strerror(errno);
+    if (fd_ >= 0)
+      ::close(fd_);
+    throw std::runtime_error("loopback listener: " + why);
+  }
+  port_ = ntohs(a.sin_port);
+}
+
+LoopbackListener::~LoopbackListener()
+{
+  ::close(fd_);
+}
+
+std::string LoopbackListener::address() const
+{
+  return fmt::format("127.0.0.1:{}", port_);
+}
+
 bool wait_for_port(std::uint16_t port, int timeout_ms, const std::string &ip)
 {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

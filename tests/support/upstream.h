@@ -16,6 +16,24 @@ std::uint16_t free_port();
 // Waits until something accepts on ip:port; false after timeout_ms.
 bool wait_for_port(std::uint16_t port, int timeout_ms = 5000, const std::string &ip = "127.0.0.1");
 
+// A TCP socket listening on 127.0.0.1:<ephemeral port> with `backlog`; closed on destruction. A
+// server of a test's own accepts on fd(); backlog 0 plus one connection that is never accepted
+// makes an address whose connects hang.
+class LoopbackListener {
+ public:
+  explicit LoopbackListener(int backlog);
+  ~LoopbackListener();
+  LoopbackListener(const LoopbackListener &) = delete;
+  LoopbackListener &operator=(const LoopbackListener &) = delete;
+  int fd() const { return fd_; }
+  std::uint16_t port() const { return port_; }
+  std::string address() const;  // "127.0.0.1:<port>"
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
 // A child process; SIGKILL + waitpid on destruction.
 class ChildProcess {
  public:

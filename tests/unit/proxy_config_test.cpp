@@ -2,15 +2,12 @@
 // the ring pieces refuse bad sizes.
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <string>
 
 #include "proxy/proxy.h"
 #include "proxy/ring.h"
+#include "support/gateway.h"
+#include "support/upstream.h"
 
 using namespace riskgate;
 
@@ -22,12 +19,12 @@ class NullHook final : public RequestHook {
   void on_complete(const RequestView &, const ExchangeResult &) override {}
 };
 
+// The tests' gateway (listener "orders" -> upstream "orders-up", nothing listening there), with the
+// listener's address and the upstream name it asks for as given.
 proxy::ProxyConfig gateway(const std::string &listen, const std::string &upstream_name)
 {
-  proxy::ProxyConfig config;
-  config.workers = 2;
-  config.listeners.push_back({"orders", listen, upstream_name, false});
-  config.upstreams.push_back({"orders-up", "127.0.0.1:9"});
+  auto config = test::gateway_config("127.0.0.1:9", 2, listen);
+  config.listeners[0].upstream = upstream_name;
   return config;
 }
 
@@ -83,18 +80,10 @@ TEST_CASE("every worker listens on the same port; start and stop without traffic
 
 TEST_CASE("a port held by another listener is refused up front")
 {
-  const int other = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  REQUIRE(::bind(other, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0);
-  REQUIRE(::listen(other, 1) == 0);
-  ::getsockname(other, reinterpret_cast<sockaddr *>(&a), &len);
+  const test::LoopbackListener other(1);
   NullHook hook;
-  const std::string listen = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  const std::string listen = other.address();
   auto taken = proxy::Proxy::create(gateway(listen, "orders-up"), hook);
-  ::close(other);
   REQUIRE_FALSE(taken.ok());
   CHECK(taken.error() == "listener 'orders': listen " + listen + ": Address already in use");
 }
