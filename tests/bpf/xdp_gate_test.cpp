@@ -14,6 +14,7 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,38 +95,27 @@ Packet ipv4(const char *src, L4 l4 = {}, int vlans = 0)
   return pkt;
 }
 
-Packet ipv6(const char *src, L4 l4 = {})
+// IPv6; with hop_by_hop, a hop-by-hop options header (8 bytes of PadN) in front of the L4 header.
+Packet ipv6(const char *src, L4 l4 = {}, bool hop_by_hop = false)
 {
   Packet pkt;
   put_eth(pkt, ETH_P_IPV6, 0);
   ipv6hdr ip{};
   ip.version = 6;
-  ip.nexthdr = l4.proto;
+  ip.nexthdr = hop_by_hop ? 0 : l4.proto;
   ip.hop_limit = 64;
   inet_pton(AF_INET6, src, &ip.saddr);
   inet_pton(AF_INET6, "fd00::1", &ip.daddr);
   append(pkt, ip);
+  if (hop_by_hop) {
+    const std::array<std::uint8_t, 8> hbh = {l4.proto, 0, 1, 4, 0, 0, 0, 0};
+    append(pkt, hbh);
+  }
   put_l4(pkt, l4);
   return pkt;
 }
 
-// IPv6 with a hop-by-hop options header (8 bytes of PadN) in front of the L4 header.
-Packet ipv6_hbh(const char *src, L4 l4 = {})
-{
-  Packet pkt;
-  put_eth(pkt, ETH_P_IPV6, 0);
-  ipv6hdr ip{};
-  ip.version = 6;
-  ip.nexthdr = 0;  // hop-by-hop
-  ip.hop_limit = 64;
-  inet_pton(AF_INET6, src, &ip.saddr);
-  inet_pton(AF_INET6, "fd00::1", &ip.daddr);
-  append(pkt, ip);
-  const std::array<std::uint8_t, 8> hbh = {l4.proto, 0, 1, 4, 0, 0, 0, 0};
-  append(pkt, hbh);
-  put_l4(pkt, l4);
-  return pkt;
-}
+Packet ipv6_hbh(const char *src, L4 l4 = {}) { return ipv6(src, l4, true); }
 
 Packet cut(Packet pkt, std::size_t size)
 {
@@ -145,6 +135,45 @@ Packet with_ihl(Packet pkt, unsigned ihl)
 
 kernel::IpPrefix prefix(const char *text) { return *kernel::parse_prefix(text); }
 
+// The datapath on pins of its own: packets go through its XDP program with BPF_PROG_TEST_RUN, and the
+// drop events it sends are collected.
+struct XdpGate {
+  XdpGate()
+  {
+    kernel::DatapathConfig config;
+    config.pin_root = pins.path();
+    auto started = kernel::Datapath::start(config);
+    REQUIRE_MESSAGE(started.ok(), started.error());
+    dp = std::move(*started);
+    prog = dp->program_fd("rg_xdp_gate");
+    REQUIRE(prog >= 0);
+    auto opened = kernel::EventReader::open(pins.path(), [this](const rg_event &ev) { events.push_back(ev); });
+    REQUIRE_MESSAGE(opened.ok(), opened.error());
+    reader = std::move(*opened);
+  }
+  kernel::PinnedMaps &maps() { return dp->maps(); }
+
+  // The program's verdict on one packet.
+  std::uint32_t run(const Packet &packet)
+  {
+    Packet out(packet.size() + 256);
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_out = out.data(),
+                .data_size_in = static_cast<__u32>(packet.size()), .data_size_out = static_cast<__u32>(out.size()),
+                .repeat = 1);
+    REQUIRE(bpf_prog_test_run_opts(prog, &opts) == 0);
+    return opts.retval;
+  }
+
+  // Reads what the ring buffer holds into `events`.
+  void poll_events() { REQUIRE(reader->poll(0).ok()); }
+
+  test::TempPinDir pins;
+  std::unique_ptr<kernel::Datapath> dp;
+  int prog = -1;
+  std::vector<rg_event> events;
+  std::unique_ptr<kernel::EventReader> reader;
+};
+
 struct Fixture {
   std::string name;
   Packet packet;
@@ -158,18 +187,9 @@ struct Fixture {
 
 TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
 {
-  test::TempPinDir pins;
-  kernel::DatapathConfig config;
-  config.pin_root = pins.path();
-  auto dp = kernel::Datapath::start(config);
-  REQUIRE_MESSAGE(dp.ok(), dp.error());
-  kernel::PinnedMaps &maps = (*dp)->maps();
-  const int prog = (*dp)->program_fd("rg_xdp_gate");
-  REQUIRE(prog >= 0);
-
-  std::vector<rg_event> events;
-  auto reader = kernel::EventReader::open(pins.path(), [&](const rg_event &ev) { events.push_back(ev); });
-  REQUIRE_MESSAGE(reader.ok(), reader.error());
+  XdpGate gate;
+  kernel::PinnedMaps &maps = gate.maps();
+  auto &events = gate.events;
 
   auto clear = [](kernel::PinnedMaps &m) {
     auto ips = m.ip_blocks();
@@ -277,17 +297,12 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
     REQUIRE(before.ok());
     events.clear();
 
-    Packet out(f.packet.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = f.packet.data(), .data_out = out.data(),
-                .data_size_in = static_cast<__u32>(f.packet.size()), .data_size_out = static_cast<__u32>(out.size()),
-                .repeat = 1);
-    REQUIRE(bpf_prog_test_run_opts(prog, &opts) == 0);
-    CHECK(opts.retval == f.verdict);
+    CHECK(gate.run(f.packet) == f.verdict);
     auto after = maps.counters();
     REQUIRE(after.ok());
     for (auto [reason, delta] : f.counter_delta)
       CHECK_MESSAGE((*after)[reason] - (*before)[reason] == delta, "counter ", kernel::reason_name(reason));
-    REQUIRE((*reader)->poll(0).ok());
+    gate.poll_events();
     if (f.event_reason) {
       REQUIRE(events.size() == 1);
       CHECK(events[0].type == RG_EV_XDP_DROP);
@@ -301,34 +316,18 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
 
 TEST_CASE("xdp gate: per-source SYN budget and event sampling")
 {
-  test::TempPinDir pins;
-  kernel::DatapathConfig config;
-  config.pin_root = pins.path();
-  auto dp = kernel::Datapath::start(config);
-  REQUIRE_MESSAGE(dp.ok(), dp.error());
-  kernel::PinnedMaps &maps = (*dp)->maps();
-  const int prog = (*dp)->program_fd("rg_xdp_gate");
-  int events = 0;
-  auto reader = kernel::EventReader::open(pins.path(), [&](const rg_event &) { ++events; });
-  REQUIRE(reader.ok());
+  XdpGate gate;
+  kernel::PinnedMaps &maps = gate.maps();
 
   // 1 SYN per second, burst 3, one event per 2 drops: from one source, 3 pass and the rest drop.
   REQUIRE(maps.set_xdp_config(rg_xdp_config{1, 3, 2, 0}).ok());
-  auto run = [&](const Packet &pkt) {
-    Packet copy = pkt, out(pkt.size() + 256);
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = copy.data(), .data_out = out.data(),
-                .data_size_in = static_cast<__u32>(copy.size()), .data_size_out = static_cast<__u32>(out.size()),
-                .repeat = 1);
-    REQUIRE(bpf_prog_test_run_opts(prog, &opts) == 0);
-    return opts.retval;
-  };
   std::vector<std::uint32_t> verdicts;
   for (int i = 0; i < 7; ++i)
-    verdicts.push_back(run(ipv4("10.5.0.1")));
+    verdicts.push_back(gate.run(ipv4("10.5.0.1")));
   CHECK(verdicts == std::vector<std::uint32_t>{XDP_PASS, XDP_PASS, XDP_PASS, XDP_DROP, XDP_DROP, XDP_DROP, XDP_DROP});
-  CHECK(run(ipv4("10.5.0.2")) == XDP_PASS);                          // another source has its own bucket
-  CHECK(run(ipv4("10.5.0.1", {IPPROTO_TCP, 80, false})) == XDP_PASS);  // not a SYN: established traffic
-  REQUIRE((*reader)->poll(0).ok());
-  CHECK(events == 2);  // 4 drops, sampled 1 in 2
+  CHECK(gate.run(ipv4("10.5.0.2")) == XDP_PASS);                          // another source has its own bucket
+  CHECK(gate.run(ipv4("10.5.0.1", {IPPROTO_TCP, 80, false})) == XDP_PASS);  // not a SYN: established traffic
+  gate.poll_events();
+  CHECK(gate.events.size() == 2);  // 4 drops, sampled 1 in 2
   CHECK((*maps.counters())[RG_R_XDP_DROP_SYN_RATE] == 4);
 }

@@ -16,19 +16,37 @@
 using namespace riskgate;
 using namespace std::chrono_literals;
 
-TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
-{
+namespace {
+
+// A client namespace behind a veth pair, an echo server on the host end, and the configuration of a
+// datapath whose XDP gate sits on that host end (generic mode when asked).
+struct XdpLab {
+  explicit XdpLab(bool generic = false)
+  {
+    config.pin_root = pins.path();
+    config.xdp_interfaces = {veth.host_if()};
+    config.xdp_generic = generic;
+  }
+  // The client connects to the server (500 ms timeout): 0 or errno, ETIMEDOUT when SYNs are dropped.
+  int connect() { return client.connect(veth.host_ip(), port); }
+
   test::TempPinDir pins;
   test::ScopedNetns ns;
-  test::VethPair veth(ns);
-  test::Worker server({"", ""});
-  test::Worker client({"", ns.name()});
+  test::VethPair veth{ns};
+  test::Worker server{{"", ""}};
+  test::Worker client{{"", ns.name()}};
   const unsigned short port = server.listen_echo(veth.host_ip());
-
   kernel::DatapathConfig config;
-  config.pin_root = pins.path();
-  config.xdp_interfaces = {veth.host_if()};
-  auto dp = kernel::Datapath::start(config);
+};
+
+}  // namespace
+
+TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
+{
+  XdpLab lab;
+  auto &veth = lab.veth;
+  auto &client = lab.client;
+  auto dp = kernel::Datapath::start(lab.config);
   REQUIRE_MESSAGE(dp.ok(), dp.error());
   REQUIRE((*dp)->xdp().size() == 1);
   std::printf("xdp on %s: %s%s\n", veth.host_if().c_str(), (*dp)->xdp()[0].native ? "native" : "generic, ",
@@ -36,15 +54,15 @@ TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
   kernel::PinnedMaps &maps = (*dp)->maps();
   const auto client_ip = *kernel::parse_prefix(veth.peer_ip());
 
-  REQUIRE(client.connect(veth.host_ip(), port) == 0);
+  REQUIRE(lab.connect() == 0);
   REQUIRE(client.send_echo("before") == 0);
 
   REQUIRE(maps.block_ip(client_ip, kernel::block_value(0ms, 1)).ok());
-  CHECK(client.connect(veth.host_ip(), port) == ETIMEDOUT);  // SYNs dropped: nothing answers
+  CHECK(lab.connect() == ETIMEDOUT);  // SYNs dropped: nothing answers
   CHECK((*maps.counters())[RG_R_XDP_DROP_IP] >= 1);
 
   REQUIRE(*maps.unblock_ip(client_ip));
-  CHECK(client.connect(veth.host_ip(), port) == 0);
+  CHECK(lab.connect() == 0);
   CHECK(client.send_echo("unblocked") == 0);
 
   // A /24 block with a 1 s TTL: enforced, then lifted by the kernel's clock alone.
@@ -53,38 +71,29 @@ TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
   REQUIRE_MESSAGE(subnet.ok(), subnet.error());
   REQUIRE(maps.block_ip(*subnet, kernel::block_value(1000ms, 2)).ok());
   const auto blocked_at = std::chrono::steady_clock::now();
-  CHECK(client.connect(veth.host_ip(), port) == ETIMEDOUT);
+  CHECK(lab.connect() == ETIMEDOUT);
   std::this_thread::sleep_until(blocked_at + 1100ms);
-  CHECK(client.connect(veth.host_ip(), port) == 0);
+  CHECK(lab.connect() == 0);
   CHECK(client.send_echo("after-ttl") == 0);
 }
 
 TEST_CASE("xdp lab: generic mode is reported, and a second start re-adopts the XDP link")
 {
-  test::TempPinDir pins;
-  test::ScopedNetns ns;
-  test::VethPair veth(ns);
-  test::Worker server({"", ""});
-  test::Worker client({"", ns.name()});
-  const unsigned short port = server.listen_echo(veth.host_ip());
-
-  kernel::DatapathConfig config;
-  config.pin_root = pins.path();
-  config.xdp_interfaces = {veth.host_if()};
-  config.xdp_generic = true;
-  auto first = kernel::Datapath::start(config);
+  XdpLab lab(true);
+  const auto &veth = lab.veth;
+  auto first = kernel::Datapath::start(lab.config);
   REQUIRE_MESSAGE(first.ok(), first.error());
   REQUIRE((*first)->xdp().size() == 1);
   CHECK_FALSE((*first)->xdp()[0].native);
   CHECK_FALSE((*first)->xdp()[0].fallback_reason.empty());
   REQUIRE((*first)->maps().block_ip(*kernel::parse_prefix(veth.peer_ip()), kernel::block_value(0ms, 3)).ok());
-  CHECK(client.connect(veth.host_ip(), port) == ETIMEDOUT);
+  CHECK(lab.connect() == ETIMEDOUT);
 
-  auto second = kernel::Datapath::start(config);
+  auto second = kernel::Datapath::start(lab.config);
   REQUIRE_MESSAGE(second.ok(), second.error());
   CHECK((*second)->adopted_maps());
   CHECK((*second)->adopted_links() == 2);  // sk_msg and the XDP link, updated in place
-  CHECK(client.connect(veth.host_ip(), port) == ETIMEDOUT);
+  CHECK(lab.connect() == ETIMEDOUT);
   REQUIRE(*(*second)->maps().unblock_ip(*kernel::parse_prefix(veth.peer_ip())));
-  CHECK(client.connect(veth.host_ip(), port) == 0);
+  CHECK(lab.connect() == 0);
 }
