@@ -8,7 +8,7 @@
 
 #include <riskgate/audit.h>
 
-#include "../tests/support/decision.h"  // the decision the audit tests check
+#include "support/decision.h"  // the decision the audit tests check
 
 using namespace riskgate;
 
