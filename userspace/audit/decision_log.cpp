@@ -178,8 +178,7 @@ class FileDecisionLog final : public DecisionLog {
       // lost wake-up by the timeout.
       if (processed_.load() == queued_.load() && !stopping_)
         wake_.wait_for(lock, std::chrono::milliseconds(50));
-      sleeping_.store(false);
-      empty_naps = 0;
+      sleeping_.store(false);  // and back to naps only once a batch finds work
     }
   }
 
