@@ -104,7 +104,8 @@ std::string where(const Line &line) { return fmt::format("{}:{}", line.file, lin
 
 }  // namespace
 
-void seal_body(std::string &out, std::size_t body_start, std::uint64_t seq, std::string_view prev_hash, ChainHash &hash)
+void seal_body(std::string &out, std::size_t body_start, std::uint64_t seq, std::string_view prev_hash,
+               ChainHash &hash)
 {
   const char last = out.size() > body_start ? out.back() : '{';
   out.append(last == '{' ? "\"prev\":\"" : ",\"prev\":\"");

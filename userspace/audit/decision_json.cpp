@@ -283,7 +283,10 @@ class BodyWriter {
         continue;
       }
       // Lead byte: length and the smallest code point it may encode (no overlongs, no surrogates).
-      const int length = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+      const int length = c >= 0xc2 && c <= 0xdf   ? 2
+                         : c >= 0xe0 && c <= 0xef ? 3
+                         : c >= 0xf0 && c <= 0xf4 ? 4
+                                                  : 0;
       bool valid = length > 0 && end - p >= length;
       for (int i = 1; valid && i < length; ++i)
         valid = (p[i] & 0xc0) == 0x80;

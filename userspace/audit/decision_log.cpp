@@ -250,8 +250,8 @@ class FileDecisionLog final : public DecisionLog {
   {
     BatchLine line;
     line.seq = (marks_.empty() ? chain_.seq : marks_.back().seq) + 1;
-    seal_body(batch_, start, line.seq, marks_.empty() ? std::string_view(chain_.hash) : marks_.back().hash_view(),
-              line.hash);
+    const std::string_view prev = marks_.empty() ? std::string_view(chain_.hash) : marks_.back().hash_view();
+    seal_body(batch_, start, line.seq, prev, line.hash);
     batch_ += '\n';
     line.end = batch_.size();
     return line;
@@ -278,8 +278,8 @@ class FileDecisionLog final : public DecisionLog {
     if (whole < marks_.size()) {
       const std::size_t lost = marks_.size() - whole;
       write_errors_.fetch_add(lost);
-      fmt::print(stderr, "riskgated: audit log {}: write failed ({}); {} line(s) lost so far\n", options_.path,
-                 wrote < 0 ? std::strerror(errno) : "short write", write_errors_.load());
+      fmt::print(stderr, "riskgated: audit log {}: write failed ({}); {} line(s) lost so far\n",
+                 options_.path, wrote < 0 ? std::strerror(errno) : "short write", write_errors_.load());
     }
     {
       std::lock_guard lock(listener_mutex_);

@@ -240,10 +240,10 @@ std::string bearer_challenge(std::string_view error, std::string_view descriptio
     return header;
   header += fmt::format(", error=\"{}\", error_description=\"", error);
   // error_description allows %x20-21 / %x23-5B / %x5D-7E only.
-  for (const char c : description)
-    header += c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e
-                  ? '\''
-                  : c;
+  for (const char c : description) {
+    const auto u = static_cast<unsigned char>(c);
+    header += c == '"' || c == '\\' || u < 0x20 || u > 0x7e ? '\'' : c;
+  }
   header += '"';
   return header;
 }
@@ -255,11 +255,10 @@ HookVerdict unauthorized(const RequestIdentity &identity, std::string_view realm
   verdict.status = 401;
   const bool presented = identity.credential != CredentialStatus::none;
   verdict.reason = presented ? "invalid_token" : "missing_token";
-  verdict.add_header(
-      "WWW-Authenticate",
-      presented ? bearer_challenge("invalid_token",
-                                   identity.failure_reason.empty() ? "invalid token" : identity.failure_reason, realm)
-                : bearer_challenge({}, {}, realm));
+  const std::string_view reason =
+      identity.failure_reason.empty() ? std::string_view("invalid token") : std::string_view(identity.failure_reason);
+  verdict.add_header("WWW-Authenticate", presented ? bearer_challenge("invalid_token", reason, realm)
+                                                  : bearer_challenge({}, {}, realm));
   return verdict;
 }
 

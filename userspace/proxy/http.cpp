@@ -389,8 +389,8 @@ void emit_headers(const HttpParser &message, std::string &out)
 
 }  // namespace
 
-void emit_request_head(const HttpParser &request, std::string_view extra_headers, std::string_view default_host,
-                       std::string &out)
+void emit_request_head(const HttpParser &request, std::string_view extra_headers,
+                       std::string_view default_host, std::string &out)
 {
   out.append(request.method());
   out += ' ';

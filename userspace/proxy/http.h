@@ -154,8 +154,8 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection_header);
 // (HookVerdict::headers, already "name: value\r\n"), framing chosen from the client's
 // (Content-Length or chunked). An HTTP/1.0 request without Host gets `default_host` (the upstream's
 // address), since HTTP/1.1 requires one.
-void emit_request_head(const HttpParser &request, std::string_view extra_headers, std::string_view default_host,
-                       std::string &out);
+void emit_request_head(const HttpParser &request, std::string_view extra_headers,
+                       std::string_view default_host, std::string &out);
 
 // The client response head, with the framing the proxy will write (`framing`); `close` adds
 // Connection: close, `keep_alive_10` Connection: keep-alive for an HTTP/1.0 client.

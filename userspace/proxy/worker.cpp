@@ -84,7 +84,6 @@ sockaddr_storage to_storage(const sockaddr_in6 &a)
   return out;
 }
 
-
 socklen_t address_len(const sockaddr_storage &a)
 {
   return a.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
@@ -765,8 +764,9 @@ void Worker::respond_local(ClientConn &c, int status, std::string_view reason, b
   c.local = true;
   c.status = status;
   c.response_started = true;
-  emit_error_response(status, reason, c.ex != nullptr ? c.ex->verdict.decision_id : 0,
-                      c.ex != nullptr ? std::string_view(c.ex->verdict.headers) : std::string_view(), c.close_after, c.ep.queued);
+  const auto headers = c.ex != nullptr ? std::string_view(c.ex->verdict.headers) : std::string_view();
+  emit_error_response(status, reason, c.ex != nullptr ? c.ex->verdict.decision_id : 0, headers, c.close_after,
+                      c.ep.queued);
 }
 
 Exchange &Worker::acquire_exchange(ClientConn &c)
