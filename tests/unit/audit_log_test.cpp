@@ -34,6 +34,13 @@ struct TempDir {
     fs::create_directories(path);
   }
   ~TempDir() { fs::remove_all(path); }
+  // A log in this directory, the other options at their defaults.
+  audit::LogOptions log_options() const
+  {
+    audit::LogOptions options;
+    options.path = (path / "decisions.jsonl").string();
+    return options;
+  }
 };
 
 // The shared sample, numbered: id, time, score and action follow the id (the tamper cases look for
@@ -65,8 +72,7 @@ std::string problems_text(const audit::VerifyReport &report)
 
 fs::path write_decisions(const TempDir &dir, int count)
 {
-  audit::LogOptions options;
-  options.path = (dir.path / "decisions.jsonl").string();
+  audit::LogOptions options = dir.log_options();
   auto log = open_log(options);
   for (int i = 1; i <= count; ++i)
     CHECK(log->record(make_decision(static_cast<std::uint64_t>(i))));
@@ -170,8 +176,7 @@ TEST_CASE("verify names a removed, an edited and a reordered line")
 TEST_CASE("a full queue drops, counts, and writes the drop into the chain")
 {
   TempDir dir;
-  audit::LogOptions options;
-  options.path = (dir.path / "decisions.jsonl").string();
+  audit::LogOptions options = dir.log_options();
   options.queue_capacity = 4;
   auto log = open_log(options);
   // Hold the writer inside its first line so the queue fills behind it.
@@ -210,8 +215,7 @@ TEST_CASE("a full queue drops, counts, and writes the drop into the chain")
 TEST_CASE("rotation keeps the chain across files, keeps only `keep` files, and a missing file is a gap")
 {
   TempDir dir;
-  audit::LogOptions options;
-  options.path = (dir.path / "decisions.jsonl").string();
+  audit::LogOptions options = dir.log_options();
   options.rotate_bytes = 2000;
   options.keep = 3;
   {
@@ -244,8 +248,7 @@ TEST_CASE("rotation keeps the chain across files, keeps only `keep` files, and a
 TEST_CASE("a reopened log continues the chain, also after a torn last line")
 {
   TempDir dir;
-  audit::LogOptions options;
-  options.path = (dir.path / "decisions.jsonl").string();
+  audit::LogOptions options = dir.log_options();
   {
     auto log = open_log(options);
     log->record(make_decision(1));
@@ -300,8 +303,7 @@ TEST_CASE("a reopened log continues the chain, also after a torn last line")
 TEST_CASE("a writer killed with SIGKILL mid-stream leaves a chain the next process continues")
 {
   TempDir dir;
-  audit::LogOptions options;
-  options.path = (dir.path / "decisions.jsonl").string();
+  audit::LogOptions options = dir.log_options();
   options.rotate_bytes = 64 * 1024;
   const pid_t pid = fork();
   REQUIRE(pid >= 0);
@@ -332,8 +334,7 @@ TEST_CASE("a writer killed with SIGKILL mid-stream leaves a chain the next proce
 TEST_CASE("a write the disk cuts short loses only the lines that did not reach it; the chain goes on")
 {
   TempDir dir;
-  audit::LogOptions options;
-  options.path = (dir.path / "decisions.jsonl").string();
+  audit::LogOptions options = dir.log_options();
   constexpr std::uint64_t kRecorded = 40;
   // A file size limit stands in for a full disk: the write that crosses it is cut short, later ones
   // fail with EFBIG. In a child, so the limit stays there.
@@ -374,8 +375,7 @@ TEST_CASE("a write the disk cuts short loses only the lines that did not reach i
 TEST_CASE("flush returns while producers keep recording (riskgated stopping under load)")
 {
   TempDir dir;
-  audit::LogOptions options;
-  options.path = (dir.path / "decisions.jsonl").string();
+  audit::LogOptions options = dir.log_options();
   options.queue_capacity = 1024;
   auto log = open_log(options);
   std::atomic<bool> stop{false};
