@@ -14,9 +14,11 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace riskgate::metrics {
@@ -77,7 +79,8 @@ class Family {
   static constexpr std::size_t kMaxSeries = 1024;
   Family(std::string name, std::string help, std::vector<std::string> label_names, Type type,
          std::vector<double> bounds = {});
-  Metric &with(const std::vector<std::string> &label_values);
+  // The values are views, so finding an existing series allocates nothing (it runs per request).
+  Metric &with(std::initializer_list<std::string_view> label_values);
   Metric &get() { return with({}); }
 
   const std::string &name() const { return name_; }
@@ -92,7 +95,7 @@ class Family {
     std::vector<std::string> labels;
     std::unique_ptr<Metric> metric;
   };
-  Metric &create(const std::vector<std::string> &label_values, std::size_t hash);
+  Metric &create(std::initializer_list<std::string_view> label_values, std::size_t hash);
 
   std::string name_, help_;
   std::vector<std::string> label_names_;

@@ -60,6 +60,10 @@ struct HookVerdict {
   std::string headers;
   bool close_after = false;  // respond: close the connection after the answer
 
+  // Back to a plain forward with no headers; the strings keep their capacity, so a verdict reused
+  // for the next request allocates nothing.
+  void reset();
+
   // Appends "name: value\r\n". Control characters (CR, LF, NUL, ...; not HTAB in a value) are
   // dropped from both, so no value, however it was built, can start a header of its own.
   void add_header(std::string_view name, std::string_view value);
@@ -77,11 +81,12 @@ struct ExchangeResult {
 };
 
 // Called on a worker thread for every request, once its head is parsed, before anything is
-// forwarded. Must not block; must be thread-safe (all workers share one hook).
+// forwarded. Must not block; must be thread-safe (all workers share one hook). `verdict` arrives
+// reset (a forward with no headers) and is the proxy's own, reused from request to request.
 class RequestHook {
  public:
   virtual ~RequestHook() = default;
-  virtual HookVerdict on_request(const RequestView &request) = 0;
+  virtual void on_request(const RequestView &request, HookVerdict &verdict) = 0;
   virtual void on_complete(const RequestView &request, const ExchangeResult &result) = 0;
 };
 

@@ -154,7 +154,9 @@ class Engine {
 };
 
 // The proxy's answer for a decision: forward (allow, or anything unenforced), 401 with
-// WWW-Authenticate (challenge), 429 with Retry-After (limit), 403 and close (block).
+// WWW-Authenticate (challenge), 429 with Retry-After (limit), 403 and close (block). The first form
+// fills `verdict` in place (reset first, its buffers reused): the per-request path.
+void to_verdict(const Decision &decision, HookVerdict &verdict);
 HookVerdict to_verdict(const Decision &decision);
 
 // Keeps an Engine on the policy at `path` (a directory or a file): reloads when a *.yaml/*.yml file

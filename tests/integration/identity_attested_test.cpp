@@ -36,10 +36,9 @@ namespace {
 class ResolvingHook final : public RequestHook {
  public:
   explicit ResolvingHook(const IdentityResolver &resolver) : resolver_(resolver) {}
-  HookVerdict on_request(const RequestView &request) override
+  void on_request(const RequestView &request, HookVerdict &verdict) override
   {
     RequestIdentity id = resolver_.resolve(request);
-    HookVerdict verdict;
     if (id.credential != CredentialStatus::valid) {
       verdict = unauthorized(id);
     } else if (id.binding == BindingVerdict::violation) {
@@ -51,7 +50,6 @@ class ResolvingHook final : public RequestHook {
     }
     std::lock_guard lock(mu_);
     seen_.push_back(std::move(id));
-    return verdict;
   }
   void on_complete(const RequestView &, const ExchangeResult &) override {}
   std::vector<RequestIdentity> seen()

@@ -22,12 +22,10 @@ namespace {
 
 class DecisionHook final : public RequestHook {
  public:
-  HookVerdict on_request(const RequestView &) override
+  void on_request(const RequestView &, HookVerdict &v) override
   {
-    HookVerdict v;
     v.decision_id = 7;
     v.add_header("x-riskgate-decision", "7");
-    return v;
   }
   void on_complete(const RequestView &, const ExchangeResult &) override {}
 };

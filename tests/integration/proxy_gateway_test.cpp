@@ -49,7 +49,7 @@ struct Completed {
 // Forwards everything except /deny (403), /challenge (401 with WWW-Authenticate) and /drop (close).
 class RecordingHook final : public RequestHook {
  public:
-  HookVerdict on_request(const RequestView &r) override
+  void on_request(const RequestView &r, HookVerdict &v) override
   {
     std::lock_guard lock(mu_);
     Seen s;
@@ -62,7 +62,6 @@ class RecordingHook final : public RequestHook {
     s.received_ns = r.received_ns;
     s.upstream_known = r.upstream != nullptr && r.destination.ss_family == AF_INET;
     seen.push_back(s);
-    HookVerdict v;
     v.decision_id = ++next_id_;
     if (r.path == "/deny") {
       v.kind = HookVerdict::Kind::respond;
@@ -78,7 +77,6 @@ class RecordingHook final : public RequestHook {
     } else {
       v.add_header("x-riskgate-decision", std::to_string(v.decision_id));
     }
-    return v;
   }
   void on_complete(const RequestView &, const ExchangeResult &r) override
   {

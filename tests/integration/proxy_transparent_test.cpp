@@ -38,14 +38,12 @@ const char *const kServerIp = "127.0.0.22";
 class ReportingHook final : public RequestHook {
  public:
   explicit ReportingHook(int fd) : fd_(fd) {}
-  HookVerdict on_request(const RequestView &r) override
+  void on_request(const RequestView &r, HookVerdict &v) override
   {
     const std::string line =
         fmt::format("{} {} {}\n", kernel::endpoint_string(r.destination), r.upstream_name, r.service);
     [[maybe_unused]] auto n = ::write(fd_, line.data(), line.size());
-    HookVerdict v;
     v.decision_id = 77;
-    return v;
   }
   void on_complete(const RequestView &, const ExchangeResult &) override {}
 

@@ -106,7 +106,9 @@ struct GateLab {
     request.service = "orders";
     request.peer = ipv4("10.9.0.7", 40001);
     request.socket_cookie = 77;
-    return gate->on_request(request);
+    HookVerdict verdict;
+    gate->on_request(request, verdict);
+    return verdict;
   }
 };
 

@@ -15,7 +15,7 @@ namespace {
 
 class NullHook final : public RequestHook {
  public:
-  HookVerdict on_request(const RequestView &) override { return {}; }
+  void on_request(const RequestView &, HookVerdict &) override {}
   void on_complete(const RequestView &, const ExchangeResult &) override {}
 };
 

@@ -216,7 +216,7 @@ TEST_CASE("credential: invalid or missing required credentials are at least a ch
   CHECK(d.action == Action::challenge);
   CHECK(d.score == 20);
   CHECK(d.contributions.at(0).evidence == "expired token: exp 1700000000 is 2h in the past");
-  const auto verdict = risk::to_verdict(d);
+  auto verdict = risk::to_verdict(d);
   CHECK(verdict.status == 401);
   CHECK(verdict.reason == "invalid_token");
   CHECK(verdict.header("www-authenticate") ==
@@ -227,7 +227,18 @@ TEST_CASE("credential: invalid or missing required credentials are at least a ch
   const Decision missing = lab.request(anonymous, "GET", "/orders/1");
   CHECK(missing.action == Action::challenge);
   CHECK(risk::to_verdict(missing).header("WWW-Authenticate") == "Bearer realm=\"riskgate\"");
-  CHECK(lab.request(anonymous, "GET", "/", 200, "open").action == Action::allow);
+  const Decision open = lab.request(anonymous, "GET", "/", 200, "open");
+  CHECK(open.action == Action::allow);
+
+  // The proxy fills one verdict per exchange slot, request after request: a forward written over
+  // the 401 above keeps nothing of it.
+  risk::to_verdict(open, verdict);
+  CHECK(verdict.kind == HookVerdict::Kind::forward);
+  CHECK(verdict.status == 0);
+  CHECK(verdict.reason.empty());
+  CHECK_FALSE(verdict.header("www-authenticate"));
+  CHECK(verdict.header("x-riskgate-identity") == "frontend");
+  CHECK(verdict.header("x-riskgate-decision") == std::to_string(open.id));
 }
 
 TEST_CASE("binding: a bound token presented by another workload")

@@ -51,7 +51,7 @@ void Gate::enforce(const RequestView &request, const Decision &decision)
   }
 }
 
-HookVerdict Gate::on_request(const RequestView &request)
+void Gate::on_request(const RequestView &request, HookVerdict &verdict)
 {
   const RequestIdentity identity = parts_.resolver.resolve(request);
   risk::RiskInput input;
@@ -82,10 +82,9 @@ HookVerdict Gate::on_request(const RequestView &request)
   const auto n = decision.source_address.copy(slot.source_address.data(), slot.source_address.size() - 1);
   slot.source_address[n] = '\0';
 
-  HookVerdict verdict = risk::to_verdict(decision);
+  risk::to_verdict(decision, verdict);
   if (parts_.log)
     parts_.log->record(decision);  // copies: the log owns its entries until written
-  return verdict;
 }
 
 void Gate::on_complete(const RequestView &, const ExchangeResult &result)

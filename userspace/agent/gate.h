@@ -31,7 +31,7 @@ struct GateStats {
 class Gate final : public RequestHook {
  public:
   explicit Gate(GateParts parts) : parts_(std::move(parts)) {}
-  HookVerdict on_request(const RequestView &request) override;
+  void on_request(const RequestView &request, HookVerdict &verdict) override;
   void on_complete(const RequestView &request, const ExchangeResult &result) override;
   GateStats stats() const;
 

@@ -19,13 +19,18 @@ std::size_t shard_index()
   return index;
 }
 
-std::size_t hash_labels(const std::vector<std::string> &values)
+std::size_t hash_labels(std::initializer_list<std::string_view> values)
 {
   std::size_t h = 1469598103934665603ull;
-  for (const auto &v : values) {
-    h ^= std::hash<std::string>{}(v) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  for (const auto v : values) {
+    h ^= std::hash<std::string_view>{}(v) + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
   }
   return h;
+}
+
+bool same_labels(const std::vector<std::string> &stored, std::initializer_list<std::string_view> values)
+{
+  return std::equal(stored.begin(), stored.end(), values.begin(), values.end());
 }
 
 std::string escape_label(const std::string &value)
@@ -148,21 +153,21 @@ Family<Metric>::Family(std::string name, std::string help, std::vector<std::stri
 }
 
 template <class Metric>
-Metric &Family<Metric>::with(const std::vector<std::string> &label_values)
+Metric &Family<Metric>::with(std::initializer_list<std::string_view> label_values)
 {
   const std::size_t hash = hash_labels(label_values);
   for (std::size_t probe = 0; probe < kSlots; ++probe) {
     Series *series = slots_[(hash + probe) % kSlots].load(std::memory_order_acquire);
     if (!series)
       break;
-    if (series->labels == label_values)
+    if (same_labels(series->labels, label_values))
       return *series->metric;
   }
   return create(label_values, hash);
 }
 
 template <class Metric>
-Metric &Family<Metric>::create(const std::vector<std::string> &label_values, std::size_t hash)
+Metric &Family<Metric>::create(std::initializer_list<std::string_view> label_values, std::size_t hash)
 {
   if (label_values.size() != label_names_.size())
     throw std::logic_error(fmt::format("metric {}: {} label values for {} label names", name_,
@@ -177,7 +182,7 @@ Metric &Family<Metric>::create(const std::vector<std::string> &label_values, std
       free_slot = slot;
       break;
     }
-    if (series->labels == label_values)
+    if (same_labels(series->labels, label_values))
       return *series->metric;
   }
   // Past the cap every new label set shares one "other" series, kept outside the probe table.
@@ -188,7 +193,7 @@ Metric &Family<Metric>::create(const std::vector<std::string> &label_values, std
       if (s->labels == other)
         return *s->metric;
   auto series = std::make_unique<Series>();
-  series->labels = full ? other : label_values;
+  series->labels = full ? other : std::vector<std::string>(label_values.begin(), label_values.end());
   if constexpr (std::is_same_v<Metric, Histogram>)
     series->metric = std::make_unique<Histogram>(bounds_);
   else

@@ -34,6 +34,16 @@ void append_visible(std::string &out, std::string_view text, bool keep_tab)
 
 }  // namespace
 
+void HookVerdict::reset()
+{
+  kind = Kind::forward;
+  status = 0;
+  reason.clear();
+  decision_id = 0;
+  headers.clear();
+  close_after = false;
+}
+
 void HookVerdict::add_header(std::string_view name, std::string_view value)
 {
   append_visible(headers, name, false);

@@ -698,8 +698,9 @@ int Worker::on_request_head(ClientConn &c)
   v.received_ns = now_ns();
 
   try {
-    ex.verdict = hook_.on_request(v);
+    hook_.on_request(v, ex.verdict);
   } catch (const std::exception &e) {
+    ex.verdict.reset();
     ex.verdict.kind = HookVerdict::Kind::respond;
     ex.verdict.status = 500;
     ex.verdict.reason = "risk hook failed";
@@ -781,7 +782,7 @@ Exchange &Worker::acquire_exchange(ClientConn &c)
   }
   Exchange &ex = *c.ex;
   ex.headers.clear();
-  ex.verdict = HookVerdict{};
+  ex.verdict.reset();
   RequestView &v = ex.view;
   v.peer = to_storage(c.peer_address);
   v.local = to_storage(c.local_address);

@@ -28,16 +28,16 @@ const Contribution *find(const Decision &decision, std::string_view signal)
 
 }  // namespace
 
-HookVerdict to_verdict(const Decision &decision)
+void to_verdict(const Decision &decision, HookVerdict &verdict)
 {
-  HookVerdict verdict;
+  verdict.reset();
   verdict.decision_id = decision.id;
   if (decision.action == Action::allow || !decision.enforced) {
     verdict.kind = HookVerdict::Kind::forward;
     verdict.headers.reserve(64 + decision.source_identity_name.size());
     add_decision_header(verdict, decision.id);
     verdict.add_header("x-riskgate-identity", decision.source_identity_name);
-    return verdict;
+    return;
   }
   verdict.kind = HookVerdict::Kind::respond;
   switch (decision.action) {
@@ -78,6 +78,12 @@ HookVerdict to_verdict(const Decision &decision)
       break;
   }
   add_decision_header(verdict, decision.id);
+}
+
+HookVerdict to_verdict(const Decision &decision)
+{
+  HookVerdict verdict;
+  to_verdict(decision, verdict);
   return verdict;
 }
 
