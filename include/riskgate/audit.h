@@ -93,7 +93,7 @@ struct LogOptions {
   std::string path = "/var/log/riskgate/decisions.jsonl";
   std::uint64_t rotate_bytes = 100ull << 20;  // rotate when the active file would exceed this
   unsigned keep = 10;                         // rotated files kept: path.1 (newest) .. path.<keep>
-  std::size_t queue_capacity = 65536;         // rounded up to a power of two
+  std::size_t queue_capacity = 65536;         // decisions waiting for the writer, at most (then dropped)
 };
 
 // The files of a log, oldest first (path.<keep> .. path.1, path), those that exist.

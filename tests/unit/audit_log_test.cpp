@@ -62,6 +62,40 @@ std::unique_ptr<audit::DecisionLog> open_log(const audit::LogOptions &options)
   return std::move(*log);
 }
 
+// Holds the log's writer inside its first line, so that what is recorded meanwhile queues behind it.
+// Lets it go at release() or, should a check have failed first, at the end of the scope.
+class WriterHold {
+ public:
+  explicit WriterHold(audit::DecisionLog &log) : log_(log)
+  {
+    log_.set_listener([this](std::string_view) {
+      if (first_) {
+        first_ = false;
+        writing_.count_down();
+        release_.wait();
+      }
+    });
+  }
+  ~WriterHold()
+  {
+    release();
+    log_.set_listener(nullptr);
+  }
+  void wait_until_writing() { writing_.wait(); }
+  void release()
+  {
+    if (!released_)
+      release_.count_down();
+    released_ = true;
+  }
+
+ private:
+  audit::DecisionLog &log_;
+  std::latch writing_{1}, release_{1};
+  bool first_ = true;
+  bool released_ = false;
+};
+
 std::string problems_text(const audit::VerifyReport &report)
 {
   std::string text;
@@ -179,24 +213,15 @@ TEST_CASE("a full queue drops, counts, and writes the drop into the chain")
   audit::LogOptions options = dir.log_options();
   options.queue_capacity = 4;
   auto log = open_log(options);
-  // Hold the writer inside its first line so the queue fills behind it.
-  std::latch writing(1), release(1);
-  bool first = true;
-  log->set_listener([&](std::string_view) {
-    if (first) {
-      first = false;
-      writing.count_down();
-      release.wait();
-    }
-  });
+  WriterHold hold(*log);
   CHECK(log->record(make_decision(1)));
-  writing.wait();
+  hold.wait_until_writing();
   for (std::uint64_t id = 2; id <= 5; ++id)
     CHECK(log->record(make_decision(id)));
   CHECK_FALSE(log->record(make_decision(6)));
   CHECK_FALSE(log->record(make_decision(7)));
   CHECK(log->stats().dropped == 2);
-  release.count_down();
+  hold.release();
   log->flush();
   const auto lines = read_lines(options.path);
   int dropped_lines = 0;
@@ -370,6 +395,30 @@ TEST_CASE("a write the disk cuts short loses only the lines that did not reach i
   CHECK(report.last_seq == whole + 1);
   const auto lines = read_lines(options.path);
   CHECK(nlohmann::json::parse(lines.back())["id"] == 1000);
+}
+
+TEST_CASE("a burst far beyond what the writer keeps up with is queued, not dropped")
+{
+  TempDir dir;
+  const audit::LogOptions options = dir.log_options();
+  auto log = open_log(options);
+  WriterHold hold(*log);
+  CHECK(log->record(make_decision(1)));
+  hold.wait_until_writing();
+  // Several times the queue's ring while the writer is held: the rest waits in the spill.
+  constexpr std::uint64_t kBurst = 5000;
+  std::uint64_t refused = 0;
+  for (std::uint64_t id = 2; id <= kBurst; ++id)
+    refused += log->record(make_decision(id)) ? 0 : 1;
+  hold.release();
+  log->flush();
+  CHECK(refused == 0);
+  CHECK(log->stats().dropped == 0);
+  const auto lines = read_lines(options.path);
+  REQUIRE(lines.size() == kBurst);
+  for (std::uint64_t i = 0; i < kBurst; ++i)
+    CHECK(nlohmann::json::parse(lines[i])["id"] == i + 1);
+  CHECK(audit::verify_chain({options.path}).ok());
 }
 
 TEST_CASE("flush returns while producers keep recording (riskgated stopping under load)")

@@ -83,7 +83,8 @@ Result<ChainState> recover_chain(const std::string &path)
 class FileDecisionLog final : public DecisionLog {
  public:
   FileDecisionLog(const LogOptions &options, ChainState chain, int fd, std::uint64_t size)
-      : options_(options), queue_(options.queue_capacity), chain_(std::move(chain)), fd_(fd), size_(size)
+      : options_(options), queue_(kRingCells, options.queue_capacity), chain_(std::move(chain)), fd_(fd),
+        size_(size)
   {
     thread_ = std::thread([this] { run(); });
   }
@@ -155,6 +156,9 @@ class FileDecisionLog final : public DecisionLog {
   static constexpr auto kBatchInterval = std::chrono::milliseconds(2);
   static constexpr unsigned kIdleNaps = 10;
   static constexpr std::size_t kBatchLines = 512;
+  // The queue's ring: two batches' worth, enough for a writer that keeps up (about 450 KB); a burst
+  // beyond it spills, up to LogOptions::queue_capacity.
+  static constexpr std::size_t kRingCells = 1024;
 
   void run()
   {
@@ -321,7 +325,7 @@ class FileDecisionLog final : public DecisionLog {
   }
 
   const LogOptions options_;
-  MpscQueue<Entry> queue_;
+  SpillingMpscQueue<Entry> queue_;
   ChainState chain_;
   int fd_;
   std::uint64_t size_;
