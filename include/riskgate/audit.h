@@ -103,6 +103,7 @@ struct LogStats {
   std::uint64_t queued = 0;   // accepted by record()
   std::uint64_t written = 0;  // lines on disk
   std::uint64_t dropped = 0;  // refused because the queue was full (never silent: also logged)
+  std::uint64_t spilled = 0;  // queued beyond the queue's ring while the writer was behind
   std::uint64_t write_errors = 0;
   std::uint64_t rotations = 0;
 };

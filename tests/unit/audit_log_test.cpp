@@ -414,6 +414,15 @@ TEST_CASE("a burst far beyond what the writer keeps up with is queued, not dropp
   log->flush();
   CHECK(refused == 0);
   CHECK(log->stats().dropped == 0);
+  // What an operator sees: the writer fell behind, and nothing was lost.
+  metrics::Registry registry;
+  audit::DecisionMetrics decision_metrics(registry);
+  decision_metrics.watch(*log);
+  const std::string exposed = registry.expose();
+  CHECK(exposed.find("riskgate_audit_dropped_total 0\n") != std::string::npos);
+  CHECK(exposed.find("riskgate_audit_spilled_total " + std::to_string(log->stats().spilled) + "\n") !=
+        std::string::npos);
+  CHECK(log->stats().spilled == kBurst - 1 - 1024);  // all but the one being written and the ring's 1024
   const auto lines = read_lines(options.path);
   REQUIRE(lines.size() == kBurst);
   for (std::uint64_t i = 0; i < kBurst; ++i)

@@ -328,7 +328,10 @@ nlohmann::json Agent::status() const
   s["tracked"] = {{"tokens", es.tracked_tokens}, {"subjects", es.tracked_subjects}};
   s["policy_reloads"] = {{"ok", es.reloads_ok}, {"failed", es.reloads_failed}};
   const auto ls = log->stats();
-  s["log"] = {{"written", ls.written}, {"dropped", ls.dropped}, {"write_errors", ls.write_errors}};
+  s["log"] = {{"written", ls.written},
+              {"dropped", ls.dropped},
+              {"spilled", ls.spilled},
+              {"write_errors", ls.write_errors}};
   if (gate)
     s["enforce_failures"] = gate->stats().enforce_failures;
   return s;

@@ -116,7 +116,8 @@ class FileDecisionLog final : public DecisionLog {
 
   LogStats stats() const override
   {
-    return {queued_.load(), written_.load(), dropped_.load(), write_errors_.load(), rotations_.load()};
+    return {queued_.load(),       written_.load(),      dropped_.load(),
+            queue_.spilled(),     write_errors_.load(), rotations_.load()};
   }
 
   void set_listener(std::function<void(std::string_view line)> listener) override

@@ -56,11 +56,14 @@ void DecisionMetrics::watch(const DecisionLog &log)
   auto &lines = registry_.counter("riskgate_audit_lines_total", "Lines written to the decision log");
   auto &dropped = registry_.counter("riskgate_audit_dropped_total",
                                     "Decisions not logged because the audit queue was full");
+  auto &spilled = registry_.counter("riskgate_audit_spilled_total",
+                                    "Decisions queued beyond the audit ring while the writer was behind");
   auto &errors = registry_.counter("riskgate_audit_write_errors_total", "Audit lines lost to write errors");
-  registry_.add_collector([&log, &lines, &dropped, &errors] {
+  registry_.add_collector([&log, &lines, &dropped, &spilled, &errors] {
     const auto stats = log.stats();
     lines.set_total(stats.written);
     dropped.set_total(stats.dropped);
+    spilled.set_total(stats.spilled);
     errors.set_total(stats.write_errors);
   });
 }
