@@ -79,6 +79,13 @@ struct Rule {
   std::optional<Mode> mode;         // per-rule observe
   SourceLocation where;
 };
+// A local (client, server) identity pair whose connections go socket-to-socket in the kernel (sk_msg
+// redirect through the sockhash) instead of through the TCP/IP stack; blocks still apply first.
+struct FastPathPair {
+  std::string from;  // identity name of the connecting workload
+  std::string to;    // identity name of the accepting workload
+  SourceLocation where;
+};
 struct RiskPolicy {
   std::string name;
   Mode mode = Mode::enforce;
@@ -98,6 +105,7 @@ struct RiskPolicy {
   std::vector<std::string> watch_identities;
   std::vector<std::string> watch_cidrs;
   std::vector<Rule> rules;
+  std::vector<FastPathPair> fast_path;  // every declared (from, to) once, in declaration order
   SourceLocation where;
 };
 

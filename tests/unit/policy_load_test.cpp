@@ -7,6 +7,8 @@
 
 #include <random>
 
+#include <fmt/format.h>
+
 #include <riskgate/embedded.h>
 #include <riskgate/policy.h>
 
@@ -261,6 +263,74 @@ TEST_CASE("a policy directory is every yaml file in it; references cross files")
   CHECK(has(load_path((dir.path / "missing.yaml").string()), "missing.yaml: cannot open"));
   TempDir empty;
   CHECK(has(load_path(empty.path.string()), "no policy files"));
+}
+
+namespace {
+
+// Three identities and a RiskPolicy whose spec is the given fastPath lines.
+std::string with_fast_path(const std::string &fast_path)
+{
+  std::string text;
+  for (const char *name : {"frontend", "batch", "monitoring"})
+    text += fmt::format("apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {{name: {}}}\nspec: {{}}\n---\n",
+                        name);
+  return text + "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: p}\nspec:\n" + fast_path;
+}
+
+}  // namespace
+
+TEST_CASE("fastPath: each (from, to) pair of identities once, every mistake at its position")
+{
+  SUBCASE("the shop example expands to one pair per combination")
+  {
+    const auto loaded = load_path(RG_SOURCE_DIR "/policies/shop.yaml");
+    REQUIRE_MESSAGE(loaded.ok(), dump(loaded));
+    const auto &pairs = loaded.set->risk_policies.at(0).fast_path;
+    REQUIRE(pairs.size() == 2);
+    CHECK(pairs[0].from == "monitoring");
+    CHECK(pairs[0].to == "frontend");
+    CHECK(pairs[1].from == "monitoring");
+    CHECK(pairs[1].to == "batch");
+  }
+  SUBCASE("unknown names, '*', world, repeats and wrong types")
+  {
+    // The identities take lines 1-15, the RiskPolicy 16-19: fastPath is line 20.
+    const auto loaded = load_text(with_fast_path(R"(  fastPath:
+    - {from: [frontend, frontend], to: [batch, fronted]}
+    - {from: ["*"], to: [world]}
+    - {from: [frontend], to: [batch]}
+    - {from: monitoring, to: [[batch]], via: proxy}
+    - {to: [batch]}
+)"),
+                                  "fast.yaml");
+    REQUIRE_FALSE(loaded.ok());
+    INFO(dump(loaded));
+    CHECK(has(loaded, "fast.yaml:21:25: fastPath from: duplicate identity 'frontend'"));
+    CHECK(has(loaded, "fast.yaml:21:48: fastPath to: unknown identity 'fronted' (did you mean 'frontend'?)"));
+    CHECK(has(loaded, "fast.yaml:22:15: fastPath from: '*' is not allowed"));
+    CHECK(has(loaded, "fast.yaml:22:26: fastPath to: 'world' (unknown peers) cannot take the fast path"));
+    CHECK(has(loaded, "fast.yaml:23:7: fastPath pair frontend -> batch is already declared at fast.yaml:21:7"));
+    CHECK(has(loaded, "fast.yaml:24:41: unknown key 'via' in a fastPath entry"));
+    CHECK(has(loaded, "fast.yaml:24:14: fastPath from must be a non-empty list of identity names"));
+    CHECK(has(loaded, "fast.yaml:24:31: each entry of fastPath to must be a string"));
+    CHECK(has(loaded, "fast.yaml:25:7: a fastPath entry needs from (a list of identity names)"));
+    CHECK(loaded.diagnostics.size() == 9);
+  }
+  SUBCASE("fastPath itself must be a list")
+  {
+    const auto loaded = load_text(with_fast_path("  fastPath: {from: [frontend], to: [batch]}\n"), "fast.yaml");
+    CHECK(has(loaded, "fast.yaml:20:13: fastPath must be a list of {from, to} entries"));
+  }
+  SUBCASE("riskgatectl policy check reports the same positions")
+  {
+    TempDir dir;
+    dir.write("fast.yaml", with_fast_path("  fastPath:\n    - {from: [frontend], to: [bach]}\n"));
+    const auto checked = riskgate::test::capture(RG_BINARY_DIR "/riskgatectl policy check " +
+                                                 (dir.path / "fast.yaml").string());
+    CHECK(checked.code == 1);
+    CHECK(checked.out.find("fast.yaml:21:31: fastPath to: unknown identity 'bach' (did you mean 'batch'?)") !=
+          std::string::npos);
+  }
 }
 
 TEST_CASE("every policy in policies/ loads")

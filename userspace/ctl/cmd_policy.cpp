@@ -19,8 +19,10 @@ std::string summary(const policy::PolicySet &set)
   std::string risk = "built-in defaults";
   if (!set.risk_policies.empty()) {
     const auto &p = set.risk_policies.front();
-    risk = fmt::format("RiskPolicy {} ({}, {} rules)", p.name, p.mode == policy::Mode::enforce ? "enforce" : "observe",
-                       p.rules.size());
+    const std::string fast_path =
+        p.fast_path.empty() ? std::string() : fmt::format(", {} fast-path pairs", p.fast_path.size());
+    risk = fmt::format("RiskPolicy {} ({}, {} rules{})", p.name,
+                       p.mode == policy::Mode::enforce ? "enforce" : "observe", p.rules.size(), fast_path);
   }
   return fmt::format("version {}: {} identities, {} services, {}", set.version, set.identities.size(),
                      set.services.size(), risk);
@@ -50,6 +52,11 @@ void add_policy(CLI::App &app, Context &ctx)
           result["files"] = loaded.set->files;
           result["identities"] = loaded.set->identities.size();
           result["services"] = loaded.set->services.size();
+          nlohmann::json fast_path = nlohmann::json::array();
+          for (const auto &risk_policy : loaded.set->risk_policies)
+            for (const auto &pair : risk_policy.fast_path)
+              fast_path.push_back({{"from", pair.from}, {"to", pair.to}});
+          result["fast_path"] = std::move(fast_path);
         }
         results.push_back(std::move(result));
         continue;

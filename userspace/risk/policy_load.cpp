@@ -139,6 +139,8 @@ class Loader {
   void thresholds(RiskPolicy &policy, const YAML::Node &node);
   void lists(RiskPolicy &policy, const YAML::Node &node);
   void rule(RiskPolicy &policy, const YAML::Node &node, std::set<std::string> &seen);
+  void fast_path(RiskPolicy &policy, const YAML::Node &node);
+  std::vector<std::string> fast_path_side(const Fields &entry, const YAML::Node &item, std::string_view side);
   void check_references();
 
   std::string file_;
@@ -371,7 +373,8 @@ void Loader::document(const YAML::Node &doc)
       error(*spec_node, "Service has no upstream");
     set_.services.push_back(std::move(service));
   } else if (*kind == "RiskPolicy") {
-    const auto spec = fields(*spec_node, {"mode", "signals", "thresholds", "limit", "block", "lists", "rules"},
+    const auto spec = fields(*spec_node,
+                             {"mode", "signals", "thresholds", "limit", "block", "lists", "rules", "fastPath"},
                              "RiskPolicy spec");
     if (!set_.risk_policies.empty())
       error(doc, fmt::format("only one RiskPolicy per policy set (the first is '{}' at {})",
@@ -589,6 +592,8 @@ void Loader::risk(RiskPolicy &policy, const Fields &spec)
         rule(policy, item, seen);
     }
   }
+  if (const auto v = spec.get("fastPath"))
+    fast_path(policy, *v);
 }
 
 void Loader::signals(RiskPolicy &policy, const YAML::Node &node)
@@ -743,6 +748,69 @@ void Loader::rule(RiskPolicy &policy, const YAML::Node &node, std::set<std::stri
   if (rule.from.empty() && rule.to.empty() && rule.routes.empty())
     error(body, fmt::format("rule '{}' matches every request; give it from, to or routes", rule.name));
   policy.rules.push_back(std::move(rule));
+}
+
+// fastPath: [{from: [names], to: [names]}], each entry every (from, to) combination. A pair may be
+// declared once: a second declaration is more likely a mistake in one of the two than an intent.
+void Loader::fast_path(RiskPolicy &policy, const YAML::Node &node)
+{
+  if (!node.IsSequence()) {
+    error(node, "fastPath must be a list of {from, to} entries");
+    return;
+  }
+  std::map<std::pair<std::string, std::string>, SourceLocation> declared;
+  for (const auto &item : node) {
+    const auto entry = fields(item, {"from", "to"}, "a fastPath entry");
+    if (!entry)
+      continue;
+    const auto clients = fast_path_side(*entry, item, "from");
+    const auto servers = fast_path_side(*entry, item, "to");
+    for (const auto &client : clients)
+      for (const auto &server : servers) {
+        const auto [first, fresh] = declared.emplace(std::pair{client, server}, at(item));
+        if (fresh)
+          policy.fast_path.push_back({client, server, at(item)});
+        else
+          error(item, fmt::format("fastPath pair {} -> {} is already declared at {}", client, server,
+                                  where_string(first->second)));
+      }
+  }
+}
+
+// One side of a fastPath entry: identity names, each once. Neither '*' nor 'world': trust is given
+// pair by pair, and the fast path joins two local workloads, which an unknown peer is not.
+std::vector<std::string> Loader::fast_path_side(const Fields &entry, const YAML::Node &item, std::string_view side)
+{
+  std::vector<std::string> out;
+  const auto list = entry.get(side);
+  if (!list) {
+    error(item, fmt::format("a fastPath entry needs {} (a list of identity names)", side));
+    return out;
+  }
+  const std::string context = fmt::format("fastPath {}", side);
+  if (!list->IsSequence() || list->size() == 0) {
+    error(*list, fmt::format("{} must be a non-empty list of identity names", context));
+    return out;
+  }
+  for (const auto &name_node : *list) {
+    const auto name = string(name_node, fmt::format("each entry of {}", context));
+    if (!name)
+      continue;
+    if (*name == "*") {
+      error(name_node, fmt::format("{}: '*' is not allowed; name each identity (trust is given pair by pair)",
+                                   context));
+    } else if (*name == kWorld) {
+      error(name_node, fmt::format("{}: 'world' (unknown peers) cannot take the fast path, which joins two "
+                                   "local workloads",
+                                   context));
+    } else if (std::find(out.begin(), out.end(), *name) != out.end()) {
+      error(name_node, fmt::format("{}: duplicate identity '{}'", context, *name));
+    } else {
+      references_.push_back({*name, at(name_node), context, false});
+      out.push_back(*name);
+    }
+  }
+  return out;
 }
 
 void Loader::check_references()
