@@ -3,7 +3,7 @@
  * message (the sender gets EACCES); the kernel then keeps that socket's verdict at drop until the
  * socket leaves the sockhash, which is what unblock does (kernel::PinnedMaps::release_socket).
  * Trusted local pairs are redirected socket-to-socket, falling back to plain TCP when the peer is
- * not in the sockhash. */
+ * not in the sockhash; a pair no longer in rg_trusted stops being redirected at its next message. */
 #include "lib/common.h"
 #include "lib/blocks.h"
 #include "lib/counters.h"
@@ -58,6 +58,10 @@ int rg_msg_gate(struct sk_msg_md *msg)
   if ((block = rg_blocked_pair(client, server)))
     return rg_msg_drop(tag, RG_R_MSG_DROP_PAIR, block);
 
+  /* Trust withdrawn since establishment: the connection leaves the fast path for good. Bytes already
+   * redirected are read before what comes through the stack; going back could overtake queued ones. */
+  if ((tag->flags & RG_SOCK_F_FASTPATH) && !rg_is_trusted(client, server))
+    tag->flags &= ~RG_SOCK_F_FASTPATH;
   if (tag->flags & RG_SOCK_F_FASTPATH) {
     struct rg_sock_key peer = {};
     __builtin_memcpy(peer.local_addr, tag->remote_addr, RG_IPV6_LEN);

@@ -99,6 +99,11 @@ struct rg_pair_key {
   rg_u32 dst_identity;
 };
 
+/* rg_trusted value: who wrote the pair (any entry makes it trusted). riskgated keeps the policy's
+ * pairs equal to its fastPath list and leaves the others alone. */
+#define RG_TRUSTED_F_MANUAL 0x1u /* written by hand (bpftool, tests) */
+#define RG_TRUSTED_F_POLICY 0x2u /* declared by the policy's fastPath */
+
 /* (identity, destination port) key for port-scoped blocks. */
 struct rg_port_key {
   rg_u32 identity;

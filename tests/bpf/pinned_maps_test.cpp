@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "kernel/datapath.h"
 #include "kernel/pinned_maps.h"
@@ -79,6 +80,18 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   CHECK(names->at(5) == "frontend");
   CHECK(maps.ipcache()->size() == 1);  // fd00::/64 was not in the records
   CHECK(maps.cgroups()->size() == 1);
+
+  // The policy's trusted pairs follow the declared set; a pair written by hand is not the policy's.
+  REQUIRE(maps.put_trusted(7, 8).ok());
+  REQUIRE(maps.sync_trusted({{5, 6}, {5, 7}}).ok());
+  REQUIRE(maps.sync_trusted({{5, 7}, {6, 5}}).ok());
+  const auto listed = maps.trusted();
+  REQUIRE(listed.ok());
+  std::set<std::tuple<IdentityId, IdentityId, std::uint32_t>> trusted;
+  for (const auto &pair : *listed)
+    trusted.insert({pair.client, pair.server, pair.origin});
+  CHECK(trusted == std::set<std::tuple<IdentityId, IdentityId, std::uint32_t>>{
+                       {5, 7, RG_TRUSTED_F_POLICY}, {6, 5, RG_TRUSTED_F_POLICY}, {7, 8, RG_TRUSTED_F_MANUAL}});
 
   std::this_thread::sleep_for(2ms);
   auto expired = maps.remove_expired_blocks();

@@ -172,15 +172,27 @@ TEST_CASE("cgroup gate: a trusted pair goes socket-to-socket, and a block still 
   test::Worker client({lab.client_cg.path(), ""});
   const unsigned short port = server.listen_echo(kServerIp);
 
+  // Messages of one echo round trip (request and echo) that sk_msg redirected.
+  const auto redirected_in_echo = [&](const std::string &message) {
+    const auto before = *lab.maps().counters();
+    REQUIRE(client.send_echo(message) == 0);
+    return (*lab.maps().counters())[RG_R_MSG_REDIRECT] - before[RG_R_MSG_REDIRECT];
+  };
   REQUIRE(client.connect(kServerIp, port) == 0);
-  const auto before = *lab.maps().counters();
-  REQUIRE(client.send_echo("fast") == 0);
-  const auto after = *lab.maps().counters();
-  CHECK(after[RG_R_MSG_REDIRECT] - before[RG_R_MSG_REDIRECT] == 2);  // request and echo
+  CHECK(redirected_in_echo("fast") == 2);
   std::vector<rg_sock_tag> tags;
   REQUIRE(test::eventually([&] { return (tags = tags_for_port(lab.maps(), port)).size() == 2; }));
   for (const auto &tag : tags)
     CHECK((tag.flags & RG_SOCK_F_FASTPATH) != 0);
+
+  // Trust withdrawn: the open connection goes on as plain TCP, and stays there when trust returns
+  // (switching back could reorder bytes); a new connection takes the fast path again.
+  REQUIRE(*lab.maps().remove_trusted(kClient, kServer));
+  CHECK(redirected_in_echo("withdrawn") == 0);
+  REQUIRE(lab.maps().put_trusted(kClient, kServer).ok());
+  CHECK(redirected_in_echo("trusted-again") == 0);
+  REQUIRE(client.connect(kServerIp, port) == 0);
+  CHECK(redirected_in_echo("new-connection") == 2);
 
   REQUIRE(lab.maps().block_pair(kClient, kServer, kernel::block_value(0ms, 91)).ok());
   CHECK(client.send_echo("fast-blocked") == EACCES);

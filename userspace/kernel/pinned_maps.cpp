@@ -771,25 +771,45 @@ Result<std::optional<rg_endpoint_val>> PinnedMaps::endpoint(const sockaddr_stora
 
 // ---- fast path, transparent redirect, XDP ----
 
-Result<void> PinnedMaps::put_trusted(IdentityId src, IdentityId dst)
+Result<void> PinnedMaps::put_trusted(IdentityId client, IdentityId server, std::uint32_t origin)
 {
-  return put(*this, MapId::trusted, rg_pair_key{src, dst}, std::uint32_t{1});
+  return put(*this, MapId::trusted, rg_pair_key{client, server}, origin);
 }
 
-Result<bool> PinnedMaps::remove_trusted(IdentityId src, IdentityId dst)
+Result<bool> PinnedMaps::remove_trusted(IdentityId client, IdentityId server)
 {
-  return remove(*this, MapId::trusted, rg_pair_key{src, dst});
+  return remove(*this, MapId::trusted, rg_pair_key{client, server});
 }
 
-Result<std::vector<std::pair<IdentityId, IdentityId>>> PinnedMaps::trusted() const
+Result<std::vector<TrustedPair>> PinnedMaps::trusted() const
 {
   auto all = entries<rg_pair_key, std::uint32_t>(*this, MapId::trusted);
   if (!all)
     return make_error(all.error());
-  std::vector<std::pair<IdentityId, IdentityId>> out;
-  for (const auto &entry : *all)
-    out.emplace_back(entry.first.src_identity, entry.first.dst_identity);
+  std::vector<TrustedPair> out;
+  for (const auto &[key, origin] : *all)
+    out.push_back({key.src_identity, key.dst_identity, origin});
   return out;
+}
+
+Result<void> PinnedMaps::sync_trusted(const std::set<std::pair<IdentityId, IdentityId>> &pairs)
+{
+  auto present = trusted();
+  if (!present)
+    return make_error(present.error());
+  std::set<std::pair<IdentityId, IdentityId>> in_map;
+  for (const auto &pair : *present) {
+    const std::pair key{pair.client, pair.server};
+    in_map.insert(key);
+    if (pair.origin == RG_TRUSTED_F_POLICY && !pairs.count(key))
+      if (auto gone = remove_trusted(pair.client, pair.server); !gone)
+        return make_error(fmt::format("trusted pair {} -> {}: {}", pair.client, pair.server, gone.error()));
+  }
+  for (const auto &[client, server] : pairs)
+    if (!in_map.count({client, server}))
+      if (auto added = put_trusted(client, server, RG_TRUSTED_F_POLICY); !added)
+        return make_error(fmt::format("trusted pair {} -> {}: {}", client, server, added.error()));
+  return {};
 }
 
 Result<void> PinnedMaps::set_l7_config(const rg_l7_config &config)

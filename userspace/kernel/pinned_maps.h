@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,8 @@ struct ConnectionBlock { std::uint64_t cookie; rg_block_val value; };
 struct IpcacheEntry { IpPrefix prefix; IdentityId identity; std::uint32_t flags; };
 struct CgroupEntry { std::uint64_t cgroup_id; IdentityId identity; std::uint32_t flags; };
 struct PortKey { IdentityId identity; std::uint16_t port; std::uint8_t proto; };
+// (client, server): connections from client to server go socket to socket. origin: RG_TRUSTED_F_*.
+struct TrustedPair { IdentityId client; IdentityId server; std::uint32_t origin; };
 
 // One identity as the registry compiles it from policy: what the kernel needs to recognise it.
 struct IdentityRecord {
@@ -127,9 +130,12 @@ class PinnedMaps {
   Result<std::optional<rg_endpoint_val>> endpoint(const sockaddr_storage &client) const;
 
   // ---- fast path, transparent redirect, XDP ----
-  Result<void> put_trusted(IdentityId src, IdentityId dst);
-  Result<bool> remove_trusted(IdentityId src, IdentityId dst);
-  Result<std::vector<std::pair<IdentityId, IdentityId>>> trusted() const;
+  Result<void> put_trusted(IdentityId client, IdentityId server, std::uint32_t origin = RG_TRUSTED_F_MANUAL);
+  Result<bool> remove_trusted(IdentityId client, IdentityId server);
+  Result<std::vector<TrustedPair>> trusted() const;
+  // Makes the policy's pairs in rg_trusted (RG_TRUSTED_F_POLICY) equal to `pairs` (client, server):
+  // adds the new, removes the stale; pairs written by hand stay as they are.
+  Result<void> sync_trusted(const std::set<std::pair<IdentityId, IdentityId>> &pairs);
   Result<void> set_l7_config(const rg_l7_config &config);
   Result<rg_l7_config> l7_config() const;
   Result<void> put_l7_destination(const PortKey &destination);  // (dst identity, port, proto)
