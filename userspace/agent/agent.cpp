@@ -26,6 +26,7 @@
 
 #include "agent/datapath_startup.h"
 #include "agent/gate.h"
+#include "agent/trusted_pairs.h"
 #include "enforce/map_enforcer.h"
 #include "identity/feed.h"
 #include "identity/kubernetes.h"
@@ -98,6 +99,7 @@ struct Agent {
   std::unique_ptr<PeerIdentitySource> peers;
   std::shared_ptr<identity::WorkloadRegistry> registry;
   std::unique_ptr<identity::IdentityResolver> resolver;
+  std::unique_ptr<TrustedPairs> trusted_pairs;  // the policy's fastPath pairs -> rg_trusted
   std::unique_ptr<identity::IdentityFeed> identity_feed;  // registry -> kernel maps, pods, JWKS/revocation reloads
   std::unique_ptr<risk::Engine> engine;
   metrics::Registry metrics;
@@ -132,9 +134,17 @@ struct Agent {
 
 void Agent::apply_policy(const policy::PolicySet &set)
 {
+  if (trusted_pairs)
+    trusted_pairs->declare(set);
+  else if (!set.risk_policies.empty() && !set.risk_policies.front().fast_path.empty())
+    fmt::print(stderr, "riskgated: fastPath pairs not applied: no kernel datapath (--no-kernel)\n");
   if (auto ok = registry->set_policy_identities(set.identities); !ok)
     fmt::print(stderr, "riskgated: identities: {}\n", ok.error());
   (void)identity_feed->run_once();  // the feed logs each distinct error once
+  // The feed syncs the pairs when the registry changed; a reload that changed only fastPath needs this.
+  if (const auto snapshot = registry->snapshot(); trusted_pairs && snapshot)
+    if (auto ok = trusted_pairs->sync(*snapshot); !ok)
+      fmt::print(stderr, "riskgated: {}\n", ok.error());
   if (auto ok = resolver->configure(set.services); !ok)
     fmt::print(stderr, "riskgated: services: {} (the previous authentication settings stay)\n", ok.error());
 }
@@ -180,10 +190,16 @@ Result<void> Agent::start()
   else if (std::getenv("KUBERNETES_SERVICE_HOST"))
     fmt::print(stderr, "riskgated: kubernetes pods not read: {}\n", in_cluster.error());
   kernel::PinnedMaps *maps = datapath ? &datapath->maps() : nullptr;
+  if (maps)
+    trusted_pairs = std::make_unique<TrustedPairs>(*maps);
   identity_feed = std::make_unique<identity::IdentityFeed>(
       registry, resolver.get(),
-      [maps](const identity::RegistrySnapshot &snapshot) -> Result<void> {
-        return maps ? maps->sync_identities(snapshot.records()) : Result<void>();
+      [maps, trusted = trusted_pairs.get()](const identity::RegistrySnapshot &snapshot) -> Result<void> {
+        if (!maps)
+          return {};
+        if (auto synced = maps->sync_identities(snapshot.records()); !synced)
+          return synced;
+        return trusted->sync(snapshot);  // an identity's id may be what a declared pair waited for
       },
       feed_options, [](const std::string &message) { fmt::print(stderr, "riskgated: identity: {}\n", message); });
   engine = std::make_unique<risk::Engine>(set);
