@@ -90,8 +90,9 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   std::set<std::tuple<IdentityId, IdentityId, std::uint32_t>> trusted;
   for (const auto &pair : *listed)
     trusted.insert({pair.client, pair.server, pair.origin});
-  CHECK(trusted == std::set<std::tuple<IdentityId, IdentityId, std::uint32_t>>{
-                       {5, 7, RG_TRUSTED_F_POLICY}, {6, 5, RG_TRUSTED_F_POLICY}, {7, 8, RG_TRUSTED_F_MANUAL}});
+  CHECK(trusted == std::set<std::tuple<IdentityId, IdentityId, std::uint32_t>>{{5, 7, RG_TRUSTED_F_POLICY},
+                                                                              {6, 5, RG_TRUSTED_F_POLICY},
+                                                                              {7, 8, RG_TRUSTED_F_MANUAL}});
 
   std::this_thread::sleep_for(2ms);
   auto expired = maps.remove_expired_blocks();

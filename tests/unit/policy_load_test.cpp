@@ -272,8 +272,8 @@ std::string with_fast_path(const std::string &fast_path)
 {
   std::string text;
   for (const char *name : {"frontend", "batch", "monitoring"})
-    text += fmt::format("apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {{name: {}}}\nspec: {{}}\n---\n",
-                        name);
+    text += fmt::format(
+        "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {{name: {}}}\nspec: {{}}\n---\n", name);
   return text + "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: p}\nspec:\n" + fast_path;
 }
 
@@ -309,7 +309,8 @@ TEST_CASE("fastPath: each (from, to) pair of identities once, every mistake at i
     CHECK(has(loaded, "fast.yaml:21:48: fastPath to: unknown identity 'fronted' (did you mean 'frontend'?)"));
     CHECK(has(loaded, "fast.yaml:22:15: fastPath from: '*' is not allowed"));
     CHECK(has(loaded, "fast.yaml:22:26: fastPath to: 'world' (unknown peers) cannot take the fast path"));
-    CHECK(has(loaded, "fast.yaml:23:7: fastPath pair frontend -> batch is already declared at fast.yaml:21:7"));
+    CHECK(has(loaded,
+              "fast.yaml:23:7: fastPath pair frontend -> batch is already declared at fast.yaml:21:7"));
     CHECK(has(loaded, "fast.yaml:24:41: unknown key 'via' in a fastPath entry"));
     CHECK(has(loaded, "fast.yaml:24:14: fastPath from must be a non-empty list of identity names"));
     CHECK(has(loaded, "fast.yaml:24:31: each entry of fastPath to must be a string"));
@@ -318,7 +319,8 @@ TEST_CASE("fastPath: each (from, to) pair of identities once, every mistake at i
   }
   SUBCASE("fastPath itself must be a list")
   {
-    const auto loaded = load_text(with_fast_path("  fastPath: {from: [frontend], to: [batch]}\n"), "fast.yaml");
+    const auto loaded =
+        load_text(with_fast_path("  fastPath: {from: [frontend], to: [batch]}\n"), "fast.yaml");
     CHECK(has(loaded, "fast.yaml:20:13: fastPath must be a list of {from, to} entries"));
   }
   SUBCASE("riskgatectl policy check reports the same positions")

@@ -1,4 +1,4 @@
-// riskgatectl conns / identities / stats: the datapath's tables and counters, from the pins.
+// riskgatectl conns / identities / trusted / stats: the datapath's tables and counters, from the pins.
 #include <fmt/format.h>
 
 #include "ctl/ctl.h"
@@ -87,6 +87,34 @@ void add_kernel_views(CLI::App &app, Context &ctx)
       else
         table.add({std::to_string(id), name, fmt::format("{}", fmt::join(members.first, " ")),
                    fmt::format("{}", fmt::join(members.second, " "))});
+    }
+    ctx.json() ? print_json(out) : table.print();
+  });
+
+  auto *trusted = app.add_subcommand("trusted", "local identity pairs whose connections go socket to socket");
+  trusted->callback([&ctx] {
+    auto maps = open_maps(ctx);
+    auto pairs = maps.trusted();
+    if (!pairs)
+      fail(fmt::format("{}: run as root", pairs.error()));
+    const auto names = identity_names(maps);
+    const auto name_of = [&names](IdentityId id) { return names.count(id) ? names.at(id) : std::string(); };
+    // Who wrote the pair: riskgated from the policy's fastPath, or someone by hand (bpftool, tests).
+    const auto origin_of = [](std::uint32_t origin) {
+      return origin == RG_TRUSTED_F_POLICY ? "policy" : "manual";
+    };
+    nlohmann::json out = nlohmann::json::array();
+    Table table({"FROM", "TO", "ORIGIN"});
+    for (const auto &pair : *pairs) {
+      if (ctx.json())
+        out.push_back({{"from", name_of(pair.client)},
+                       {"from_id", pair.client},
+                       {"to", name_of(pair.server)},
+                       {"to_id", pair.server},
+                       {"origin", origin_of(pair.origin)}});
+      else
+        table.add(
+            {identity_label(pair.client, names), identity_label(pair.server, names), origin_of(pair.origin)});
     }
     ctx.json() ? print_json(out) : table.print();
   });

@@ -373,9 +373,9 @@ void Loader::document(const YAML::Node &doc)
       error(*spec_node, "Service has no upstream");
     set_.services.push_back(std::move(service));
   } else if (*kind == "RiskPolicy") {
-    const auto spec = fields(*spec_node,
-                             {"mode", "signals", "thresholds", "limit", "block", "lists", "rules", "fastPath"},
-                             "RiskPolicy spec");
+    const auto spec =
+        fields(*spec_node, {"mode", "signals", "thresholds", "limit", "block", "lists", "rules", "fastPath"},
+               "RiskPolicy spec");
     if (!set_.risk_policies.empty())
       error(doc, fmt::format("only one RiskPolicy per policy set (the first is '{}' at {})",
                              set_.risk_policies.front().name, where_string(set_.risk_policies.front().where)));
@@ -779,7 +779,8 @@ void Loader::fast_path(RiskPolicy &policy, const YAML::Node &node)
 
 // One side of a fastPath entry: identity names, each once. Neither '*' nor 'world': trust is given
 // pair by pair, and the fast path joins two local workloads, which an unknown peer is not.
-std::vector<std::string> Loader::fast_path_side(const Fields &entry, const YAML::Node &item, std::string_view side)
+std::vector<std::string> Loader::fast_path_side(const Fields &entry, const YAML::Node &item,
+                                                std::string_view side)
 {
   std::vector<std::string> out;
   const auto list = entry.get(side);
