@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "kernel/mounts.h"
 #include "kernel/pinned_maps.h"
 #include "support/capture.h"
 #include "support/kernel_env.h"
@@ -19,23 +18,10 @@
 using namespace riskgate;
 using namespace std::chrono_literals;
 
-namespace {
-
-std::string cgroup_root()
-{
-  auto root = kernel::cgroup2_root();
-  REQUIRE(root.ok());
-  return *root;
-}
-
-}  // namespace
-
 TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-adopts it")
 {
-  test::TempPinDir pins;
-  test::ScopedCgroup parent("rgt-cg");
-  test::ScopedCgroup client_cg(parent, "client");
-  test::ScopedCgroup server_cg(parent, "server");
+  test::GovernedWorkloads governed;
+  auto &[pins, parent, client_cg, server_cg] = governed;
   const std::string riskgated = std::string(RG_BINARY_DIR) + "/riskgated";
   const std::string pin_root = pins.path() + "/riskgate";
   const std::string work = "/tmp/" + test::unique_name("rgt-restart");
@@ -43,7 +29,7 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
   const std::string log = work + "/riskgated.log";
   // The identities come from policy, as on a real node: riskgated's registry writes them into the
   // kernel and keeps their ids across the restart.
-  const auto relative = [&](const test::ScopedCgroup &cg) { return cg.path().substr(cgroup_root().size()); };
+  const auto relative = &test::GovernedWorkloads::selector;
   std::ofstream(work + "/identities.yaml")
       << "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: client}\nspec:\n  selectors: [{cgroup: \""
       << relative(client_cg) << "\"}]\n---\napiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: server}\n"

@@ -102,4 +102,9 @@ void ScopedCgroup::add_pid(int pid) const
     throw std::runtime_error(fmt::format("add pid {} to {}: write failed", pid, path_));
 }
 
+std::string GovernedWorkloads::selector(const ScopedCgroup &cgroup)
+{
+  return cgroup.path().substr(kernel::cgroup2_root().value().size());
+}
+
 }  // namespace riskgate::test

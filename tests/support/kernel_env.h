@@ -47,4 +47,15 @@ class ScopedCgroup {
   std::string path_;
 };
 
+// What riskgated governs in a test: a pin directory and a parent cgroup holding two workload
+// cgroups, `client` and `server`.
+struct GovernedWorkloads {
+  TempPinDir pins;
+  ScopedCgroup parent{"rgt-cg"};
+  ScopedCgroup client{parent, "client"};
+  ScopedCgroup server{parent, "server"};
+  // A cgroup's path relative to the cgroup v2 root: what an Identity's cgroup selector matches.
+  static std::string selector(const ScopedCgroup &cgroup);
+};
+
 }  // namespace riskgate::test
