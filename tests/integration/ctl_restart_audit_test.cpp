@@ -75,11 +75,13 @@ bool request(unsigned short port)
   return answered;
 }
 
+// Decisions riskgatectl lists from the log; 0 when it cannot list them (also read while the agent
+// writes, so a failed read is a "not yet", and every caller checks a count above zero).
 std::size_t decision_count(const std::string &ctl)
 {
   auto listed = test::capture(ctl + " -o json decisions");
-  REQUIRE(listed.code == 0);
-  return nlohmann::json::parse(listed.out).size();
+  const auto parsed = nlohmann::json::parse(listed.out, nullptr, false);
+  return listed.code == 0 && parsed.is_array() ? parsed.size() : 0;
 }
 
 }  // namespace
@@ -98,7 +100,9 @@ TEST_CASE("SIGKILL under load: the audit chain continues and verifies across the
       while (loading)
         answered += request(first.port) ? 1 : 0;
     });
-    REQUIRE(test::eventually([&] { return answered >= 20; }, 5000));
+    // Killed while requests keep coming, once 20 decisions are on disk: the ones still queued for
+    // the writer (up to a 2 ms batch) are lost by design, so answered requests are not the measure.
+    REQUIRE(test::eventually([&] { return answered >= 20 && decision_count(ctl) >= 20; }, 10000));
     first.process->kill(SIGKILL);
     REQUIRE(first.process->wait(5000).has_value());
     loading = false;
