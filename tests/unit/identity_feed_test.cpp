@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "identity/feed.h"
+#include "support/workloads.h"
 
 using namespace riskgate;
 using namespace riskgate::identity;
@@ -21,13 +22,7 @@ TEST_CASE("the feed hands changed snapshots to the sink and reports each broken 
   char tmpl[] = "/tmp/rgt-feed-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   const fs::path root = tmpl;
-  fs::create_directories(root / "system.slice/frontend.service");
-
-  auto registry = std::make_shared<WorkloadRegistry>(root.string());
-  policy::Identity frontend;
-  frontend.name = "frontend";
-  frontend.selectors = {{"/system.slice/frontend.service*", "", "", ""}};
-  REQUIRE(registry->set_policy_identities({frontend}).ok());
+  auto registry = test::frontend_registry(root);
   const std::string static_file = (root / "ids.yaml").string();
   std::ofstream(static_file) << "identities:\n  - name: legacy\n    selectors:\n      - cidr: 10.9.0.0/16\n";
   registry->set_static_file(static_file);

@@ -1,5 +1,6 @@
 // The control-plane HTTPS client against a TLS server started here on loopback, with a certificate
-// made at test time: the Kubernetes pod list of this node, and a JWKS URL.
+// made at test time: the Kubernetes pod list of this node, a JWKS URL, and the identity feed while
+// that server hangs.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -13,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
+#include <latch>
 #include <mutex>
 #include <thread>
 
@@ -22,10 +25,13 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "identity/feed.h"
 #include "identity/jwks_url.h"
 #include "identity/jwt.h"
 #include "identity/jwt_sign.h"
 #include "identity/kubernetes.h"
+#include "support/lab.h"
+#include "support/workloads.h"
 
 using namespace riskgate;
 using namespace riskgate::identity;
@@ -188,6 +194,19 @@ const char *kPodList = R"({"kind":"PodList","apiVersion":"v1","items":[
  {"metadata":{"name":"kube-proxy","namespace":"kube-system","uid":"beef-0002"},
   "spec":{"hostNetwork":true},"status":{"phase":"Running","podIP":"192.168.1.10"}}]})";
 
+// The in-cluster settings for the fake API server: its CA, node-a, and a token file "sa-token-1".
+KubernetesConfig api_config(const TempDir &dir, const TestCert &cert, std::uint16_t port)
+{
+  std::ofstream(dir.file("token")) << "sa-token-1\n";
+  KubernetesConfig config;
+  config.host = "127.0.0.1";
+  config.port = port;
+  config.token_file = dir.file("token");
+  config.ca_file = cert.cert_file;
+  config.node_name = "node-a";
+  return config;
+}
+
 }  // namespace
 
 TEST_CASE("the pods of this node come from the API server with the service-account token, over verified TLS")
@@ -199,13 +218,7 @@ TEST_CASE("the pods of this node come from the API server with the service-accou
       return std::string("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
     return http_ok(kPodList, true);
   });
-  std::ofstream(dir.file("token")) << "sa-token-1\n";
-  KubernetesConfig config;
-  config.host = "127.0.0.1";
-  config.port = api.port();
-  config.token_file = dir.file("token");
-  config.ca_file = cert.cert_file;
-  config.node_name = "node-a";
+  const KubernetesConfig config = api_config(dir, cert, api.port());
   auto pods = list_node_pods(config);
   REQUIRE_MESSAGE(pods.ok(), pods.error());
   CHECK(api.last_head().rfind("GET /api/v1/pods?fieldSelector=spec.nodeName%3Dnode-a HTTP/1.1\r\n", 0) == 0);
@@ -334,4 +347,48 @@ TEST_CASE("pod lists: malformed input is an error, odd entries are skipped")
   REQUIRE(odd.ok());
   REQUIRE(odd->size() == 1);
   CHECK(odd->front().ips == std::vector<std::string>{"10.0.0.1"});
+}
+
+TEST_CASE("an API server that never answers does not hold up a new cgroup's identity")
+{
+  TempDir dir;
+  TestCert cert(dir, "apiserver");
+  std::latch answer(1);
+  std::atomic<bool> asked{false};
+  FakeHttpsServer api(cert, [&](const std::string &) {
+    asked = true;
+    answer.wait();  // the TLS session is up, the request read, and no answer comes until the end
+    return std::string();
+  });
+  const fs::path root = dir.path / "cgroup";
+  auto registry = test::frontend_registry(root);
+  IdentityFeedOptions options;
+  options.kubernetes = api_config(dir, cert, api.port());
+  options.kubernetes->timeout = std::chrono::seconds(20);  // far beyond the wait below
+  std::mutex mu;
+  std::size_t frontend_cgroups = 0;
+  IdentityFeed feed(
+      registry, nullptr,
+      [&](const RegistrySnapshot &snapshot) -> Result<void> {
+        std::lock_guard lock(mu);
+        frontend_cgroups = snapshot.find("frontend")->cgroup_ids.size();
+        return {};
+      },
+      options, {});
+  // Destroyed before the feed, whose thread is waiting for this answer when the feed stops.
+  struct AnswerAtEnd {
+    std::latch &answer;
+    ~AnswerAtEnd() { answer.count_down(); }
+  } answer_at_end{answer};
+
+  feed.start();
+  REQUIRE(test::eventually([&] { return asked.load(); }, 10000));  // the fetch now waits on the server
+  fs::create_directories(root / "system.slice/frontend.service-2");
+  auto rescanned = std::async(std::launch::async, [&] { return feed.rescan_once(); });
+  REQUIRE(rescanned.wait_for(std::chrono::seconds(10)) == std::future_status::ready);
+  const auto sent = rescanned.get();
+  REQUIRE(sent.ok());
+  CHECK(*sent);
+  std::lock_guard lock(mu);
+  CHECK(frontend_cgroups == 2);
 }

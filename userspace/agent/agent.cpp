@@ -140,13 +140,14 @@ void Agent::apply_policy(const policy::PolicySet &set)
     fmt::print(stderr, "riskgated: fastPath pairs not applied: no kernel datapath (--no-kernel)\n");
   if (auto ok = registry->set_policy_identities(set.identities); !ok)
     fmt::print(stderr, "riskgated: identities: {}\n", ok.error());
-  (void)identity_feed->run_once();  // the feed logs each distinct error once
+  (void)identity_feed->rescan_once();  // the feed logs each distinct error once
   // The feed syncs the pairs when the registry changed; a reload that changed only fastPath needs this.
   if (const auto snapshot = registry->snapshot(); trusted_pairs && snapshot)
     if (auto ok = trusted_pairs->sync(*snapshot); !ok)
       fmt::print(stderr, "riskgated: {}\n", ok.error());
   if (auto ok = resolver->configure(set.services); !ok)
     fmt::print(stderr, "riskgated: services: {} (the previous authentication settings stay)\n", ok.error());
+  identity_feed->fetch_soon();  // keys for services the policy just added
 }
 
 Result<void> Agent::start()
@@ -204,6 +205,8 @@ Result<void> Agent::start()
       feed_options, [](const std::string &message) { fmt::print(stderr, "riskgated: identity: {}\n", message); });
   engine = std::make_unique<risk::Engine>(set);
   apply_policy(set);
+  // Pods and keys before the first request, as far as their servers answer (each within its timeout).
+  (void)identity_feed->run_once();
 
   engine->watch(metrics);
   decision_metrics = std::make_unique<audit::DecisionMetrics>(metrics);
@@ -299,6 +302,7 @@ Result<void> Agent::start()
              http ? fmt::format(", metrics on {}", options.admin_metrics) : std::string());
 
   state = kReady;
+  identity_feed->start();  // remote sources (pods, JWKS, revocations) on the feed's own thread
   housekeeping = std::thread([this] {
     std::unique_lock lock(housekeeping_mutex);
     while (!housekeeping_wake.wait_for(lock, std::chrono::seconds(1), [this] { return stopping; })) {
@@ -310,12 +314,12 @@ Result<void> Agent::start()
   return {};
 }
 
-// Once a second: files the resolver depends on (JWKS, revocations), new cgroups into the kernel's
-// identity tables, upstream health for the metrics (the engine reads each request's own view of its
-// upstream from the proxy, RequestView::upstream).
+// Once a second: new cgroups into the kernel's identity tables (the feed's rescan, which never waits
+// on the network: its fetches run on the feed's thread), upstream health for the metrics (the engine
+// reads each request's own view of its upstream from the proxy, RequestView::upstream).
 void Agent::housekeeping_pass()
 {
-  (void)identity_feed->run_once();  // JWKS/revocation reloads, pods, new cgroups into the kernel; logs once per error
+  (void)identity_feed->rescan_once();  // the identity file and cgroup tree; logs once per error
   if (!proxy)
     return;
   for (const auto &h : proxy->upstream_health())
@@ -363,6 +367,8 @@ void Agent::stop()
   housekeeping_wake.notify_all();
   if (housekeeping.joinable())
     housekeeping.join();
+  if (identity_feed)
+    identity_feed->stop();
   if (proxy)
     proxy->stop();  // drains in-flight requests; their decisions are logged before the flush below
   watcher.reset();

@@ -34,15 +34,20 @@ void IdentityFeed::report(const Result<void> &result)
 {
   if (result || !log_)
     return;
+  std::lock_guard lock(report_mu_);
   if (reported_.insert(result.error()).second)
     log_(result.error());
 }
 
 Result<bool> IdentityFeed::run_once(std::chrono::steady_clock::time_point now)
 {
-  std::lock_guard round(round_mu_);
-  if (auto polled = registry_->poll_static_file(); !polled)
-    report(make_error(polled.error()));
+  fetch_once(now);
+  return rescan_once();
+}
+
+void IdentityFeed::fetch_once(std::chrono::steady_clock::time_point now)
+{
+  std::lock_guard fetching(fetch_mu_);
   if (options_.kubernetes && (!next_kubernetes_ || now >= *next_kubernetes_)) {
     next_kubernetes_ = now + options_.kubernetes_interval;
     auto pods = list_node_pods(*options_.kubernetes);
@@ -53,7 +58,13 @@ Result<bool> IdentityFeed::run_once(std::chrono::steady_clock::time_point now)
   }
   if (resolver_)
     report(resolver_->refresh());
+}
 
+Result<bool> IdentityFeed::rescan_once()
+{
+  std::lock_guard rescanning(rescan_mu_);
+  if (auto polled = registry_->poll_static_file(); !polled)
+    report(make_error(polled.error()));
   auto snapshot = registry_->rescan();
   if (!snapshot) {
     report(make_error(snapshot.error()));
@@ -82,12 +93,22 @@ void IdentityFeed::start()
   thread_ = std::thread([this] {
     std::unique_lock guard(mu_);
     while (!stop_) {
+      fetch_now_ = false;
       guard.unlock();
       (void)run_once();
       guard.lock();
-      wake_.wait_for(guard, options_.interval, [this] { return stop_; });
+      wake_.wait_for(guard, options_.interval, [this] { return stop_ || fetch_now_; });
     }
   });
+}
+
+void IdentityFeed::fetch_soon()
+{
+  {
+    std::lock_guard lock(mu_);
+    fetch_now_ = true;
+  }
+  wake_.notify_all();
 }
 
 void IdentityFeed::stop()
