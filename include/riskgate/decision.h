@@ -43,6 +43,9 @@ struct Decision {
   std::uint32_t retry_after_s = 0; // limit: Retry-After
   std::string policy_version;
   std::uint64_t evaluation_ns = 0;
+  // The engine's key for the caller's learned state (its identity, or its address when it has
+  // none), so that observe() finds it without re-deriving it. Not logged.
+  std::uint64_t subject = 0;
 };
 
 const char *to_string(Action action);

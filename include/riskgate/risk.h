@@ -115,6 +115,7 @@ class Engine {
   void evaluate(const RiskInput &input, Decision &out);
 
   // A finished exchange: its status feeds the failure ratio, its body size the payload baseline.
+  // Reads the decision's action and subject (what evaluate() set) only.
   void observe(const Decision &decision, const ExchangeResult &result);
 
   // Compiles and swaps in a new policy; learned state is kept.

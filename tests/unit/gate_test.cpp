@@ -69,6 +69,7 @@ kind: RiskPolicy
 metadata: {name: default}
 spec:
   block: {scope: identity, ttl: 5m}
+  signals: {failures: {weight: 100, window: 1m, ratio: 0.5, minRequests: 10}}
   rules:
     - {name: no-admin, deny: {from: [frontend], routes: ["/admin/*"]}}
     - {name: batch-never-orders, deny: {from: [batch], to: [orders]}}
@@ -96,7 +97,7 @@ struct GateLab {
   }
   IdentityId id_of(const char *name) const { return registry->snapshot()->find(name)->id; }
 
-  HookVerdict call(IdentityId who, std::string_view path)
+  HookVerdict call(IdentityId who, std::string_view path, const char *address = "10.9.0.7")
   {
     peers.id = who;
     RequestView request;
@@ -104,7 +105,7 @@ struct GateLab {
     request.target = path;
     request.path = path;
     request.service = "orders";
-    request.peer = ipv4("10.9.0.7", 40001);
+    request.peer = ipv4(address, 40001);
     request.socket_cookie = 77;
     HookVerdict verdict;
     gate->on_request(request, verdict);
@@ -131,6 +132,23 @@ TEST_CASE("gate: a pair deny blocks in the kernel, a route-scoped deny answers 4
   CHECK(lab.enforcer.blocks[0].decision_id == pair_denied.decision_id);
   CHECK(lab.enforcer.blocks[0].target.identity == lab.id_of("batch"));
   CHECK(lab.enforcer.blocks[0].ttl_ms > 0);
+}
+
+TEST_CASE("gate: how its exchanges end is learned for the caller, by address when it has no identity")
+{
+  GateLab lab;
+  // An unknown caller (identity 0) at 10.9.0.7 whose every forwarded request ends 404 upstream.
+  for (int i = 0; i < 10; ++i) {
+    const auto verdict = lab.call(0, "/orders/1");
+    REQUIRE_MESSAGE(verdict.kind == HookVerdict::Kind::forward, verdict.status, " ", verdict.reason);
+    ExchangeResult result;
+    result.decision_id = verdict.decision_id;
+    result.status = 404;
+    lab.gate->on_complete(RequestView{}, result);
+  }
+  CHECK(lab.call(0, "/orders/1").kind == HookVerdict::Kind::respond);  // failures: 10 of 10 (minRequests)
+  CHECK(lab.call(0, "/orders/1", "10.9.0.8").kind == HookVerdict::Kind::forward);  // another caller
+  CHECK(lab.call(lab.id_of("frontend"), "/orders/1").kind == HookVerdict::Kind::forward);
 }
 
 TEST_CASE("block requests: a scope the request cannot fill narrows, never to identity 0")

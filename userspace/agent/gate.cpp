@@ -13,10 +13,8 @@ namespace {
 // no allocation per request; an entry overwritten by a newer one is counted as unobserved.
 struct Pending {
   std::uint64_t decision_id = 0;
-  IdentityId source_identity = 0;
+  std::uint64_t subject = 0;
   Action action = Action::allow;
-  bool enforced = true;
-  std::array<char, 64> source_address{};
 };
 constexpr std::size_t kPendingSlots = 4096;
 
@@ -76,11 +74,8 @@ void Gate::on_request(const RequestView &request, HookVerdict &verdict)
 
   auto &slot = state.pending[decision.id % kPendingSlots];
   slot.decision_id = decision.id;
-  slot.source_identity = decision.source_identity;
+  slot.subject = decision.subject;
   slot.action = decision.action;
-  slot.enforced = decision.enforced;
-  const auto n = decision.source_address.copy(slot.source_address.data(), slot.source_address.size() - 1);
-  slot.source_address[n] = '\0';
 
   risk::to_verdict(decision, verdict);
   if (parts_.log)
@@ -97,10 +92,8 @@ void Gate::on_complete(const RequestView &, const ExchangeResult &result)
   }
   Decision &d = state.observed;
   d.id = slot.decision_id;
-  d.source_identity = slot.source_identity;
+  d.subject = slot.subject;
   d.action = slot.action;
-  d.enforced = slot.enforced;
-  d.source_address.assign(slot.source_address.data());
   parts_.engine.observe(d, result);
 }
 

@@ -125,15 +125,6 @@ std::optional<Address> address_bytes(const sockaddr_storage &address)
   return *mapped;
 }
 
-// The address part of "1.2.3.4:80" / "[::1]:80", back in key form (observe() has only the decision).
-std::optional<Address> parse_address(std::string_view text)
-{
-  const auto endpoint = kernel::parse_endpoint(text);
-  if (!endpoint)
-    return std::nullopt;
-  return address_bytes(*endpoint);
-}
-
 bool in_cidrs(const std::vector<kernel::MappedPrefix> &cidrs, const std::optional<Address> &address)
 {
   if (!address)
@@ -284,6 +275,7 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
     state_->tokens.prefetch(token);
 
   d.id = next_id_.fetch_add(1, std::memory_order_relaxed);
+  d.subject = subject;
   d.time_unix_ns = clock_.unix_ns();
   d.service.assign(input.service);
   d.source_identity = who.workload;
@@ -609,9 +601,7 @@ void Engine::observe(const Decision &decision, const ExchangeResult &result)
 {
   const CompiledPolicy &p = snapshot();
   const std::uint64_t now = clock_.monotonic_ns();
-  const std::uint64_t subject =
-      decision.source_identity != 0 ? subject_key(decision.source_identity, 0)
-                                    : subject_key(0, address_hash(parse_address(decision.source_address)));
+  const std::uint64_t subject = decision.subject;
   // Only exchanges that reached the upstream say something about the caller's behaviour there; the
   // engine's own 401/403/429 are already in the decision that caused them. In observe mode the
   // exchanges the engine would have answered are skipped too, so that observe learns exactly what
