@@ -76,6 +76,15 @@ struct RiskInput {
   const UpstreamHealth *upstream = nullptr;   // the service's upstream, when the proxy knows it
 };
 
+// Names of identity ids, for evidence that mentions identities other than the caller's (the engine
+// keeps ids only). riskgated's come from the workload registry.
+class IdentityNames {
+ public:
+  virtual ~IdentityNames() = default;
+  // Empty when the id has no name (any more).
+  virtual std::string name_of(IdentityId id) const = 0;
+};
+
 struct EngineOptions {
   std::size_t max_tokens = 1 << 20;        // tracked token fingerprints (roaming, token rate)
   std::size_t max_subjects = 1 << 16;      // tracked identities (and unknown peers, per address)
@@ -83,6 +92,7 @@ struct EngineOptions {
   std::uint64_t subject_idle_ms = 86400000;
   unsigned shards = 64;                    // power of two
   const Clock *clock = nullptr;            // nullptr = the system clock
+  const IdentityNames *names = nullptr;    // nullptr: evidence names other identities by id
 };
 
 struct EngineStats {

@@ -51,4 +51,5 @@ TEST_CASE("scripts/demo tells the stolen-token story and cleans up")
   CHECK(demo.output.find("ok: ") != std::string::npos);
   CHECK(demo.output.find("frontend: 7/7 answered 200") != std::string::npos);
   CHECK(demo.output.find("binding +100") != std::string::npos);
+  CHECK(demo.output.find("token seen from 2 workload identities (frontend, batch)") != std::string::npos);
 }

@@ -102,6 +102,23 @@ TEST_CASE("novelty: learns during the learning period, fires once per new endpoi
   CHECK(previous == 75);
 }
 
+TEST_CASE("roaming: the evidence names the identities the token came from, by name where there is one")
+{
+  struct Names final : risk::IdentityNames {
+    std::string name_of(IdentityId id) const override { return id == 7 ? "frontend" : ""; }
+  } names;
+  risk::EngineOptions options;
+  options.names = &names;
+  Lab lab(only("roaming", "{weight: 60, window: 10m, maxAddresses: 2}"), options);
+  (void)lab.request(kFrontend, "GET", "/orders/1");
+  auto thief = kBatch;
+  thief.token_fingerprint = kFrontend.token_fingerprint;
+  const Decision stolen = lab.request(thief, "GET", "/orders/1");
+  REQUIRE(has_signal(stolen, "roaming"));
+  CHECK(stolen.contributions.at(0).evidence ==
+        "token seen from 2 workload identities (frontend, id 9) within 10m; now from batch");
+}
+
 TEST_CASE("roaming: one token from two workloads, or from too many addresses")
 {
   Lab lab(only("roaming", "{weight: 60, window: 10m, maxAddresses: 2}"));
@@ -112,7 +129,7 @@ TEST_CASE("roaming: one token from two workloads, or from too many addresses")
   const Decision stolen = lab.request(thief, "GET", "/orders/1");
   REQUIRE(has_signal(stolen, "roaming"));
   CHECK(stolen.score == 60);
-  CHECK(stolen.contributions.at(0).evidence.find("2 workload identities (ids 7, 9)") != std::string::npos);
+  CHECK(stolen.contributions.at(0).evidence.find("2 workload identities (id 7, id 9)") != std::string::npos);
   // Outside the window the old origin is forgotten.
   lab.clock.advance_ms(11 * 60000);
   CHECK_FALSE(has_signal(lab.request(thief, "GET", "/orders/1"), "roaming"));

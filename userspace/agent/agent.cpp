@@ -92,6 +92,24 @@ Result<proxy::ProxyConfig> build_proxy_config(const Options &options, const poli
   return config;
 }
 
+// Identity names for the engine's evidence, from the registry's current snapshot.
+class RegistryNames final : public risk::IdentityNames {
+ public:
+  explicit RegistryNames(std::shared_ptr<const identity::WorkloadRegistry> registry)
+      : registry_(std::move(registry))
+  {
+  }
+  std::string name_of(IdentityId id) const override
+  {
+    const auto snapshot = registry_->snapshot();
+    const auto *workload = snapshot ? snapshot->find(id) : nullptr;
+    return workload ? workload->name : std::string();
+  }
+
+ private:
+  std::shared_ptr<const identity::WorkloadRegistry> registry_;
+};
+
 struct Agent {
   const Options &options;
   steady_clock::time_point started = steady_clock::now();
@@ -101,6 +119,7 @@ struct Agent {
   std::unique_ptr<identity::IdentityResolver> resolver;
   std::unique_ptr<TrustedPairs> trusted_pairs;  // the policy's fastPath pairs -> rg_trusted
   std::unique_ptr<identity::IdentityFeed> identity_feed;  // registry -> kernel maps, pods, JWKS/revocation reloads
+  std::unique_ptr<RegistryNames> identity_names;          // for the engine's evidence
   std::unique_ptr<risk::Engine> engine;
   metrics::Registry metrics;
   std::unique_ptr<audit::DecisionMetrics> decision_metrics;
@@ -203,7 +222,10 @@ Result<void> Agent::start()
         return trusted->sync(snapshot);  // an identity's id may be what a declared pair waited for
       },
       feed_options, [](const std::string &message) { fmt::print(stderr, "riskgated: identity: {}\n", message); });
-  engine = std::make_unique<risk::Engine>(set);
+  identity_names = std::make_unique<RegistryNames>(registry);
+  risk::EngineOptions engine_options;
+  engine_options.names = identity_names.get();
+  engine = std::make_unique<risk::Engine>(set, engine_options);
   apply_policy(set);
   // Pods and keys before the first request, as far as their servers answer (each within its timeout).
   (void)identity_feed->run_once();

@@ -491,10 +491,15 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
         fmt::format("token of {}{} presented by {}", who.subject.empty() ? who.client_id : who.subject, bound, name));
   }
   if (f.roaming_identities > 1 && p.roaming.s.active()) {
+    std::string origins;
+    for (unsigned i = 0; i < f.roaming_identities; ++i) {
+      const std::string origin = options_.names ? options_.names->name_of(f.roaming_ids[i]) : std::string();
+      origins += fmt::format("{}{}", i == 0 ? "" : ", ",
+                             origin.empty() ? fmt::format("id {}", f.roaming_ids[i]) : origin);
+    }
     add("roaming", p.roaming.s.weight,
-        fmt::format("token seen from {} workload identities (ids {}) within {}; now from {}", f.roaming_identities,
-                    fmt::join(f.roaming_ids, f.roaming_ids + f.roaming_identities, ", "),
-                    format_duration_ms(p.roaming.window_ns / 1'000'000), name));
+        fmt::format("token seen from {} workload identities ({}) within {}; now from {}", f.roaming_identities,
+                    origins, format_duration_ms(p.roaming.window_ns / 1'000'000), name));
   } else if (f.roaming_addresses > p.roaming.max_addresses && p.roaming.s.active()) {
     add("roaming", p.roaming.s.weight / 2,
         fmt::format("token seen from {} source addresses within {}", f.roaming_addresses,
