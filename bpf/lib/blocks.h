@@ -43,6 +43,14 @@ struct {
   __type(value, struct rg_block_val);
 } rg_blk_conn SEC(".maps");
 
+/* Manual-unblock grace, for userspace only (see struct rg_grace_key): pinned with the block maps. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, RG_GRACE_ENTRIES);
+  __type(key, struct rg_grace_key);
+  __type(value, __u64);
+} rg_grace SEC(".maps");
+
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, RG_HINT_SLOTS);

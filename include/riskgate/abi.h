@@ -104,6 +104,16 @@ struct rg_pair_key {
 #define RG_TRUSTED_F_MANUAL 0x1u /* written by hand (bpftool, tests) */
 #define RG_TRUSTED_F_POLICY 0x2u /* declared by the policy's fastPath */
 
+/* rg_grace key: the target of a manual unblock as riskgated names it ("identity 7", "ip 10.0.0.0/8",
+ * zero-padded). The value (__u64) is the CLOCK_MONOTONIC deadline until which automatic blocks of
+ * that target are ignored. No program reads it: it is pinned so that the operator's unblock outlives
+ * an agent restart and is written by riskgatectl even while no agent runs. */
+#define RG_GRACE_TARGET_LEN 64
+#define RG_GRACE_ENTRIES 4096
+struct rg_grace_key {
+  char target[RG_GRACE_TARGET_LEN];
+};
+
 /* (identity, destination port) key for port-scoped blocks. */
 struct rg_port_key {
   rg_u32 identity;
@@ -237,6 +247,7 @@ RG_ABI_CHECK(rg_lpm_key, 20, 4);
 RG_ABI_CHECK(rg_ipcache_val, 8, 4);
 RG_ABI_CHECK(rg_pair_key, 8, 4);
 RG_ABI_CHECK(rg_port_key, 8, 4);
+RG_ABI_CHECK(rg_grace_key, 64, 1);
 RG_ABI_CHECK(rg_cgroup_val, 8, 4);
 RG_ABI_CHECK(rg_sock_tag, 72, 8);
 RG_ABI_CHECK(rg_endpoint_key, 24, 4);

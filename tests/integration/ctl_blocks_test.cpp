@@ -82,6 +82,11 @@ TEST_CASE("riskgatectl block/unblock act in the kernel at once and show in block
   CHECK(unblocked.code == 0);
   CHECK(unblocked.out.starts_with("unblocked identity batch (21)\n"));
   CHECK(lab.connect() == 0);
+  // No agent runs here (the admin socket is absent), and the grace is still set, in the pins.
+  const auto grace = lab.datapath->maps().grace("identity 21");
+  REQUIRE(grace.ok());
+  REQUIRE(grace->has_value());
+  CHECK(**grace > kernel::monotonic_now_ns() + 9 * 60'000'000'000ull);
   CHECK(lab.ctl("unblock --identity batch").out == "identity batch (21) was not blocked\n");
 
   // A TTL ends in the kernel, with nothing in userspace running.

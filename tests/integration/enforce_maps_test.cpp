@@ -157,8 +157,15 @@ TEST_CASE("repeated blocks are de-duplicated or extended; a manual unblock wins 
   CHECK(enforcer.stats().suppressed == 1);
   CHECK(lab.connect_from_workload() == 0);
   CHECK_FALSE(lab.maps().identity_block(kClient)->has_value());
+  // The grace is in the pinned maps: an agent started meanwhile (a restart) holds it too.
+  enforce::MapEnforcer restarted(lab.maps(), options);
+  REQUIRE(restarted.block(identity_block(kClient, 0, 55)).ok());
+  CHECK(restarted.stats().suppressed == 1);
+  CHECK_FALSE(lab.maps().identity_block(kClient)->has_value());
 
   std::this_thread::sleep_for(600ms);
+  REQUIRE(enforcer.collect_garbage().ok());  // the ended grace leaves the map
+  CHECK_FALSE(lab.maps().grace(describe(identity_block(kClient, 0, 0).target))->has_value());
   REQUIRE(enforcer.block(identity_block(kClient, 0, 6)).ok());
   CHECK(lab.connect_from_workload() == EPERM);
   CHECK_FALSE(*enforcer.remove(identity_block(99, 0, 0).target, false));

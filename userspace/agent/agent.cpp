@@ -264,7 +264,8 @@ Result<void> Agent::start()
     admin::Socket::Options socket_options;
     socket_options.path = options.admin_socket;
     socket_options.status = [this] { return status(); };
-    // riskgatectl unblock writes the maps itself, then tells the agent so the grace period holds.
+    // riskgatectl unblock writes the maps (the block and its grace) itself, then tells the agent so
+    // that a block write it is still retrying for that target is dropped.
     if (enforcer)
       socket_options.commands["manual_unblock"] = [this](const nlohmann::json &request) {
         enforcer->hold_off(request.value("target", ""));

@@ -205,7 +205,8 @@ void add_blocks(CLI::App &app, Context &ctx)
     auto removed = enforcer.remove(target, true);
     if (!removed)
       fail(fmt::format("{}: run as root", removed.error()));
-    // The running agent holds the grace period; without an agent there are no automatic blocks.
+    // The grace is in the pinned maps now; a running agent also drops any block write for this
+    // target that it is still retrying.
     const bool agent_told =
         admin::request(ctx.admin_socket, {{"cmd", "manual_unblock"}, {"target", describe(target)}}).ok();
     const bool audited = *removed && audit_action(ctx, "unblock", target, 0, "");

@@ -1,6 +1,7 @@
 #include "enforce/map_enforcer.h"
 
 #include <cerrno>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -125,8 +126,9 @@ Result<void> MapEnforcer::block(const BlockRequest &request)
   const std::uint64_t now = kernel::monotonic_now_ns();
   std::lock_guard lock(mutex_);
   if (!request.manual) {
-    const auto grace = grace_.find(key);
-    if (grace != grace_.end() && now < grace->second) {
+    // A grace that cannot be read does not stop the block: the decision stands.
+    const auto grace = maps_.grace(key);
+    if (grace && *grace && now < **grace) {
       ++stats_.suppressed;
       return {};
     }
@@ -170,8 +172,12 @@ Result<bool> MapEnforcer::remove(const BlockTarget &target, bool manual)
   if (auto ok = validate(target); !ok)
     return make_error(fmt::format("unblock {}: {}", describe(target), ok.error()));
   const std::string key = describe(target);
-  if (manual)
-    hold_off(key);
+  if (manual && options_.manual_grace.count() > 0) {
+    const auto until = kernel::monotonic_now_ns() +
+                       static_cast<std::uint64_t>(std::chrono::nanoseconds(options_.manual_grace).count());
+    if (auto held = maps_.put_grace(key, until); !held)
+      return make_error(fmt::format("unblock {}: grace: {}", key, held.error()));
+  }
   std::lock_guard lock(mutex_);
   std::erase_if(pending_, [&](const Pending &p) { return describe(p.target) == key; });
   // The datapath's unblock also releases sockets sk_msg was dropping on for this block.
@@ -191,12 +197,8 @@ Result<bool> MapEnforcer::remove(const BlockTarget &target, bool manual)
 
 void MapEnforcer::hold_off(const std::string &target)
 {
-  if (options_.manual_grace.count() <= 0)
-    return;
   std::lock_guard lock(mutex_);
   std::erase_if(pending_, [&](const Pending &p) { return describe(p.target) == target; });
-  grace_[target] =
-      kernel::monotonic_now_ns() + static_cast<std::uint64_t>(std::chrono::nanoseconds(options_.manual_grace).count());
 }
 
 Result<void> MapEnforcer::unblock(const BlockTarget &target, bool manual)
@@ -255,7 +257,6 @@ Result<void> MapEnforcer::collect_garbage()
 {
   const std::uint64_t now = kernel::monotonic_now_ns();
   std::lock_guard lock(mutex_);
-  std::erase_if(grace_, [&](const auto &entry) { return entry.second <= now; });
   // Failed writes: retried until they succeed or the block they carry would have ended anyway.
   std::vector<Pending> still;
   for (const auto &p : pending_) {
@@ -279,6 +280,9 @@ Result<void> MapEnforcer::collect_garbage()
   if (!released)
     return make_error(fmt::format("enforcement GC: {}", released.error()));
   stats_.sockets_released += *released;
+  // Last, as the least urgent: an ended grace left in the map is ignored anyway.
+  if (auto ended = maps_.remove_ended_graces(now); !ended)
+    return make_error(fmt::format("enforcement GC: {}", ended.error()));
   return {};
 }
 

@@ -4,7 +4,8 @@
 //  - de-duplication: a block whose target is already blocked at least as long costs one lookup and
 //    no write; a longer one extends the entry in place;
 //  - manual unblock wins: after an operator unblocks a target, automatic blocks of it are ignored
-//    (and counted) for `manual_grace`;
+//    (and counted) for `manual_grace`. The grace is an entry in the pinned rg_grace map, so it holds
+//    across an agent restart and riskgatectl sets it whether or not an agent runs;
 //  - expiry is the kernel's (CLOCK_MONOTONIC deadline in the entry); the GC pass only tidies: it
 //    removes expired entries, releases sockets sk_msg dropped on once their block is gone, retries
 //    failed writes;
@@ -15,7 +16,6 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <map>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -64,8 +64,9 @@ class MapEnforcer final : public Enforcer {
   // unblock() that says whether there was a block to remove.
   Result<bool> remove(const BlockTarget &target, bool manual);
 
-  // Starts the manual-unblock grace for a target (by describe()) that another process unblocked:
-  // riskgatectl tells the agent through the admin socket command "manual_unblock".
+  // A target (by describe()) that another process unblocked: riskgatectl, which has set the grace in
+  // the map, tells the agent through the admin socket command "manual_unblock" so that a failed
+  // block write the agent is still retrying for it is dropped.
   void hold_off(const std::string &target);
 
   // Every block in force, read from the maps (ip, identity, pair, connection).
@@ -84,9 +85,8 @@ class MapEnforcer final : public Enforcer {
 
   kernel::PinnedMaps &maps_;
   const Options options_;
-  mutable std::mutex mutex_;  // stats_, grace_, pending_; serialises read-modify-write of entries
+  mutable std::mutex mutex_;  // stats_, pending_; serialises read-modify-write of entries
   Stats stats_;
-  std::map<std::string, std::uint64_t> grace_;  // describe(target) -> monotonic ns until
   struct Pending {
     BlockTarget target;
     rg_block_val value;

@@ -17,7 +17,7 @@ namespace {
 
 constexpr const char *kMapNames[kMapCount] = {
     "rg_counters", "rg_events", "rg_ipcache", "rg_blk_ip", "rg_blk_id", "rg_blk_pair", "rg_blk_port",
-    "rg_blk_conn", "rg_hint_id", "rg_hint_ip", "rg_cgroups", "rg_id_names", "rg_trusted", "rg_l7_cfg", "rg_l7_dst", "rg_xdp_cfg",
+    "rg_blk_conn", "rg_grace", "rg_hint_id", "rg_hint_ip", "rg_cgroups", "rg_id_names", "rg_trusted", "rg_l7_cfg", "rg_l7_dst", "rg_xdp_cfg",
     "rg_syn", "rg_sock_stg", "rg_orig_stg", "rg_conns", "rg_endpoints", "rg_orig_dst", "rg_sockhash",
 };
 
@@ -790,6 +790,52 @@ Result<std::vector<TrustedPair>> PinnedMaps::trusted() const
   for (const auto &[key, origin] : *all)
     out.push_back({key.src_identity, key.dst_identity, origin});
   return out;
+}
+
+namespace {
+
+Result<rg_grace_key> grace_key(std::string_view target)
+{
+  rg_grace_key key{};
+  if (target.empty() || target.size() >= sizeof key.target)
+    return make_error(fmt::format("grace target \"{}\": 1 to {} characters", target, sizeof key.target - 1));
+  std::memcpy(key.target, target.data(), target.size());
+  return key;
+}
+
+}  // namespace
+
+Result<void> PinnedMaps::put_grace(std::string_view target, std::uint64_t until_ns)
+{
+  auto key = grace_key(target);
+  if (!key)
+    return make_error(key.error());
+  return put(*this, MapId::grace, *key, until_ns);
+}
+
+Result<std::optional<std::uint64_t>> PinnedMaps::grace(std::string_view target) const
+{
+  auto key = grace_key(target);
+  if (!key)
+    return make_error(key.error());
+  return lookup<rg_grace_key, std::uint64_t>(*this, MapId::grace, *key);
+}
+
+Result<std::size_t> PinnedMaps::remove_ended_graces(std::uint64_t now_ns)
+{
+  auto all = entries<rg_grace_key, std::uint64_t>(*this, MapId::grace);
+  if (!all)
+    return make_error(all.error());
+  std::size_t removed = 0;
+  for (const auto &[key, until] : *all) {
+    if (until > now_ns)
+      continue;
+    auto gone = remove(*this, MapId::grace, key);
+    if (!gone)
+      return make_error(gone.error());
+    removed += *gone ? 1 : 0;
+  }
+  return removed;
 }
 
 Result<void> PinnedMaps::sync_trusted(const std::set<std::pair<IdentityId, IdentityId>> &pairs)

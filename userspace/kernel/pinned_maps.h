@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <set>
 #include <string>
 #include <vector>
@@ -22,8 +23,8 @@ namespace riskgate::kernel {
 
 // Every pinned map, by its kernel name (also its file name under the pin root).
 enum class MapId {
-  counters, events, ipcache, blk_ip, blk_id, blk_pair, blk_port, blk_conn, blk_hint, blk_iphint, cgroups, id_names,
-  trusted, l7_cfg, l7_dst, xdp_cfg, syn, sock_stg, orig_stg, conns, endpoints, orig_dst, sockhash,
+  counters, events, ipcache, blk_ip, blk_id, blk_pair, blk_port, blk_conn, grace, blk_hint, blk_iphint, cgroups,
+  id_names, trusted, l7_cfg, l7_dst, xdp_cfg, syn, sock_stg, orig_stg, conns, endpoints, orig_dst, sockhash,
 };
 inline constexpr std::size_t kMapCount = static_cast<std::size_t>(MapId::sockhash) + 1;
 const char *map_name(MapId id);
@@ -133,6 +134,13 @@ class PinnedMaps {
   Result<void> put_trusted(IdentityId client, IdentityId server, std::uint32_t origin = RG_TRUSTED_F_MANUAL);
   Result<bool> remove_trusted(IdentityId client, IdentityId server);
   Result<std::vector<TrustedPair>> trusted() const;
+
+  // Manual-unblock grace (rg_grace): until when (CLOCK_MONOTONIC) automatic blocks of a target, named
+  // as enforce::describe() names it, are ignored. Pinned, so it outlives the agent that set it.
+  Result<void> put_grace(std::string_view target, std::uint64_t until_ns);
+  Result<std::optional<std::uint64_t>> grace(std::string_view target) const;
+  // Removes the graces that ended by `now_ns`; returns how many.
+  Result<std::size_t> remove_ended_graces(std::uint64_t now_ns);
   // Makes the policy's pairs in rg_trusted (RG_TRUSTED_F_POLICY) equal to `pairs` (client, server):
   // adds the new, removes the stale; pairs written by hand stay as they are.
   Result<void> sync_trusted(const std::set<std::pair<IdentityId, IdentityId>> &pairs);
