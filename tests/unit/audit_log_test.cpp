@@ -9,6 +9,7 @@
 #include <fstream>
 #include <future>
 #include <latch>
+#include <sstream>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -21,6 +22,7 @@
 namespace fs = std::filesystem;
 using namespace riskgate;
 using test::read_lines;
+using test::read_text;
 using test::write_lines;
 
 namespace {
@@ -428,6 +430,37 @@ TEST_CASE("a burst far beyond what the writer keeps up with is queued, not dropp
   for (std::uint64_t i = 0; i < kBurst; ++i)
     CHECK(nlohmann::json::parse(lines[i])["id"] == i + 1);
   CHECK(audit::verify_chain({options.path}).ok());
+}
+
+// Context switches of this process's decision log writer (its thread is named rg-audit).
+std::uint64_t writer_switches()
+{
+  std::uint64_t total = 0;
+  int writers = 0;
+  for (const auto &task : fs::directory_iterator("/proc/self/task")) {
+    if (read_text((task.path() / "comm").string()) != "rg-audit\n")
+      continue;
+    ++writers;
+    std::istringstream status(read_text((task.path() / "status").string()));
+    for (std::string line; std::getline(status, line);)
+      if (line.find("ctxt_switches:") != std::string::npos)
+        total += std::stoull(line.substr(line.find(':') + 1));
+  }
+  REQUIRE(writers == 1);
+  return total;
+}
+
+TEST_CASE("an idle writer sleeps: a few wake-ups a second, not one per 2 ms nap")
+{
+  TempDir dir;
+  auto log = open_log(dir.log_options());
+  CHECK(log->record(make_decision(1)));
+  log->flush();
+  // Past its ten empty naps the writer sleeps until a producer wakes it, or 50 ms at the most.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const std::uint64_t before = writer_switches();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  CHECK(writer_switches() - before <= 40);  // about 20; napping on would be about 500
 }
 
 TEST_CASE("flush returns while producers keep recording (riskgated stopping under load)")

@@ -23,6 +23,7 @@
 #include <riskgate/audit.h>
 #include <riskgate/policy.h>
 #include <riskgate/risk.h>
+#include <riskgate/thread_name.h>
 
 #include "agent/datapath_startup.h"
 #include "agent/gate.h"
@@ -327,6 +328,7 @@ Result<void> Agent::start()
   state = kReady;
   identity_feed->start();  // remote sources (pods, JWKS, revocations) on the feed's own thread
   housekeeping = std::thread([this] {
+    name_this_thread("rg-housekeep");
     std::unique_lock lock(housekeeping_mutex);
     while (!housekeeping_wake.wait_for(lock, std::chrono::seconds(1), [this] { return stopping; })) {
       lock.unlock();

@@ -1,5 +1,6 @@
 // The admin HTTP port and unix socket: one accept thread each, short blocking exchanges.
 #include <riskgate/admin.h>
+#include <riskgate/thread_name.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -30,10 +31,13 @@ std::string errno_text() { return std::strerror(errno); }
 // Runs `serve(fd)` for each accepted connection on its own thread until destroyed; owns the fds.
 class AcceptLoop {
  public:
-  AcceptLoop(int listen_fd, std::function<void(int)> serve)
+  AcceptLoop(int listen_fd, std::string thread_name, std::function<void(int)> serve)
       : listen_fd_(listen_fd), stop_fd_(eventfd(0, EFD_CLOEXEC)), serve_(std::move(serve))
   {
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this, name = std::move(thread_name)] {
+      name_this_thread(name);  // the connections' threads inherit it
+      run();
+    });
   }
   ~AcceptLoop()
   {
@@ -100,7 +104,7 @@ class HttpServerImpl final : public HttpServer {
  public:
   HttpServerImpl(int fd, std::uint16_t port, const metrics::Registry &registry, Readiness readiness)
       : port_(port), registry_(registry), readiness_(std::move(readiness)),
-        loop_(fd, [this](int client) { serve(client); })
+        loop_(fd, "rg-metrics", [this](int client) { serve(client); })
   {
   }
   std::uint16_t port() const override { return port_; }
@@ -143,7 +147,7 @@ class HttpServerImpl final : public HttpServer {
 class SocketImpl final : public Socket {
  public:
   SocketImpl(int fd, Options options)
-      : options_(std::move(options)), loop_(fd, [this](int client) { serve(client); })
+      : options_(std::move(options)), loop_(fd, "rg-admin", [this](int client) { serve(client); })
   {
   }
   ~SocketImpl() override

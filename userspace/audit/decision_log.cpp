@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <riskgate/audit.h>
+#include <riskgate/thread_name.h>
 
 #include "audit/mpsc_queue.h"
 
@@ -163,6 +164,7 @@ class FileDecisionLog final : public DecisionLog {
 
   void run()
   {
+    name_this_thread("rg-audit");
     unsigned empty_naps = 0;
     for (;;) {
       const std::size_t lines = write_batch();

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include <riskgate/thread_name.h>
+
 #include "kernel/addr.h"
 
 namespace riskgate::enforce {
@@ -289,6 +291,7 @@ Result<void> MapEnforcer::collect_garbage()
 void MapEnforcer::start()
 {
   gc_thread_ = std::thread([this] {
+    name_this_thread("rg-enforce");
     std::unique_lock lock(gc_mutex_);
     while (!gc_wake_.wait_for(lock, options_.gc_interval, [this] { return stopping_; })) {
       lock.unlock();

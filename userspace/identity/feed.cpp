@@ -1,5 +1,7 @@
 #include "identity/feed.h"
 
+#include <riskgate/thread_name.h>
+
 namespace riskgate::identity {
 namespace {
 
@@ -91,6 +93,7 @@ void IdentityFeed::start()
     return;
   stop_ = false;
   thread_ = std::thread([this] {
+    name_this_thread("rg-identity");
     std::unique_lock guard(mu_);
     while (!stop_) {
       fetch_now_ = false;

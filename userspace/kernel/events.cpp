@@ -9,6 +9,8 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
+#include <riskgate/thread_name.h>
+
 namespace riskgate::kernel {
 
 Result<std::unique_ptr<EventReader>> EventReader::open(const std::string &pin_root, Callback callback)
@@ -58,6 +60,7 @@ void EventReader::start()
   if (running_.exchange(true))
     return;
   thread_ = std::thread([this] {
+    name_this_thread("rg-events");
     while (running_.load(std::memory_order_relaxed))
       (void)poll(100);
   });

@@ -15,6 +15,8 @@
 
 #include <fmt/format.h>
 
+#include <riskgate/thread_name.h>
+
 namespace riskgate::proxy {
 
 namespace {
@@ -167,6 +169,7 @@ Result<void> Worker::start()
   std::promise<Result<void>> ready;
   auto ready_future = ready.get_future();
   thread_ = std::thread([this, &ready] {
+    name_this_thread(fmt::format("rg-worker-{}", index_));
     // The ring is created on the thread that submits: SINGLE_ISSUER binds it to this task.
     if (auto r = ring_.init(kRingEntries); !r) {
       ready.set_value(make_error(fmt::format("worker {}: {}", index_, r.error())));

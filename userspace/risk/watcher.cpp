@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <riskgate/risk.h>
+#include <riskgate/thread_name.h>
 
 namespace riskgate::risk {
 
@@ -80,6 +81,7 @@ bool PolicyWatcher::reload()
 
 void PolicyWatcher::run()
 {
+  name_this_thread("rg-policy");
   const std::string file_name = std::filesystem::is_directory(path_) ? std::string()
                                                                       : std::filesystem::path(path_).filename().string();
   bool pending = false;
