@@ -399,8 +399,14 @@ void Agent::stop()
   watcher.reset();
   if (events)
     events->stop();
-  if (log)
+  if (log) {
     log->flush();
+    log->set_listener(nullptr);  // waits out a line being published to the admin socket
+  }
+  // The admin servers' threads call status(), which reads the gate, proxy and log: they stop
+  // before any of those is destroyed.
+  socket.reset();
+  http.reset();
 }
 
 }  // namespace
