@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -152,16 +153,18 @@ TEST_CASE("the admin socket is 0600 and answers status, explain and a live strea
   REQUIRE(status.ok());
   CHECK((*status)["policy_version"] == "v7");
 
-  std::vector<std::string> streamed;
+  std::vector<std::string> streamed;  // the reader's; read here only after it is joined
+  std::atomic<std::size_t> lines{0};
   std::thread reader([&] {
     auto done = admin::stream(path, [&](const std::string &line) {
       streamed.push_back(line);
+      lines.store(streamed.size());
       return streamed.size() < 2;
     });
     CHECK(done.ok());
   });
   // The stream subscribes asynchronously: publish until the reader has both lines.
-  for (int i = 0; i < 200 && streamed.size() < 2; ++i) {
+  for (int i = 0; i < 200 && lines.load() < 2; ++i) {
     (*socket)->publish(R"({"kind":"decision","id":41})");
     (*socket)->publish(R"({"kind":"decision","id":42})");
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
