@@ -47,7 +47,12 @@ TEST_CASE("riskgated reloads an edited policy, refuses a broken one and reloads 
                        "--upstream", "127.0.0.1:9", "--workers", "1", "--policy-dir", work + "/policies",
                        "--audit-log", work + "/decisions.jsonl", "--admin-socket", socket, "--admin-metrics", "off"},
                       "", log);
-  REQUIRE_MESSAGE(test::eventually([&] { return admin::request(socket, {{"cmd", "status"}}).ok(); }, 5000),
+  REQUIRE_MESSAGE(test::eventually(
+                      [&] {
+                        const auto reply = admin::request(socket, {{"cmd", "status"}});
+                        return reply.ok() && (*reply)["agent"] == "up";  // not "starting"
+                      },
+                      5000),
                   test::read_text(log));
   const std::string first = status(socket)["policy_version"];
 

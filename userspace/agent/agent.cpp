@@ -353,6 +353,10 @@ void Agent::housekeeping_pass()
 
 nlohmann::json Agent::status() const
 {
+  // The admin socket answers while start() is still setting up what is reported below; until the
+  // agent is ready (state is stored after all of it) it says only that.
+  if (state.load() == kStarting)
+    return {{"agent", "starting"}, {"pid", ::getpid()}};
   nlohmann::json s;
   s["agent"] = "up";
   s["pid"] = ::getpid();
