@@ -34,11 +34,7 @@ namespace {
 constexpr IdentityId kClient = 11, kServer = 12;
 const char *const kServerIp = "127.0.0.12";  // the server's address, known to the ipcache
 
-struct Governed {
-  test::TempPinDir pins;
-  test::ScopedCgroup parent{"rgt-cg"};
-  test::ScopedCgroup client_cg{parent, "client"};
-  test::ScopedCgroup server_cg{parent, "server"};
+struct Governed : test::GovernedWorkloads {
   std::unique_ptr<kernel::Datapath> datapath;
 
   explicit Governed(const std::string &proxy_cgroup = "")
@@ -51,8 +47,8 @@ struct Governed {
     REQUIRE_MESSAGE(dp.ok(), dp.error());
     datapath = std::move(*dp);
     auto synced = maps().sync_identities({
-        {kClient, "client", {client_cg.id()}, {}},
-        {kServer, "server", {server_cg.id()}, {*kernel::parse_prefix(kServerIp)}},
+        {kClient, "client", {client.id()}, {}},
+        {kServer, "server", {server.id()}, {*kernel::parse_prefix(kServerIp)}},
     });
     REQUIRE_MESSAGE(synced.ok(), synced.error());
   }
@@ -75,8 +71,8 @@ std::vector<rg_sock_tag> tags_for_port(kernel::PinnedMaps &maps, unsigned short 
 TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection stops at the next message")
 {
   Governed lab;
-  test::Worker server({lab.server_cg.path(), ""});
-  test::Worker client({lab.client_cg.path(), ""});
+  test::Worker server({lab.server.path(), ""});
+  test::Worker client({lab.client.path(), ""});
   const unsigned short port = server.listen_echo(kServerIp);
 
   REQUIRE(client.connect(kServerIp, port) == 0);
@@ -148,7 +144,7 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
       if (!(tag.flags & RG_SOCK_F_PASSIVE))
         REQUIRE(lab.maps().block_connection(tag.cookie, kernel::block_value(0ms, 79)).ok());
     CHECK(client.send_echo("conn-blocked") == EACCES);
-    test::Worker other({lab.client_cg.path(), ""});
+    test::Worker other({lab.client.path(), ""});
     CHECK(other.connect(kServerIp, port) == 0);
     CHECK(other.send_echo("other") == 0);
   }
@@ -156,7 +152,7 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
   SUBCASE("an identity block with a TTL ends without userspace")
   {
     REQUIRE(lab.maps().block_identity(kClient, kernel::block_value(300ms, 80)).ok());
-    test::Worker other({lab.client_cg.path(), ""});
+    test::Worker other({lab.client.path(), ""});
     CHECK(other.connect(kServerIp, port) == EPERM);
     std::this_thread::sleep_for(350ms);
     CHECK(other.connect(kServerIp, port) == 0);
@@ -168,8 +164,8 @@ TEST_CASE("cgroup gate: a trusted pair goes socket-to-socket, and a block still 
 {
   Governed lab;
   REQUIRE(lab.maps().put_trusted(kClient, kServer).ok());
-  test::Worker server({lab.server_cg.path(), ""});
-  test::Worker client({lab.client_cg.path(), ""});
+  test::Worker server({lab.server.path(), ""});
+  test::Worker client({lab.client.path(), ""});
   const unsigned short port = server.listen_echo(kServerIp);
 
   // Messages of one echo round trip (request and echo) that sk_msg redirected.
@@ -202,8 +198,8 @@ TEST_CASE("cgroup gate: IPv6 connects and tags")
 {
   Governed lab;
   REQUIRE(lab.maps().put_ipcache(*kernel::parse_prefix("::1"), kServer).ok());
-  test::Worker server({lab.server_cg.path(), ""});
-  test::Worker client({lab.client_cg.path(), ""});
+  test::Worker server({lab.server.path(), ""});
+  test::Worker client({lab.client.path(), ""});
   const unsigned short port = server.listen_echo("::1");
 
   REQUIRE(client.connect("::1", port) == 0);
@@ -228,8 +224,8 @@ TEST_CASE("cgroup gate: transparent redirect to the proxy with SO_ORIGINAL_DST a
 {
   test::ScopedCgroup proxy_cg("rgt-proxy");
   Governed lab(proxy_cg.path());
-  test::Worker server({lab.server_cg.path(), ""});
-  test::Worker client({lab.client_cg.path(), ""});
+  test::Worker server({lab.server.path(), ""});
+  test::Worker client({lab.client.path(), ""});
   const unsigned short port = server.listen_echo(kServerIp);
 
   // The "proxy": a process in the proxy cgroup (getsockopt programs run for the socket's cgroup,
