@@ -81,7 +81,7 @@ void add_kernel_views(CLI::App &app, Context &ctx)
     nlohmann::json out = nlohmann::json::array();
     Table table({"ID", "NAME", "CGROUPS", "ADDRESSES"});
     for (const auto &[id, members] : by_id) {
-      const auto name = names.count(id) ? names.at(id) : std::string(id == 0 ? "world" : "");
+      const auto name = identity_name(id, names);
       if (ctx.json())
         out.push_back({{"id", id}, {"name", name}, {"cgroups", members.first}, {"addresses", members.second}});
       else
@@ -98,7 +98,6 @@ void add_kernel_views(CLI::App &app, Context &ctx)
     if (!pairs)
       fail(fmt::format("{}: run as root", pairs.error()));
     const auto names = identity_names(maps);
-    const auto name_of = [&names](IdentityId id) { return names.count(id) ? names.at(id) : std::string(); };
     // Who wrote the pair: riskgated from the policy's fastPath, or someone by hand (bpftool, tests).
     const auto origin_of = [](std::uint32_t origin) {
       return origin == RG_TRUSTED_F_POLICY ? "policy" : "manual";
@@ -107,9 +106,9 @@ void add_kernel_views(CLI::App &app, Context &ctx)
     Table table({"FROM", "TO", "ORIGIN"});
     for (const auto &pair : *pairs) {
       if (ctx.json())
-        out.push_back({{"from", name_of(pair.client)},
+        out.push_back({{"from", identity_name(pair.client, names)},
                        {"from_id", pair.client},
-                       {"to", name_of(pair.server)},
+                       {"to", identity_name(pair.server, names)},
                        {"to_id", pair.server},
                        {"origin", origin_of(pair.origin)}});
       else

@@ -62,6 +62,8 @@ void print_json(const nlohmann::json &value);
 kernel::PinnedMaps open_maps(const Context &ctx);
 // Identity names from the pinned id->name map; "name (id)" for tables, the id alone when unnamed.
 std::map<IdentityId, std::string> identity_names(const kernel::PinnedMaps &maps);
+// The identity's name ("world" for 0; empty when the pins name no such id), and "name (id)" for tables.
+std::string identity_name(IdentityId id, const std::map<IdentityId, std::string> &names);
 std::string identity_label(IdentityId id, const std::map<IdentityId, std::string> &names);
 // "frontend" or "7" -> id, through the pinned names; fail()s naming the known identities.
 IdentityId resolve_identity(const std::string &text, const std::map<IdentityId, std::string> &names);

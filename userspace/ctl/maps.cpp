@@ -25,12 +25,20 @@ std::map<IdentityId, std::string> identity_names(const kernel::PinnedMaps &maps)
   return names ? std::move(*names) : std::map<IdentityId, std::string>{};
 }
 
-std::string identity_label(IdentityId id, const std::map<IdentityId, std::string> &names)
+std::string identity_name(IdentityId id, const std::map<IdentityId, std::string> &names)
 {
   if (id == RG_IDENTITY_WORLD)
     return "world";
   const auto it = names.find(id);
-  return it == names.end() ? std::to_string(id) : fmt::format("{} ({})", it->second, id);
+  return it == names.end() ? std::string() : it->second;
+}
+
+std::string identity_label(IdentityId id, const std::map<IdentityId, std::string> &names)
+{
+  const std::string name = identity_name(id, names);
+  if (id == RG_IDENTITY_WORLD)
+    return name;
+  return name.empty() ? std::to_string(id) : fmt::format("{} ({})", name, id);
 }
 
 IdentityId resolve_identity(const std::string &text, const std::map<IdentityId, std::string> &names)

@@ -17,8 +17,9 @@ namespace {
 
 constexpr const char *kMapNames[kMapCount] = {
     "rg_counters", "rg_events", "rg_ipcache", "rg_blk_ip", "rg_blk_id", "rg_blk_pair", "rg_blk_port",
-    "rg_blk_conn", "rg_grace", "rg_hint_id", "rg_hint_ip", "rg_cgroups", "rg_id_names", "rg_trusted", "rg_l7_cfg", "rg_l7_dst", "rg_xdp_cfg",
-    "rg_syn", "rg_sock_stg", "rg_orig_stg", "rg_conns", "rg_endpoints", "rg_orig_dst", "rg_sockhash",
+    "rg_blk_conn", "rg_grace", "rg_hint_id", "rg_hint_ip", "rg_cgroups", "rg_id_names", "rg_trusted",
+    "rg_l7_cfg", "rg_l7_dst", "rg_xdp_cfg", "rg_syn", "rg_sock_stg", "rg_orig_stg", "rg_conns",
+    "rg_endpoints", "rg_orig_dst", "rg_sockhash",
 };
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
