@@ -20,16 +20,6 @@ using namespace riskgate::test;
 
 namespace {
 
-class DecisionHook final : public RequestHook {
- public:
-  void on_request(const RequestView &, HookVerdict &v) override
-  {
-    v.decision_id = 7;
-    v.add_header("x-riskgate-decision", "7");
-  }
-  void on_complete(const RequestView &, const ExchangeResult &) override {}
-};
-
 struct Answer {
   int status = 0;       // 0: no HTTP answer (connection closed)
   nlohmann::json echo;  // Node's echo of the first request, when status is 200
@@ -86,7 +76,7 @@ std::string end_to_end_headers(const nlohmann::json &echo)
 TEST_CASE("riskgate refuses everything Node.js refuses and forwards the same semantics otherwise")
 {
   NodeEchoServer node;
-  DecisionHook hook;
+  ForwardingHook hook;
   RunningProxy gateway(gateway_config(node.address(), 1), hook);
 
   int both_accept = 0, both_refuse = 0, only_riskgate_refuses = 0;

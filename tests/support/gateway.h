@@ -14,6 +14,18 @@ namespace riskgate::test {
 proxy::ProxyConfig gateway_config(const std::string &upstream, unsigned workers = 2,
                                   const std::string &listen = "127.0.0.1:0");
 
+// Forwards every request as decision 7 (x-riskgate-decision: 7), remembering nothing: what the
+// proxy does around the hook is all a test sees.
+class ForwardingHook final : public RequestHook {
+ public:
+  void on_request(const RequestView &, HookVerdict &verdict) override
+  {
+    verdict.decision_id = 7;
+    verdict.add_header("x-riskgate-decision", "7");
+  }
+  void on_complete(const RequestView &, const ExchangeResult &) override {}
+};
+
 // Proxy::create and start, or an exception with the proxy's error; stop() on destruction.
 class RunningProxy {
  public:

@@ -113,13 +113,13 @@ void HttpParser::fail(int status, std::string reason)
 
 bool HttpParser::append_head(const char *at, std::size_t length, Span &span)
 {
-  if (head_.size() + length > limits_.max_head_bytes) {
+  if (head_.bytes.size() + length > limits_.max_head_bytes) {
     fail(431, "request header fields too large");
     return false;
   }
   if (span.length == 0)
-    span.offset = static_cast<std::uint32_t>(head_.size());
-  head_.append(at, length);
+    span.offset = static_cast<std::uint32_t>(head_.bytes.size());
+  head_.bytes.append(at, length);
   span.length += static_cast<std::uint32_t>(length);
   return true;
 }
@@ -127,8 +127,8 @@ bool HttpParser::append_head(const char *at, std::size_t length, Span &span)
 int HttpParser::cb_message_begin(llhttp_t *p)
 {
   auto &s = self(p);
-  s.head_.clear();
-  s.fields_.clear();
+  s.head_.bytes.clear();
+  s.head_.fields.clear();
   s.target_ = {};
   s.method_ = {};
   s.in_value_ = false;
@@ -152,16 +152,16 @@ int HttpParser::cb_header_field(llhttp_t *p, const char *at, std::size_t length)
   auto &s = self(p);
   if (s.head_complete_)
     return 0;  // trailer fields of a chunked body: dropped (the proxy re-emits an empty trailer)
-  if (s.in_value_ || s.fields_.empty()) {
-    if (s.fields_.size() >= s.limits_.max_headers) {
+  if (s.in_value_ || s.head_.fields.empty()) {
+    if (s.head_.fields.size() >= s.limits_.max_headers) {
       s.fail(431, "too many header fields");
       return -1;
     }
-    s.fields_.emplace_back();
+    s.head_.fields.emplace_back();
     s.in_value_ = false;
     s.value_started_ = false;
   }
-  return s.append_head(at, length, s.fields_.back().first) ? 0 : -1;
+  return s.append_head(at, length, s.head_.fields.back().first) ? 0 : -1;
 }
 
 int HttpParser::cb_header_value(llhttp_t *p, const char *at, std::size_t length)
@@ -183,7 +183,7 @@ int HttpParser::cb_header_value(llhttp_t *p, const char *at, std::size_t length)
   s.value_started_ = true;
   s.value_open_ = at + length == s.feed_end_;
   s.in_value_ = true;
-  return s.append_head(at, length, s.fields_.back().second) ? 0 : -1;
+  return s.append_head(at, length, s.head_.fields.back().second) ? 0 : -1;
 }
 
 int HttpParser::cb_header_value_complete(llhttp_t *p)
@@ -292,7 +292,7 @@ void HttpParser::reset()
 
 std::optional<std::string_view> HttpParser::header(std::string_view name) const
 {
-  for (const auto &[n, v] : fields_)
+  for (const auto &[n, v] : head_.fields)
     if (iequals(field(n), name))
       return field(v);
   return std::nullopt;

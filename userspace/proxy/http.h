@@ -37,6 +37,10 @@ enum class Framing { none, length, chunked, close_delimited };
 
 class HttpParser;
 
+// Whether a string's characters live on the heap (not in the object itself): what a parked buffer
+// would keep allocated.
+inline bool holds_heap(const std::string &s) { return s.capacity() > std::string().capacity(); }
+
 // Receives the complete head of each message, synchronously inside HttpParser::feed().
 class HeadHandler {
  public:
@@ -62,6 +66,28 @@ class HttpParser {
   HttpParser(const HttpParser &) = delete;
   HttpParser &operator=(const HttpParser &) = delete;
 
+  // Where a head is kept: its target and header bytes, and where each field lies in them.
+  struct Span {
+    std::uint32_t offset = 0;
+    std::uint32_t length = 0;
+  };
+  struct HeadStorage {
+    std::string bytes;
+    std::vector<std::pair<Span, Span>> fields;
+    bool allocated() const { return holds_heap(bytes) || fields.capacity() > 0; }
+  };
+  // Between messages a connection may lend its head storage out (to its worker's spares, so an idle
+  // connection holds none) and adopt another before the next message's first byte. Nothing read from
+  // the last head may be used after it is lent.
+  HeadStorage lend_storage() { return std::exchange(head_, HeadStorage{}); }
+  void adopt_storage(HeadStorage &&storage)
+  {
+    head_ = std::move(storage);
+    head_.bytes.clear();
+    head_.fields.clear();
+  }
+  bool holds_storage() const { return head_.allocated(); }
+
   Step feed(const char *data, std::size_t len);
   // The peer closed: ends a close-delimited body (done) or is an error mid-message.
   Step finish();
@@ -82,9 +108,9 @@ class HttpParser {
   std::uint64_t content_length() const { return content_length_; }
   bool keep_alive() const { return llhttp_should_keep_alive(&parser_) != 0; }
   bool needs_eof() const { return llhttp_message_needs_eof(&parser_) != 0; }
-  std::size_t header_count() const { return fields_.size(); }
-  std::string_view header_name(std::size_t i) const { return field(fields_[i].first); }
-  std::string_view header_value(std::size_t i) const { return field(fields_[i].second); }
+  std::size_t header_count() const { return head_.fields.size(); }
+  std::string_view header_name(std::size_t i) const { return field(head_.fields[i].first); }
+  std::string_view header_value(std::size_t i) const { return field(head_.fields[i].second); }
   // First header with this name (case-insensitive).
   std::optional<std::string_view> header(std::string_view name) const;
   // Body bytes seen so far (decoded).
@@ -100,11 +126,7 @@ class HttpParser {
   const HttpError &error() const { return error_; }
 
  private:
-  struct Span {
-    std::uint32_t offset = 0;
-    std::uint32_t length = 0;
-  };
-  std::string_view field(Span span) const { return {head_.data() + span.offset, span.length}; }
+  std::string_view field(Span span) const { return {head_.bytes.data() + span.offset, span.length}; }
   bool append_head(const char *at, std::size_t length, Span &span);
   Step step(llhttp_errno_t rc, const char *data, std::size_t len);
 
@@ -120,10 +142,9 @@ class HttpParser {
   llhttp_t parser_{};
   const HttpLimits &limits_;
   HeadHandler &handler_;
-  std::string head_;  // target and header bytes of the current message, reused across messages
+  HeadStorage head_;  // of the current message, reused across messages while not lent out
   std::string_view method_;
   Span target_;
-  std::vector<std::pair<Span, Span>> fields_;
   bool in_value_ = false;
   bool value_started_ = false;  // the current field has value bytes
   bool value_open_ = false;     // ...and its last piece ran to the end of the input (more may follow)

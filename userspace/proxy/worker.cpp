@@ -46,8 +46,10 @@ constexpr std::size_t kHighWater = 1 << 20;  // unsent bytes that pause the prod
 constexpr std::size_t kLowWater = 256 << 10;
 constexpr std::size_t kMaxPending = 64 << 10;  // pipelined bytes held while an exchange is in flight
 constexpr std::uint32_t kLingerMs = 1000;
-constexpr std::size_t kMaxSpareBuffers = 4096;
-constexpr std::size_t kMaxSpareBytes = 64 << 10;  // larger buffers are freed, not hoarded
+// Spares kept per worker, of each kind: enough for every connection active at once to reuse, not a
+// hoard (a send buffer a large body grew is freed).
+constexpr std::size_t kMaxSpares = 1024;
+constexpr std::size_t kMaxSpareBytes = 16 << 10;
 constexpr int kSoOriginalDst = 80;  // linux/netfilter_ipv4.h, answered by the datapath's getsockopt program
 
 std::uint64_t monotonic_ms()
@@ -625,6 +627,7 @@ std::size_t Worker::parse_client(ClientConn &c, const char *data, std::size_t le
     if (c.phase == ClientConn::Phase::waiting || c.phase == ClientConn::Phase::closing)
       break;
     if (c.phase == ClientConn::Phase::idle) {
+      unpark_head(c);
       c.phase = ClientConn::Phase::request;
       c.deadline_ms = now_ms_ + config_.timeouts.header_ms;
     }
@@ -641,17 +644,28 @@ std::size_t Worker::parse_client(ClientConn &c, const char *data, std::size_t le
   return off;
 }
 
-// An idle connection keeps no send buffer (HAProxy's rule): they go back to the worker's spares when
-// an exchange ends with nothing left to send and are taken again when the next request starts, so
-// keep-alive reuse allocates nothing and 10k idle connections cost only their state.
-void Worker::park_buffers(Endpoint &ep)
+// An idle connection holds no buffers (HAProxy's rule): between exchanges its send strings (once
+// nothing is left to send) and its parser's head storage go back to the worker's spares, and are
+// taken again when the next request starts, so keep-alive reuse allocates nothing and 10k idle
+// connections cost only their state.
+void Worker::park_idle(ClientConn &c)
 {
+  if (c.phase != ClientConn::Phase::idle || !c.pending.empty())
+    return;
+  if (c.parser.holds_storage()) {
+    auto head = c.parser.lend_storage();
+    if (spare_heads_.size() < kMaxSpares)
+      spare_heads_.push_back(std::move(head));
+  }
+  if (holds_heap(c.pending))
+    c.pending = std::string();  // pipelined bytes were held: rare, not kept
+  Endpoint &ep = c.ep;
   if (ep.sending || ep.unsent() > 0)
     return;
   for (std::string *buffer : {&ep.out, &ep.queued}) {
-    if (buffer->capacity() == 0)
+    if (!holds_heap(*buffer))
       continue;
-    if (spare_buffers_.size() < kMaxSpareBuffers && buffer->capacity() <= kMaxSpareBytes) {
+    if (spare_buffers_.size() < kMaxSpares && buffer->capacity() <= kMaxSpareBytes) {
       buffer->clear();
       spare_buffers_.push_back(std::move(*buffer));
     }
@@ -660,10 +674,18 @@ void Worker::park_buffers(Endpoint &ep)
   ep.out_off = 0;
 }
 
+void Worker::unpark_head(ClientConn &c)
+{
+  if (c.parser.holds_storage() || spare_heads_.empty())
+    return;
+  c.parser.adopt_storage(std::move(spare_heads_.back()));
+  spare_heads_.pop_back();
+}
+
 void Worker::unpark_buffers(Endpoint &ep)
 {
   for (std::string *buffer : {&ep.out, &ep.queued}) {
-    if (buffer->capacity() > 0 || spare_buffers_.empty() || !buffer->empty())
+    if (holds_heap(*buffer) || spare_buffers_.empty() || !buffer->empty())
       continue;
     *buffer = std::move(spare_buffers_.back());
     spare_buffers_.pop_back();
@@ -874,8 +896,7 @@ void Worker::finish_exchange(ClientConn &c)
   c.local = false;
   c.parser.next_message();
   c.deadline_ms = now_ms_ + config_.timeouts.idle_ms;
-  if (c.pending.empty())
-    park_buffers(c.ep);
+  park_idle(c);
 }
 
 // Once the last answer is on the wire: half-close and linger until the peer closes (or a second
@@ -908,8 +929,7 @@ void Worker::on_client_send(ClientConn &c, int res)
     return;
   }
   c.ep.out_off += static_cast<std::size_t>(res);
-  if (c.phase == ClientConn::Phase::idle && c.pending.empty() && c.ep.unsent() == 0)
-    park_buffers(c.ep);
+  park_idle(c);
   if (c.phase == ClientConn::Phase::waiting || c.phase == ClientConn::Phase::closing)
     c.deadline_ms = std::max(c.deadline_ms, now_ms_ + config_.timeouts.body_ms);
   flush(c.ep, tag(&c, op_client_send));

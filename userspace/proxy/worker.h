@@ -166,7 +166,8 @@ class Worker {
   void pause_recv(Endpoint &ep, std::uint64_t user_data);
   void resume_recv(Endpoint &ep, std::uint64_t user_data);
   void flush(Endpoint &ep, std::uint64_t user_data);
-  void park_buffers(Endpoint &ep);
+  void park_idle(ClientConn &c);
+  void unpark_head(ClientConn &c);
   void unpark_buffers(Endpoint &ep);
   void arm_tick();
 
@@ -228,6 +229,7 @@ class Worker {
   std::vector<ClientConn *> dead_clients_;  // closed, freed by sweep() once their CQEs are in
   std::vector<UpConn *> dead_ups_;
   std::vector<std::string> spare_buffers_;  // send buffers of idle connections, reused
+  std::vector<HttpParser::HeadStorage> spare_heads_;  // their parsers' head storage, reused
   std::vector<std::unique_ptr<Exchange>> spare_exchanges_;
   std::uint64_t next_connection_ = 0;
   bool stopping_ = false;
