@@ -61,6 +61,11 @@ const std::vector<HttpCase> &http_request_cases()
       {"obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400, ""},
       {"bare CR in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\rc\r\n\r\n", 400, ""},
       {"bare LF line ending", "GET / HTTP/1.1\nHost: a\n\n", 400, ""},
+      // llhttp 8 lets these three bare LFs through (Node's llhttp 9 does not); riskgate checks them itself.
+      {"bare LF after the request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", 400, ""},
+      {"bare LF ending the head", "GET / HTTP/1.1\r\nHost: a\r\n\n", 400, ""},
+      {"bare LF ending a chunked body",
+       "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\n", 400, ""},
       {"NUL in a value", std::string("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n", 37), 400, ""},
       {"control byte in a value",
        "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x01"

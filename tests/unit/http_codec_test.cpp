@@ -9,16 +9,28 @@
 
 #include "proxy/http.h"
 #include "support/http_cases.h"
+#include "support/http_generator.h"
 
 using namespace riskgate::proxy;
 
 namespace {
 
+// What a parse saw of one message that passed validation: its request line, its end-to-end headers
+// (as a proxy forwards them: no hop-by-hop, framing or riskgate headers) and its decoded body.
+struct Seen {
+  std::string method, target, headers, body;
+  bool operator==(const Seen &) const = default;
+};
+
 // Plays the proxy's part: validate, re-emit the head, stream the body re-framed into `upstream`.
+// With `decode`, it plays the upstream's instead: nothing is re-emitted and each body is kept
+// decoded in `seen`.
 struct Codec final : HeadHandler {
   HttpLimits limits;
   HttpParser parser{HTTP_REQUEST, limits, *this};
+  bool decode = false;
   std::string upstream;
+  std::vector<Seen> seen;
   int messages = 0;
 
   int on_head(HttpParser &p) override
@@ -26,6 +38,17 @@ struct Codec final : HeadHandler {
     if (const auto e = validate_request(p); e.status != 0) {
       p.fail(e.status, e.reason);
       return -1;
+    }
+    Seen &s = seen.emplace_back();
+    s.method = p.method();
+    s.target = p.target();
+    const auto connection = p.header("connection").value_or(std::string_view{});
+    for (std::size_t i = 0; i < p.header_count(); ++i)
+      if (!is_hop_by_hop(p.header_name(i), connection))
+        s.headers += std::string(p.header_name(i)) + ": " + std::string(p.header_value(i)) + "\n";
+    if (decode) {
+      p.set_body_sink(&s.body, Framing::length);
+      return 0;
     }
     emit_request_head(p, "x-riskgate-decision: 7\r\n", "10.0.0.1:80", upstream);
     p.set_body_sink(&upstream, p.chunked() ? Framing::chunked : Framing::length);
@@ -88,6 +111,71 @@ TEST_CASE("the codec accepts, re-frames or refuses each request in the table, ho
         CHECK(dechunk(codec.upstream) == dechunk(c.upstream));
     }
   }
+}
+
+namespace {
+
+// The upstream's view of what the proxy sent it: one more parse, bodies decoded.
+struct Received {
+  int status = 0;
+  int messages = 0;
+  std::vector<Seen> seen;
+  bool operator==(const Received &) const = default;
+};
+
+Received receive(const std::string &bytes)
+{
+  Codec upstream;
+  upstream.decode = true;
+  Received r;
+  r.status = upstream.run(bytes, std::size_t{1} << 20);
+  r.messages = upstream.messages;
+  r.seen = std::move(upstream.seen);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("generated requests parse the same however they are split, and the upstream receives exactly "
+          "the messages the hook saw")
+{
+  riskgate::test::HttpRequestGenerator generator(20261129);
+  int accepted = 0, refused = 0, pipelined = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string raw = generator.next();
+    const std::string request = riskgate::test::escaped(raw);
+    CAPTURE(request);
+    Codec whole;
+    const int status = whole.run(raw, std::size_t{1} << 20);
+    (status == 0 ? accepted : refused) += 1;
+    pipelined += whole.messages > 1 ? 1 : 0;
+    // The upstream parses what it is sent as the same messages (line, headers, body) and finds
+    // nothing more in it: no request rides along that the hook did not see.
+    const Received forwarded = receive(whole.upstream);
+    REQUIRE(forwarded.status == 0);
+    REQUIRE(forwarded.messages == whole.messages);
+    Codec original;
+    original.decode = true;
+    REQUIRE(original.run(raw, std::size_t{1} << 20) == status);
+    REQUIRE(forwarded.seen.size() == original.seen.size());
+    for (std::size_t m = 0; m < original.seen.size(); ++m) {
+      Seen seen = forwarded.seen[m];
+      const std::string added_host = "Host: 10.0.0.1:80\n";  // HTTP/1.0 without Host
+      if (original.seen[m].headers.find("Host:") == std::string::npos && seen.headers.rfind(added_host, 0) == 0)
+        seen.headers.erase(0, added_host.size());
+      REQUIRE(seen == original.seen[m]);
+    }
+    // However the bytes arrive, the same comes of them.
+    for (const std::size_t piece : {std::size_t{1}, std::size_t{3}, std::size_t{2} + i % 17}) {
+      Codec split;
+      REQUIRE(split.run(raw, piece) == status);
+      REQUIRE(split.messages == whole.messages);
+      REQUIRE(receive(split.upstream) == forwarded);
+    }
+  }
+  MESSAGE("accepted ", accepted, ", refused ", refused, ", with pipelined requests ", pipelined);
+  CHECK(accepted >= 2000);  // the generator reaches the forwarding path, not only the refusals
+  CHECK(refused >= 2000);
 }
 
 TEST_CASE("too many header fields is 431")

@@ -232,11 +232,37 @@ int HttpParser::cb_body(llhttp_t *p, const char *at, std::size_t length)
 
 int HttpParser::cb_message_complete(llhttp_t *p)
 {
-  auto &s = self(p);
-  if (s.sink_ != nullptr && s.framing_ == Framing::chunked)
-    s.sink_->append("0\r\n\r\n");
-  s.in_message_ = false;
-  return HPE_PAUSED;  // stop right after the message: what follows waits for the response
+  self(p).in_message_ = false;
+  return HPE_PAUSED;  // stop right after the message (step() ends it): what follows waits for the response
+}
+
+std::size_t HttpParser::HeadLineEnds::scan(const char *data, std::size_t len)
+{
+  std::size_t at = 0;
+  while (!started_ && at < len) {
+    if (data[at] != '\r' && data[at] != '\n') {
+      started_ = true;
+      break;
+    }
+    previous_ = data[at++];
+  }
+  while (!done_ && at < len) {
+    const void *found = std::memchr(data + at, '\n', len - at);
+    if (found == nullptr) {
+      line_ += len - at;
+      previous_ = data[len - 1];
+      return std::string_view::npos;
+    }
+    const auto lf = static_cast<std::size_t>(static_cast<const char *>(found) - data);
+    line_ += lf - at;
+    if ((lf > 0 ? data[lf - 1] : previous_) != '\r')
+      return lf;
+    done_ = line_ == 1;  // CRLF alone: the blank line that ends the head
+    line_ = 0;
+    previous_ = '\n';
+    at = lf + 1;
+  }
+  return std::string_view::npos;
 }
 
 HttpParser::Step HttpParser::step(llhttp_errno_t rc, const char *data, std::size_t len)
@@ -245,7 +271,18 @@ HttpParser::Step HttpParser::step(llhttp_errno_t rc, const char *data, std::size
     return {Status::more, len};
   if (rc == HPE_PAUSED || rc == HPE_PAUSED_UPGRADE) {
     const char *pos = llhttp_get_error_pos(&parser_);
-    return {Status::done, pos != nullptr && data != nullptr ? static_cast<std::size_t>(pos - data) : len};
+    const std::size_t consumed = pos != nullptr && data != nullptr ? static_cast<std::size_t>(pos - data) : len;
+    if (parser_.type == HTTP_REQUEST && chunked() && data != nullptr) {
+      // A chunked body ends with a blank line, which must be CRLF (see HeadLineEnds).
+      const char before_last = consumed >= 2 ? data[consumed - 2] : consumed == 1 ? last_fed_[1] : last_fed_[0];
+      if (before_last != '\r') {
+        fail(400, "malformed request: line ended by LF without CR");
+        return {Status::error, len};
+      }
+    }
+    if (sink_ != nullptr && framing_ == Framing::chunked)
+      sink_->append("0\r\n\r\n");  // only now that the message is known whole
+    return {Status::done, consumed};
   }
   if (error_.status == 0) {
     std::string reason = parser_.type == HTTP_REQUEST ? "malformed request: " : "malformed response: ";
@@ -259,7 +296,19 @@ HttpParser::Step HttpParser::step(llhttp_errno_t rc, const char *data, std::size
 HttpParser::Step HttpParser::feed(const char *data, std::size_t len)
 {
   feed_end_ = data + len;
-  return step(llhttp_execute(&parser_, data, len), data, len);
+  if (parser_.type == HTTP_REQUEST && head_line_ends_.scan(data, len) != std::string_view::npos) {
+    fail(400, "malformed request: line ended by LF without CR");
+    return {Status::error, len};
+  }
+  const Step result = step(llhttp_execute(&parser_, data, len), data, len);
+  if (len >= 2) {
+    last_fed_[0] = data[len - 2];
+    last_fed_[1] = data[len - 1];
+  } else if (len == 1) {
+    last_fed_[0] = last_fed_[1];
+    last_fed_[1] = data[0];
+  }
+  return result;
 }
 
 HttpParser::Step HttpParser::finish()
@@ -267,7 +316,7 @@ HttpParser::Step HttpParser::finish()
   if (!in_message_)
     return {Status::more, 0};
   const auto rc = llhttp_finish(&parser_);
-  if (rc == HPE_OK && in_message_) {
+  if (in_message_ && (rc == HPE_OK || rc == HPE_INVALID_EOF_STATE)) {
     fail(400, "connection closed mid-message");
     return {Status::error, 0};
   }
@@ -276,6 +325,7 @@ HttpParser::Step HttpParser::finish()
 
 void HttpParser::next_message()
 {
+  head_line_ends_.restart();
   if (llhttp_get_errno(&parser_) == HPE_PAUSED_UPGRADE)
     llhttp_reset(&parser_);  // Upgrade was stripped: the connection stays plain HTTP/1.1
   else if (llhttp_get_errno(&parser_) == HPE_PAUSED)
@@ -285,6 +335,7 @@ void HttpParser::next_message()
 void HttpParser::reset()
 {
   llhttp_reset(&parser_);
+  head_line_ends_.restart();
   in_message_ = false;
   head_complete_ = false;
   error_ = {};

@@ -139,7 +139,27 @@ class HttpParser {
   static int cb_body(llhttp_t *p, const char *at, std::size_t length);
   static int cb_message_complete(llhttp_t *p);
 
+  // llhttp 8 (Debian's) takes a bare LF for the CRLF that ends the request line, the head or a
+  // chunked body's trailer section; Node's llhttp 9 refuses all three, and a proxy must never be
+  // laxer than the servers behind it. A request's head is scanned before llhttp reads it, so the
+  // refusal comes before the hook or the upstream sees anything.
+  class HeadLineEnds {
+   public:
+    // Offset of the first LF in data[0, len) that does not follow a CR, or npos; scanning stops
+    // at the blank line that ends the head (leading blank lines before the request line are skipped).
+    std::size_t scan(const char *data, std::size_t len);
+    void restart() { *this = HeadLineEnds{}; }
+
+   private:
+    bool started_ = false;  // past the blank lines allowed before the request line
+    bool done_ = false;     // the head's blank line was seen
+    char previous_ = 0;     // the last byte scanned, from an earlier feed
+    std::size_t line_ = 0;  // bytes of the current line so far, its CR included
+  };
+
   llhttp_t parser_{};
+  HeadLineEnds head_line_ends_;
+  char last_fed_[2] = {};  // the last two bytes fed: a chunked body's final CRLF may straddle feeds
   const HttpLimits &limits_;
   HeadHandler &handler_;
   HeadStorage head_;  // of the current message, reused across messages while not lent out

@@ -1,0 +1,164 @@
+#include "support/http_generator.h"
+
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace riskgate::test {
+
+namespace {
+
+// Each list holds the usual spelling first, then the variants parsers have disagreed on.
+constexpr const char *kMethods[] = {"GET", "POST", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH",
+                                    "CONNECT", "post", "GE T", "G\tET", "", "TRACE", "PRI"};
+constexpr const char *kTargets[] = {"/", "/a/b?c=d", "/%2e%2e/admin", "*", "http://svc/x", "/a b", "/a\x01",
+                                    "/#frag", "//x", "/a?b=\x7f", "svc:80", "/\xc3\xa9"};
+constexpr const char *kVersions[] = {"HTTP/1.1", "HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/2.0",
+                                     "http/1.1", "HTTP/1.1 ", "HTTP/01.1", "HTTP/1"};
+constexpr const char *kLengthNames[] = {"Content-Length", "content-length", "Content-Length ",
+                                        "Content_Length", "Content-Length\t", "CONTENT-LENGTH"};
+constexpr const char *kEncodingNames[] = {"Transfer-Encoding", "transfer-encoding", "Transfer-Encoding ",
+                                          "Transfer_Encoding", " Transfer-Encoding"};
+constexpr const char *kEncodings[] = {"chunked", "chunked", "Chunked", " chunked", "chunked ", "gzip, chunked",
+                                      "chunked, gzip", "identity", "chunked\x0b", "x-chunked", "chunked;q=1",
+                                      "gzip,chunked", "\"chunked\"", "chunked, chunked"};
+constexpr const char *kLengthSpellings[] = {"{}", "{}", "{}", "+{}", " {} ", "{},{}", "{}, {}", "0x{}", "-{}",
+                                            "0{}", "{}.0", "99999999999999999999", ""};
+constexpr const char *kChunkSizes[] = {"{:x}", "{:x}", "{:X}", "000{:x}", "{:x};ext=1", "{:x};a=\"q\"",
+                                       "{:x} ", " {:x}", "0x{:x}", "{:x}x", "-{:x}", "{:x}\t;e"};
+constexpr const char *kHeaders[] = {
+    "Accept: */*",
+    "X-A: b",
+    "Connection: close",
+    "Connection: keep-alive, X-A",
+    "Keep-Alive: 5",
+    "X-Riskgate-Identity: admin",
+    "x-riskgate-decision: 1",
+    "Expect: 100-continue",
+    "Upgrade: websocket",
+    "Proxy-Connection: keep-alive",
+    "TE: trailers",
+    "X-Fold: a\r\n b",
+    "X-Ctl: a\x01z",
+    "X-Del: a\x7fz",
+    "X-Cr: a\rz",
+    "X-Lf: a\nz",
+    "X-Empty:",
+    ": novalue",
+    "X A: b",
+    "X-Tab:\tv\t",
+    "X-Utf8: \xc3\xa9",
+    "Trailer: X-T",
+    "Cookie: s=0123456789abcdef",
+};
+
+}  // namespace
+
+bool HttpRequestGenerator::chance(unsigned percent) { return below(100) < percent; }
+
+std::size_t HttpRequestGenerator::below(std::size_t n)
+{
+  return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_);
+}
+
+std::string HttpRequestGenerator::line_end()
+{
+  if (!chance(3))
+    return "\r\n";
+  constexpr const char *kOdd[] = {"\n", "\r", "\r\r\n", "\n\r"};
+  return pick(kOdd);
+}
+
+std::string HttpRequestGenerator::chunked_body()
+{
+  std::string body;
+  const std::size_t chunks = below(4);
+  for (std::size_t i = 0; i < chunks; ++i) {
+    const std::size_t size = 1 + below(12);
+    body += fmt::format(fmt::runtime(pick(kChunkSizes)), size) + line_end();
+    std::string data(size, 'a');
+    for (char &c : data) c = static_cast<char>('a' + below(26));
+    if (chance(5))
+      data.pop_back();  // shorter than announced
+    body += data + line_end();
+  }
+  body += (chance(90) ? std::string("0") : fmt::format(fmt::runtime(pick(kChunkSizes)), 0)) + line_end();
+  if (chance(10))
+    body += "X-T: 1" + line_end();
+  if (chance(95))
+    body += line_end();
+  return body;
+}
+
+std::string HttpRequestGenerator::request(bool allow_pipelining)
+{
+  std::string raw = pick(kMethods);
+  raw += chance(97) ? " " : "  ";
+  raw += pick(kTargets);
+  raw += " ";
+  raw += pick(kVersions);
+  raw += line_end();
+
+  std::vector<std::string> headers;
+  const std::size_t hosts = chance(85) ? 1 : below(3);
+  for (std::size_t i = 0; i < hosts; ++i) headers.push_back(i == 0 ? "Host: svc" : "Host: other");
+  const std::size_t extra = below(4);
+  for (std::size_t i = 0; i < extra; ++i) headers.emplace_back(pick(kHeaders));
+
+  // Framing: none, a length, chunked, or both, each spelled any way, sometimes twice.
+  const std::size_t framing = below(10);  // 0-2 none, 3-5 length, 6-8 chunked, 9 both
+  const bool length = framing >= 3 && framing <= 5;
+  const bool chunked = framing >= 6;
+  std::string body;
+  if (chunked) {
+    body = chunked_body();
+    const std::size_t encodings = chance(90) ? 1 : 2;
+    for (std::size_t i = 0; i < encodings; ++i)
+      headers.push_back(fmt::format("{}: {}", pick(kEncodingNames), i == 0 && encodings == 2 ? "gzip"
+                                                                                               : pick(kEncodings)));
+  }
+  if (length || framing == 9) {
+    const std::size_t size = below(16);
+    if (length)
+      body.assign(size + (chance(10) ? below(4) : 0), 'x');  // sometimes more bytes than announced
+    const std::size_t lengths = chance(92) ? 1 : 2;
+    for (std::size_t i = 0; i < lengths; ++i) {
+      const std::size_t announced = chance(85) ? size : size + below(5);
+      headers.push_back(fmt::format("{}: {}", pick(kLengthNames),
+                                    fmt::format(fmt::runtime(pick(kLengthSpellings)), announced, announced)));
+    }
+  }
+  if (framing <= 2 && chance(5))
+    body = "stray";  // bytes after a bodiless request: the next request's start, to a parser
+
+  for (std::size_t i = headers.size(); i > 1; --i) std::swap(headers[i - 1], headers[below(i)]);
+  for (const auto &header : headers) raw += header + line_end();
+  raw += line_end();
+  raw += body;
+  if (allow_pipelining && chance(15))
+    raw += request(false);
+  return raw;
+}
+
+std::string HttpRequestGenerator::next() { return request(true); }
+
+std::string escaped(const std::string &raw)
+{
+  std::string out;
+  for (const char c : raw) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\r')
+      out += "\\r";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\\')
+      out += "\\\\";
+    else if (byte < 0x20 || byte >= 0x7f)
+      out += fmt::format("\\x{:02x}", byte);
+    else
+      out += c;
+  }
+  return out;
+}
+
+}  // namespace riskgate::test
