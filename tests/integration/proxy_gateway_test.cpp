@@ -343,6 +343,24 @@ TEST_CASE("pipelined requests are answered in order; bytes after Connection: clo
   CHECK(out.find("HTTP/1.1 203") == std::string::npos);
 }
 
+TEST_CASE("a request garbled or left unfinished behind an answered one gets its own 400, after that answer")
+{
+  NginxUpstream nginx;
+  Gateway gw(nginx.address());
+  for (const char *after : {"stray", "GET /x HT"}) {
+    CAPTURE(after);
+    const auto out = raw_exchange(gw.port, std::string("GET /status/201 HTTP/1.1\r\nHost: a\r\n\r\n") + after);
+    CHECK(out.find("HTTP/1.1 201") == 0);
+    const auto refused = out.find("HTTP/1.1 400 Bad Request");
+    REQUIRE(refused != std::string::npos);
+    CHECK(out.find("Connection: close", refused) != std::string::npos);
+  }
+  // The client half-closes with the body unfinished: it will never come, and the client is told.
+  const auto out = raw_exchange(gw.port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc");
+  CHECK(out.find("HTTP/1.1 400 Bad Request") == 0);
+  CHECK(out.find("\"reason\":\"connection closed mid-message\"") != std::string::npos);
+}
+
 TEST_CASE("a smuggling attempt is refused with 400 and the connection closes")
 {
   NginxUpstream nginx;

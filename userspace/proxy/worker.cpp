@@ -605,8 +605,9 @@ void Worker::drain_pending(ClientConn &c)
   settle_eof(c);
 }
 
-// The peer sent its FIN: once every request it completed is answered, close; a request it left
-// incomplete will never complete.
+// The peer sent its FIN: once every request it completed is answered, close. A request it left
+// incomplete will never complete: it is refused like any malformed one (400 "connection closed
+// mid-message", after the answers before it; its upstream exchange, if it had begun, is dropped).
 void Worker::settle_eof(ClientConn &c)
 {
   if (!c.peer_eof || c.ep.closed)
@@ -616,7 +617,10 @@ void Worker::settle_eof(ClientConn &c)
     c.phase = ClientConn::Phase::closing;
     after_client_flush(c);
   } else if (c.phase == ClientConn::Phase::request) {
-    close_client(c);
+    if (c.parser.finish().status == HttpParser::Status::error)
+      request_failed(c);
+    else
+      close_client(c);  // nothing but the blank lines allowed before a request
   }
 }
 
@@ -626,11 +630,8 @@ std::size_t Worker::parse_client(ClientConn &c, const char *data, std::size_t le
   while (off < len && !c.ep.closed) {
     if (c.phase == ClientConn::Phase::waiting || c.phase == ClientConn::Phase::closing)
       break;
-    if (c.phase == ClientConn::Phase::idle) {
-      unpark_head(c);
-      c.phase = ClientConn::Phase::request;
-      c.deadline_ms = now_ms_ + config_.timeouts.header_ms;
-    }
+    if (c.phase == ClientConn::Phase::idle)
+      start_request(c);
     const auto step = c.parser.feed(data + off, len - off);
     off += step.consumed;
     if (step.status == HttpParser::Status::error) {
@@ -692,12 +693,22 @@ void Worker::unpark_buffers(Endpoint &ep)
   }
 }
 
-int Worker::on_request_head(ClientConn &c)
+// The first byte of a request: the last exchange's state is cleared here, not when its head is
+// complete, so that a request refused before its head is judged as itself (an invalid request
+// pipelined behind an answered one gets its 400 after that answer).
+void Worker::start_request(ClientConn &c)
 {
-  unpark_buffers(c.ep);
+  unpark_head(c);
+  c.phase = ClientConn::Phase::request;
+  c.deadline_ms = now_ms_ + config_.timeouts.header_ms;
   c.hooked = c.local = c.abort_parse = c.request_done = c.response_started = false;
   c.status = 0;
   c.response_body_bytes = 0;
+}
+
+int Worker::on_request_head(ClientConn &c)
+{
+  unpark_buffers(c.ep);
   HttpParser &p = c.parser;
   if (const auto error = validate_request(p); error.status != 0) {
     p.fail(error.status, error.reason);

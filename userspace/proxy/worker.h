@@ -184,6 +184,7 @@ class Worker {
 
   void client_bytes(ClientConn &c, const char *data, std::size_t len);
   std::size_t parse_client(ClientConn &c, const char *data, std::size_t len);
+  void start_request(ClientConn &c);
   void drain_pending(ClientConn &c);
   void settle_eof(ClientConn &c);
   void request_failed(ClientConn &c);
