@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -166,13 +165,11 @@ TEST_CASE("generated requests: riskgate refuses whatever Node.js refuses and for
   NodeEchoServer node;
   ForwardingHook hook;
   RunningProxy gateway(gateway_config(node.address(), 1), hook);
-  // RISKGATE_HTTP_SEED and RISKGATE_HTTP_CASES run another sequence, or a longer one.
-  const char *seed = std::getenv("RISKGATE_HTTP_SEED");
-  const char *cases = std::getenv("RISKGATE_HTTP_CASES");
-  HttpRequestGenerator generator(seed != nullptr ? std::stoull(seed) : 1129);
+  const auto run = generated_run(1129, 600);
+  HttpGenerator generator(run.seed);
   Tally tally;
-  for (int i = 0, n = cases != nullptr ? std::stoi(cases) : 600; i < n; ++i) {
-    const std::string raw = generator.next();
+  for (int i = 0; i < run.cases; ++i) {
+    const std::string raw = generator.request();
     const std::string request = escaped(raw);
     CAPTURE(request);
     tally.add(differ(node, gateway, raw));

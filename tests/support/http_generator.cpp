@@ -1,5 +1,6 @@
 #include "support/http_generator.h"
 
+#include <cstdlib>
 #include <vector>
 
 #include <fmt/format.h>
@@ -51,17 +52,30 @@ constexpr const char *kHeaders[] = {
     "Trailer: X-T",
     "Cookie: s=0123456789abcdef",
 };
+constexpr const char *kStatusLines[] = {"HTTP/1.1 200 OK", "HTTP/1.1 201 Created", "HTTP/1.1 204 No Content",
+                                        "HTTP/1.1 304 Not Modified", "HTTP/1.1 404 Not Found",
+                                        "HTTP/1.1 500 Internal Server Error", "HTTP/1.1 101 Switching Protocols",
+                                        "HTTP/1.0 200 OK", "HTTP/1.1 200", "HTTP/1.1 099 X", "HTTP/1.1 2000 X",
+                                        "HTTP/2 200 OK", "http/1.1 200 OK", "HTTP/1.1 200  OK", "HTTP/1.1 200 O\x01K"};
+constexpr const char *kInterims[] = {"HTTP/1.1 100 Continue\r\n\r\n",
+                                     "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"};
+constexpr const char *kResponseHeaders[] = {
+    "Content-Type: text/plain", "Server: up",         "Set-Cookie: a=b",   "Connection: close",
+    "Connection: keep-alive",   "Keep-Alive: timeout=5", "X-Riskgate-Identity: forged", "Upgrade: h2c",
+    "X-Fold: a\r\n b",          "X-Ctl: a\x01z",       "X-Cr: a\rz",         "Trailer: X-T",
+    "Cache-Control: no-store",  ": v",                "X A: b",
+};
 
 }  // namespace
 
-bool HttpRequestGenerator::chance(unsigned percent) { return below(100) < percent; }
+bool HttpGenerator::chance(unsigned percent) { return below(100) < percent; }
 
-std::size_t HttpRequestGenerator::below(std::size_t n)
+std::size_t HttpGenerator::below(std::size_t n)
 {
   return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng_);
 }
 
-std::string HttpRequestGenerator::line_end()
+std::string HttpGenerator::line_end()
 {
   if (!chance(3))
     return "\r\n";
@@ -69,7 +83,7 @@ std::string HttpRequestGenerator::line_end()
   return pick(kOdd);
 }
 
-std::string HttpRequestGenerator::chunked_body()
+std::string HttpGenerator::chunked_body()
 {
   std::string body;
   const std::size_t chunks = below(4);
@@ -90,25 +104,12 @@ std::string HttpRequestGenerator::chunked_body()
   return body;
 }
 
-std::string HttpRequestGenerator::request(bool allow_pipelining)
+std::string HttpGenerator::framing(std::vector<std::string> &headers)
 {
-  std::string raw = pick(kMethods);
-  raw += chance(97) ? " " : "  ";
-  raw += pick(kTargets);
-  raw += " ";
-  raw += pick(kVersions);
-  raw += line_end();
-
-  std::vector<std::string> headers;
-  const std::size_t hosts = chance(85) ? 1 : below(3);
-  for (std::size_t i = 0; i < hosts; ++i) headers.push_back(i == 0 ? "Host: svc" : "Host: other");
-  const std::size_t extra = below(4);
-  for (std::size_t i = 0; i < extra; ++i) headers.emplace_back(pick(kHeaders));
-
-  // Framing: none, a length, chunked, or both, each spelled any way, sometimes twice.
-  const std::size_t framing = below(10);  // 0-2 none, 3-5 length, 6-8 chunked, 9 both
-  const bool length = framing >= 3 && framing <= 5;
-  const bool chunked = framing >= 6;
+  // None, a length, chunked, or both, each spelled any way, sometimes twice.
+  const std::size_t kind = below(10);  // 0-2 none, 3-5 length, 6-8 chunked, 9 both
+  const bool length = kind >= 3 && kind <= 5;
+  const bool chunked = kind >= 6;
   std::string body;
   if (chunked) {
     body = chunked_body();
@@ -117,7 +118,7 @@ std::string HttpRequestGenerator::request(bool allow_pipelining)
       headers.push_back(fmt::format("{}: {}", pick(kEncodingNames), i == 0 && encodings == 2 ? "gzip"
                                                                                                : pick(kEncodings)));
   }
-  if (length || framing == 9) {
+  if (length || kind == 9) {
     const std::size_t size = below(16);
     if (length)
       body.assign(size + (chance(10) ? below(4) : 0), 'x');  // sometimes more bytes than announced
@@ -128,19 +129,61 @@ std::string HttpRequestGenerator::request(bool allow_pipelining)
                                     fmt::format(fmt::runtime(pick(kLengthSpellings)), announced, announced)));
     }
   }
-  if (framing <= 2 && chance(5))
-    body = "stray";  // bytes after a bodiless request: the next request's start, to a parser
+  return body;
+}
 
+std::string HttpGenerator::message(std::string start_line, std::vector<std::string> headers,
+                                   const std::string &body)
+{
   for (std::size_t i = headers.size(); i > 1; --i) std::swap(headers[i - 1], headers[below(i)]);
+  std::string raw = std::move(start_line) + line_end();
   for (const auto &header : headers) raw += header + line_end();
-  raw += line_end();
-  raw += body;
-  if (allow_pipelining && chance(15))
+  return raw + line_end() + body;
+}
+
+std::string HttpGenerator::request(bool pipelining)
+{
+  std::string line = pick(kMethods);
+  line += chance(97) ? " " : "  ";
+  line += pick(kTargets);
+  line += " ";
+  line += pick(kVersions);
+  std::vector<std::string> headers;
+  const std::size_t hosts = chance(85) ? 1 : below(3);
+  for (std::size_t i = 0; i < hosts; ++i) headers.push_back(i == 0 ? "Host: svc" : "Host: other");
+  const std::size_t extra = below(4);
+  for (std::size_t i = 0; i < extra; ++i) headers.emplace_back(pick(kHeaders));
+  std::string body = framing(headers);
+  if (body.empty() && chance(5))
+    body = "stray";  // bytes after a bodiless request: the next request's start, to a parser
+  std::string raw = message(std::move(line), std::move(headers), body);
+  if (pipelining && chance(15))
     raw += request(false);
   return raw;
 }
 
-std::string HttpRequestGenerator::next() { return request(true); }
+std::string HttpGenerator::request() { return request(true); }
+
+std::string HttpGenerator::response()
+{
+  std::string raw = chance(10) ? pick(kInterims) : "";
+  std::vector<std::string> headers;
+  const std::size_t extra = below(4);
+  for (std::size_t i = 0; i < extra; ++i) headers.emplace_back(pick(kResponseHeaders));
+  std::string body = framing(headers);
+  if (body.empty() && chance(60))
+    body = "read until the upstream closes";  // no framing: the body ends with the connection
+  return raw + message(pick(kStatusLines), std::move(headers), body);
+}
+
+GeneratedRun generated_run(std::uint64_t seed, int cases)
+{
+  if (const char *value = std::getenv("RISKGATE_HTTP_SEED"))
+    seed = std::stoull(value);
+  if (const char *value = std::getenv("RISKGATE_HTTP_CASES"))
+    cases = std::stoi(value);
+  return {seed, cases};
+}
 
 std::string escaped(const std::string &raw)
 {

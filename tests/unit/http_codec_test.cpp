@@ -139,10 +139,11 @@ Received receive(const std::string &bytes)
 TEST_CASE("generated requests parse the same however they are split, and the upstream receives exactly "
           "the messages the hook saw")
 {
-  riskgate::test::HttpRequestGenerator generator(20261129);
+  const auto run = riskgate::test::generated_run(20261129, 20000);
+  riskgate::test::HttpGenerator generator(run.seed);
   int accepted = 0, refused = 0, pipelined = 0;
-  for (int i = 0; i < 20000; ++i) {
-    const std::string raw = generator.next();
+  for (int i = 0; i < run.cases; ++i) {
+    const std::string raw = generator.request();
     const std::string request = riskgate::test::escaped(raw);
     CAPTURE(request);
     Codec whole;

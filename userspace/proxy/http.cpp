@@ -475,7 +475,10 @@ void emit_response_head(const HttpParser &response, Framing framing, bool close,
   emit_headers(response, out);
   if (framing == Framing::chunked) {
     out.append("Transfer-Encoding: chunked\r\n");
-  } else if (response.has_content_length() && (framing == Framing::length || framing == Framing::none)) {
+  } else if (response.has_content_length() &&
+             (framing == Framing::length || (framing == Framing::none && response.status_code() != 204))) {
+    // A bodiless answer keeps its Content-Length (a HEAD's or a 304's describes the resource), except
+    // a 204, which must not have one (RFC 9110 8.6): a client would wait for that many bytes.
     out.append("Content-Length: ");
     append_number(out, response.content_length());
     out.append("\r\n");

@@ -404,6 +404,7 @@ void Worker::flush(Endpoint &ep, std::uint64_t user_data)
     ep.out.swap(ep.queued);
     ep.queued.clear();
     ep.out_off = 0;
+    ep.retractable_from = std::string::npos;
   }
   io_uring_sqe *sqe = ring_.sqe();
   io_uring_prep_send(sqe, ep.fd, ep.out.data() + ep.out_off, ep.out.size() - ep.out_off, MSG_NOSIGNAL);
@@ -893,6 +894,7 @@ void Worker::finish_exchange(ClientConn &c)
     hook_.on_complete(c.ex->view, result);
   }
   c.hooked = false;
+  c.ep.retractable_from = std::string::npos;
   release_exchange(c);
   c.upstream_start_ns = 0;
   c.parser.set_body_sink(nullptr, Framing::none);
@@ -1131,12 +1133,12 @@ int Worker::on_response_head(UpConn &u)
     return -1;
   HttpParser &r = u.parser;
   const int status = r.status_code();
-  if (status < 200)
-    return 0;
-  if (status == 101) {
+  if (status == 101) {  // never asked for: Upgrade is not forwarded
     r.fail(502, "upstream switched protocols unasked");
     return -1;
   }
+  if (status < 200)
+    return 0;
   const bool head = c->parser.method() == "HEAD";
   const bool client_11 = c->parser.http_minor() >= 1;
   Framing framing = Framing::none;
@@ -1148,11 +1150,13 @@ int Worker::on_response_head(UpConn &u)
     framing = client_11 ? Framing::chunked : Framing::close_delimited;
   if (framing == Framing::close_delimited || !c->request_done || stopping_)
     c->close_after = true;
+  c->ep.retractable_from = c->ep.queued.size();
   emit_response_head(r, framing, c->close_after, !c->close_after && !client_11, c->ep.queued);
   r.set_body_sink(framing == Framing::none ? nullptr : &c->ep.queued, framing);
   c->status = status;
   c->response_started = true;
-  return head ? 1 : 0;
+  // RFC 9112 6.3: these end at their head whatever their headers say; bytes after it are not a body.
+  return head || status == 204 || status == 304 ? 1 : 0;
 }
 
 void Worker::response_complete(UpConn &u, bool trailing_bytes)
@@ -1216,9 +1220,18 @@ void Worker::upstream_failed(UpConn &u, int status, std::string_view reason)
   if (c == nullptr)
     return;
   c->up = nullptr;
+  if (c->response_started && c->ep.retractable_from != std::string::npos) {
+    // Nothing of the upstream's answer has gone out yet: it is taken back, and the client gets the
+    // 502 instead of a connection cut without a word.
+    c->ep.queued.resize(c->ep.retractable_from);
+    c->response_started = false;
+  }
   if (c->response_started) {
+    // Part of the answer is on its way: the client gets what there is, then the connection closes.
+    // Its framing shows it cut short (the length or the last chunk never comes), except to an
+    // HTTP/1.0 client reading an unsized answer until the close, as with any proxy.
+    c->close_after = true;
     finish_exchange(*c);
-    close_client(*c);
     return;
   }
   if (c->ex != nullptr)

@@ -60,6 +60,9 @@ struct Endpoint {
   std::string out;
   std::size_t out_off = 0;
   std::string queued;
+  // Where the answer being relayed starts in `queued` while none of it has gone to the kernel:
+  // until then a failing upstream's answer can be taken back for a 502 (npos: not retractable).
+  std::size_t retractable_from = std::string::npos;
   std::size_t unsent() const { return out.size() - out_off + queued.size(); }
 };
 
