@@ -26,6 +26,8 @@ const std::vector<HttpCase> &http_request_cases()
        "GET / HTTP/1.1\r\nHost: 10.0.0.1:80\r\nx-riskgate-decision: 7\r\n\r\n"},
       {"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 0,
        "OPTIONS * HTTP/1.1\r\nHost: a\r\nx-riskgate-decision: 7\r\n\r\n"},
+      {"blank lines after the last request", "GET / HTTP/1.1\r\nHost: a\r\n\r\n\r\n\r\n", 0,
+       "GET / HTTP/1.1\r\nHost: a\r\nx-riskgate-decision: 7\r\n\r\n"},
 
       {"Content-Length with Transfer-Encoding",
        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,

@@ -613,15 +613,15 @@ void Worker::settle_eof(ClientConn &c)
 {
   if (!c.peer_eof || c.ep.closed)
     return;
-  if (c.phase == ClientConn::Phase::idle) {
+  if (c.phase == ClientConn::Phase::request && c.parser.finish().status == HttpParser::Status::error) {
+    request_failed(c);
+    return;
+  }
+  // Idle, or nothing since the last answer but the blank lines allowed before a request.
+  if (c.phase == ClientConn::Phase::idle || c.phase == ClientConn::Phase::request) {
     c.close_after = true;
     c.phase = ClientConn::Phase::closing;
     after_client_flush(c);
-  } else if (c.phase == ClientConn::Phase::request) {
-    if (c.parser.finish().status == HttpParser::Status::error)
-      request_failed(c);
-    else
-      close_client(c);  // nothing but the blank lines allowed before a request
   }
 }
 
