@@ -656,7 +656,7 @@ void Worker::park_idle(ClientConn &c)
     return;
   if (c.parser.holds_storage()) {
     auto head = c.parser.lend_storage();
-    if (spare_heads_.size() < kMaxSpares)
+    if (spare_heads_.size() < kMaxSpares && head.bytes.capacity() <= kMaxSpareBytes)
       spare_heads_.push_back(std::move(head));
   }
   if (holds_heap(c.pending))
