@@ -130,7 +130,6 @@ int HttpParser::cb_message_begin(llhttp_t *p)
   s.head_.bytes.clear();
   s.head_.fields.clear();
   s.target_ = {};
-  s.method_ = {};
   s.in_value_ = false;
   s.in_message_ = true;
   s.head_complete_ = false;
@@ -197,8 +196,6 @@ int HttpParser::cb_headers_complete(llhttp_t *p)
 {
   auto &s = self(p);
   s.head_complete_ = true;
-  if (p->type == HTTP_REQUEST)
-    s.method_ = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
   if (p->flags & F_CONTENT_LENGTH) {
     s.content_length_ = p->content_length;
     if (p->type == HTTP_REQUEST && s.content_length_ > s.limits_.max_body_bytes) {
@@ -249,12 +246,12 @@ std::size_t HttpParser::HeadLineEnds::scan(const char *data, std::size_t len)
   while (!done_ && at < len) {
     const void *found = std::memchr(data + at, '\n', len - at);
     if (found == nullptr) {
-      line_ += len - at;
+      line_ += static_cast<std::uint32_t>(len - at);
       previous_ = data[len - 1];
       return std::string_view::npos;
     }
     const auto lf = static_cast<std::size_t>(static_cast<const char *>(found) - data);
-    line_ += lf - at;
+    line_ += static_cast<std::uint32_t>(lf - at);
     if ((lf > 0 ? data[lf - 1] : previous_) != '\r')
       return lf;
     done_ = line_ == 1;  // CRLF alone: the blank line that ends the head

@@ -33,7 +33,7 @@ struct HttpError {
 };
 
 // How a body is written to the other side.
-enum class Framing { none, length, chunked, close_delimited };
+enum class Framing : std::uint8_t { none, length, chunked, close_delimited };
 
 class HttpParser;
 
@@ -98,7 +98,12 @@ class HttpParser {
   bool head_complete() const { return head_complete_; }
 
   // ---- the current head (valid from on_head until the next message) ----
-  std::string_view method() const { return method_; }
+  std::string_view method() const
+  {
+    return head_complete_ && parser_.type == HTTP_REQUEST
+               ? llhttp_method_name(static_cast<llhttp_method_t>(parser_.method))
+               : std::string_view{};
+  }
   std::string_view target() const { return field(target_); }
   int status_code() const { return llhttp_get_status_code(const_cast<llhttp_t *>(&parser_)); }
   unsigned http_major() const { return parser_.http_major; }
@@ -151,31 +156,31 @@ class HttpParser {
     void restart() { *this = HeadLineEnds{}; }
 
    private:
-    bool started_ = false;  // past the blank lines allowed before the request line
-    bool done_ = false;     // the head's blank line was seen
-    char previous_ = 0;     // the last byte scanned, from an earlier feed
-    std::size_t line_ = 0;  // bytes of the current line so far, its CR included
+    std::uint32_t line_ = 0;  // bytes of the current line so far, its CR included
+    char previous_ = 0;       // the last byte scanned, from an earlier feed
+    bool started_ = false;    // past the blank lines allowed before the request line
+    bool done_ = false;       // the head's blank line was seen
   };
 
+  // Every idle connection holds one (docs/proxy.md): the small fields are kept together at the end.
   llhttp_t parser_{};
-  HeadLineEnds head_line_ends_;
-  char last_fed_[2] = {};  // the last two bytes fed: a chunked body's final CRLF may straddle feeds
   const HttpLimits &limits_;
   HeadHandler &handler_;
   HeadStorage head_;  // of the current message, reused across messages while not lent out
-  std::string_view method_;
   Span target_;
-  bool in_value_ = false;
-  bool value_started_ = false;  // the current field has value bytes
-  bool value_open_ = false;     // ...and its last piece ran to the end of the input (more may follow)
   const char *feed_end_ = nullptr;
-  bool in_message_ = false;
-  bool head_complete_ = false;
   std::uint64_t content_length_ = 0;
   std::uint64_t body_bytes_ = 0;
   std::string *sink_ = nullptr;
-  Framing framing_ = Framing::none;
   HttpError error_;
+  HeadLineEnds head_line_ends_;
+  Framing framing_ = Framing::none;
+  bool in_value_ = false;
+  bool value_started_ = false;  // the current field has value bytes
+  bool value_open_ = false;     // ...and its last piece ran to the end of the input (more may follow)
+  bool in_message_ = false;
+  bool head_complete_ = false;
+  char last_fed_[2] = {};  // the last two bytes fed: a chunked body's final CRLF may straddle feeds
 };
 
 // ---- request policy and re-emission ----
