@@ -1139,10 +1139,11 @@ int Worker::on_response_head(UpConn &u)
   }
   if (status < 200)
     return 0;
-  const bool head = c->parser.method() == "HEAD";
+  // RFC 9112 6.3: these end at their head whatever their headers say; bytes after it are not a body.
+  const bool bodiless = c->parser.method() == "HEAD" || status == 204 || status == 304;
   const bool client_11 = c->parser.http_minor() >= 1;
   Framing framing = Framing::none;
-  if (head || status == 204 || status == 304)
+  if (bodiless)
     framing = Framing::none;
   else if (r.has_content_length())
     framing = Framing::length;
@@ -1155,8 +1156,7 @@ int Worker::on_response_head(UpConn &u)
   r.set_body_sink(framing == Framing::none ? nullptr : &c->ep.queued, framing);
   c->status = status;
   c->response_started = true;
-  // RFC 9112 6.3: these end at their head whatever their headers say; bytes after it are not a body.
-  return head || status == 204 || status == 304 ? 1 : 0;
+  return bodiless ? 1 : 0;
 }
 
 void Worker::response_complete(UpConn &u, bool trailing_bytes)
