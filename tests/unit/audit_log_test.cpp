@@ -353,7 +353,11 @@ TEST_CASE("a writer killed with SIGKILL mid-stream leaves a chain the next proce
     log->flush();
   }
   const auto report = audit::verify_chain(audit::log_files(options.path));
-  CHECK_MESSAGE(report.ok(), problems_text(report));
+  // SIGKILL can stop a batch's write() between two pages and leave a torn line: it is closed off,
+  // verify names it and nothing else, and the chain runs on across it (docs/architecture.md).
+  const bool torn_line_only = report.problems.size() == 1 &&
+                              report.problems[0].message.starts_with("not a riskgate audit line");
+  CHECK_MESSAGE((report.ok() || torn_line_only), problems_text(report));
   const auto lines = read_lines(options.path);
   CHECK(nlohmann::json::parse(lines.back())["id"] == 1'000'000);
 }
