@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include <riskgate/audit.h>
+#include <riskgate/audit/decision_log.h>
 
 #include "support/decision.h"  // the decision the audit tests check
 
@@ -62,8 +62,7 @@ void BM_LogThroughput(benchmark::State &state)
   const Decision d = test::sample_decision();
   constexpr int kBatch = 1000;
   for (auto _ : state) {
-    for (int i = 0; i < kBatch; ++i)
-      (*log)->record(d);
+    for (int i = 0; i < kBatch; ++i) (*log)->record(d);
     (*log)->flush();
   }
   state.SetItemsProcessed(state.iterations() * kBatch);

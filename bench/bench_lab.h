@@ -26,7 +26,8 @@
 
 #include <fmt/format.h>
 
-#include "kernel/mounts.h"
+#include <riskgate/kernel/mounts.h>
+#include <riskgate/common/errors.h>
 
 namespace riskgate::bench {
 
@@ -66,11 +67,10 @@ class CgroupTree {
       throw std::runtime_error(base.error());
     root_ = fmt::format("{}/rgt-bench-{}-{}", *base, name, ::getpid());
     dirs_.push_back(root_);
-    for (const auto &child : children)
-      dirs_.push_back(root_ + "/" + child);
+    for (const auto &child : children) dirs_.push_back(root_ + "/" + child);
     for (const auto &dir : dirs_)
       if (::mkdir(dir.c_str(), 0755) != 0)
-        throw std::runtime_error(fmt::format("mkdir {}: {}", dir, std::strerror(errno)));
+        throw std::runtime_error(fmt::format("mkdir {}: {}", dir, errno_text()));
   }
   ~CgroupTree()
   {
@@ -97,7 +97,7 @@ class Child {
   {
     pid_ = ::fork();
     if (pid_ < 0)
-      throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
+      throw std::runtime_error(fmt::format("fork: {}", errno_text()));
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       std::ofstream(cgroup + "/cgroup.procs") << ::getpid();

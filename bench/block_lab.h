@@ -18,11 +18,11 @@
 #include <thread>
 #include <vector>
 
-#include <riskgate/identity.h>
+#include <riskgate/common/identity.h>
 
 #include "bench_lab.h"
-#include "kernel/datapath.h"
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/pinned_maps.h>
 
 namespace riskgate::bench::blocklab {
 
@@ -50,7 +50,8 @@ inline int sink_server(int port_pipe)
   const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
   auto addr = address(0);
   socklen_t len = sizeof(addr);
-  if (::bind(listener, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 || ::listen(listener, 1024) != 0)
+  if (::bind(listener, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 ||
+      ::listen(listener, 1024) != 0)
     return 1;
   ::getsockname(listener, reinterpret_cast<sockaddr *>(&addr), &len);
   const unsigned short port = ntohs(addr.sin_port);
@@ -85,7 +86,8 @@ struct Sample {
 
 // The workload: after "go" on `go_pipe`, loops send() (or connect()) until refused, reports a Sample.
 // With `netns`, it first enters that namespace and connects to kUnroutableIp (connects only).
-inline int workload(bool messages, unsigned short port, int go_pipe, int result_pipe, const std::string &netns = "")
+inline int workload(bool messages, unsigned short port, int go_pipe, int result_pipe,
+                    const std::string &netns = "")
 {
   realtime();
   if (!netns.empty()) {
@@ -148,12 +150,13 @@ inline Latencies measure(const bench::CgroupTree &tree, bool messages, unsigned 
     int go[2], result[2];
     if (::pipe(go) != 0 || ::pipe(result) != 0)
       std::exit(1);
-    bench::Child client(tree.path("gov/client"), 1, [&] { return workload(messages, port, go[0], result[1], netns); });
+    bench::Child client(tree.path("gov/client"), 1,
+                        [&] { return workload(messages, port, go[0], result[1], netns); });
     char ready = 0;
     if (::read(result[0], &ready, 1) != 1)
       std::exit(1);
     (void)::write(go[1], "g", 1);
-    std::this_thread::sleep_for(2ms);  // the workload is in its loop
+    std::this_thread::sleep_for(2ms);               // the workload is in its loop
     const std::uint64_t written = bench::now_ns();  // the write is issued
     block();
     Sample s{};
@@ -162,8 +165,7 @@ inline Latencies measure(const bench::CgroupTree &tree, bool messages, unsigned 
     out.latency_us.push_back(static_cast<double>(static_cast<std::int64_t>(s.refused_ns - written)) / 1000.0);
     out.period_us.push_back(static_cast<double>(s.period_ns) / 1000.0);
     unblock();
-    for (int fd : {go[0], go[1], result[0], result[1]})
-      ::close(fd);
+    for (int fd : {go[0], go[1], result[0], result[1]}) ::close(fd);
   }
   return out;
 }
@@ -193,15 +195,19 @@ class Lab {
       throw std::runtime_error(dp.error());
     }
     datapath_ = std::move(*dp);
-    if (auto ok = maps().sync_identities({{kClient, "client", {tree_.id("gov/client")}, {}},
-                                          {kServer, "server", {tree_.id("gov/server")},
-                                           {*kernel::parse_prefix(kServerIp), *kernel::parse_prefix(kUnroutableIp)}}});
+    if (auto ok =
+            maps().sync_identities({{kClient, "client", {tree_.id("gov/client")}, {}},
+                                    {kServer,
+                                     "server",
+                                     {tree_.id("gov/server")},
+                                     {*net::parse_prefix(kServerIp), *net::parse_prefix(kUnroutableIp)}}});
         !ok)
       throw std::runtime_error(ok.error());
     int port_pipe[2];
     if (::pipe(port_pipe) != 0)
       throw std::runtime_error("pipe");
-    server_ = std::make_unique<bench::Child>(tree_.path("gov/server"), -1, [&] { return sink_server(port_pipe[1]); });
+    server_ = std::make_unique<bench::Child>(tree_.path("gov/server"), -1,
+                                             [&] { return sink_server(port_pipe[1]); });
     if (::read(port_pipe[0], &port_, sizeof(port_)) != sizeof(port_))
       throw std::runtime_error("sink server did not start");
     ::close(port_pipe[0]);
@@ -224,8 +230,8 @@ class Lab {
   {
     if (netns_.empty()) {
       netns_ = fmt::format("rgt-bench-{}", ::getpid());
-      const std::string cmd = fmt::format("ip netns add {0} && ip -n {0} route add blackhole {1}/32", netns_,
-                                          kUnroutableIp);
+      const std::string cmd =
+          fmt::format("ip netns add {0} && ip -n {0} route add blackhole {1}/32", netns_, kUnroutableIp);
       if (std::system(cmd.c_str()) != 0)
         throw std::runtime_error("cannot create the network namespace: " + cmd);
     }

@@ -35,9 +35,11 @@ int main(int argc, char **argv)
   const auto unblock = [&] { (void)maps.unblock_pair(kClient, kServer); };
   const Latencies msg = measure(lab->tree(), true, lab->port(), samples, block, unblock);
   const Latencies conn = measure(lab->tree(), false, lab->port(), samples, block, unblock);
-  const Latencies unroutable = measure(lab->tree(), false, lab->port(), samples, block, unblock, lab->unroutable_netns());
-  std::printf("block_latency_bench: pair block written on CPU 0, workload looping on CPU 1, %d samples each\n",
-              samples);
+  const Latencies unroutable =
+      measure(lab->tree(), false, lab->port(), samples, block, unblock, lab->unroutable_netns());
+  std::printf(
+      "block_latency_bench: pair block written on CPU 0, workload looping on CPU 1, %d samples each\n",
+      samples);
   std::printf("  map write (the peer)         p50 %6.1f us  p99 %6.1f us\n", bench::percentile(write_us, 50),
               bench::percentile(write_us, 99));
   print("open connection: send EACCES", msg);

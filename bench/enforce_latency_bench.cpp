@@ -7,7 +7,7 @@
 // no handshake), as bench/block_latency_bench does. Target: p99 under 100 us.
 // Usage (root): build/bench/bench_enforce_latency_bench [samples]
 #include "block_lab.h"
-#include "enforce/map_enforcer.h"
+#include <riskgate/enforce/map_enforcer.h>
 
 using namespace riskgate;
 using namespace riskgate::bench::blocklab;
@@ -66,12 +66,13 @@ int main(int argc, char **argv)
   const Latencies conn_quiet =
       measure(lab->tree(), false, lab->port(), samples, decide_and_block, unblock, lab->unroutable_netns());
 
-  std::printf("enforce_latency_bench: decisions enforced on CPU 0, workload looping on CPU 1, %d samples each\n",
-              samples);
+  std::printf(
+      "enforce_latency_bench: decisions enforced on CPU 0, workload looping on CPU 1, %d samples each\n",
+      samples);
   std::printf("  enforcer call, new block     p50 %6.1f us  p99 %6.1f us\n", bench::percentile(call_us, 50),
               bench::percentile(call_us, 99));
-  std::printf("  enforcer call, repeat (dedup) p50 %5.1f us  p99 %6.1f us\n", bench::percentile(repeat_us, 50),
-              bench::percentile(repeat_us, 99));
+  std::printf("  enforcer call, repeat (dedup) p50 %5.1f us  p99 %6.1f us\n",
+              bench::percentile(repeat_us, 50), bench::percentile(repeat_us, 99));
   print("raw write -> send EACCES", raw_msg);
   print("decision -> send EACCES", msg);
   print("raw write -> connect EPERM", raw_conn);

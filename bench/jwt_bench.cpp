@@ -17,10 +17,10 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 
-#include "identity/encoding.h"
-#include "identity/jwt.h"
-#include "identity/jwt_sign.h"
-#include "identity/resolver.h"
+#include <riskgate/identity/encoding.h>
+#include <riskgate/identity/jwt.h>
+#include <riskgate/identity/jwt_sign.h>
+#include <riskgate/identity/resolver.h>
 
 using namespace riskgate;
 using namespace riskgate::identity;
@@ -43,10 +43,14 @@ struct Fixture {
     config.audiences = {"orders"};
     verifier = std::make_unique<JwtVerifier>(config, store);
     // A typical workload token: ~700 bytes with RS256.
-    const nlohmann::json claims = {{"iss", "https://issuer.example"}, {"sub", "svc:frontend"},
-                                   {"aud", {"orders", "payments"}}, {"azp", "frontend-client"},
-                                   {"jti", "6f1c2b9e-1d7e-4a8e-9b1f-3f2d7c1a0e55"}, {"iat", now},
-                                   {"exp", now + 3600}, {"scope", "orders:read orders:write"},
+    const nlohmann::json claims = {{"iss", "https://issuer.example"},
+                                   {"sub", "svc:frontend"},
+                                   {"aud", {"orders", "payments"}},
+                                   {"azp", "frontend-client"},
+                                   {"jti", "6f1c2b9e-1d7e-4a8e-9b1f-3f2d7c1a0e55"},
+                                   {"iat", now},
+                                   {"exp", now + 3600},
+                                   {"scope", "orders:read orders:write"},
                                    {"tenant", "shop"}};
     token = sign_jwt(key, claims.dump()).value();
   }
@@ -119,19 +123,16 @@ void BM_cached(benchmark::State &state)
 void BM_peer_sha256_of_token(benchmark::State &state)
 {
   auto &f = fixture(Alg::RS256);
-  for (auto _ : state)
-    benchmark::DoNotOptimize(sha256(f.token));
+  for (auto _ : state) benchmark::DoNotOptimize(sha256(f.token));
 }
 
 void BM_peer_string_map_lookup(benchmark::State &state)
 {
   auto &f = fixture(Alg::RS256);
   std::unordered_map<std::string, int> map;
-  for (int i = 0; i < 1000; ++i)
-    map.emplace(f.token + std::to_string(i), i);
+  for (int i = 0; i < 1000; ++i) map.emplace(f.token + std::to_string(i), i);
   map.emplace(f.token, 1);
-  for (auto _ : state)
-    benchmark::DoNotOptimize(map.find(f.token));
+  for (auto _ : state) benchmark::DoNotOptimize(map.find(f.token));
 }
 
 class OnePeer final : public PeerIdentitySource {
@@ -175,8 +176,8 @@ void BM_resolve_cached(benchmark::State &state)
     return;
   }
   const std::string auth = "Bearer " + f.token;
-  const HeaderView headers[] = {{"Host", "orders"}, {"User-Agent", "curl/7.88"}, {"Accept", "*/*"},
-                                {"Authorization", auth}};
+  const HeaderView headers[] = {
+      {"Host", "orders"}, {"User-Agent", "curl/7.88"}, {"Accept", "*/*"}, {"Authorization", auth}};
   RequestView request;
   request.method = "GET";
   request.path = "/orders/7";

@@ -19,8 +19,8 @@
 
 #include <benchmark/benchmark.h>
 
-#include <riskgate/policy.h>
-#include <riskgate/risk.h>
+#include <riskgate/policy/policy.h>
+#include <riskgate/risk/engine.h>
 
 namespace {
 
@@ -30,13 +30,13 @@ constexpr int kIdentities = 10000;
 constexpr int kTokensPerIdentity = 10;
 constexpr int kRequests = 1 << 16;
 
-const char *const kRoutes[] = {"/orders/{n}", "/orders/{n}/items", "/orders", "/catalog/{n}",
-                               "/customers/{n}", "/search", "/payments/{n}", "/reports/{n}"};
+const char *const kRoutes[] = {"/orders/{n}",    "/orders/{n}/items", "/orders",       "/catalog/{n}",
+                               "/customers/{n}", "/search",           "/payments/{n}", "/reports/{n}"};
 
 struct Workload {
   std::vector<RequestIdentity> tokens;  // one identity per token
   std::vector<std::string> paths;
-  std::vector<int> who;                 // request -> token index
+  std::vector<int> who;  // request -> token index
   std::vector<std::uint64_t> bodies;
   UpstreamHealth upstream{"orders-pool", 0, 0.01, 12, true};
 
@@ -79,8 +79,15 @@ struct Workload {
 
   risk::RiskInput input(int i) const
   {
-    return {&tokens[static_cast<std::size_t>(who[static_cast<std::size_t>(i)])], "orders", "GET",
-            paths[static_cast<std::size_t>(i)], bodies[static_cast<std::size_t>(i)], 0, {}, 0, &upstream};
+    return {&tokens[static_cast<std::size_t>(who[static_cast<std::size_t>(i)])],
+            "orders",
+            "GET",
+            paths[static_cast<std::size_t>(i)],
+            bodies[static_cast<std::size_t>(i)],
+            0,
+            {},
+            0,
+            &upstream};
   }
 };
 
@@ -92,9 +99,10 @@ const Workload &workload()
 
 policy::PolicySet signals_off()
 {
-  std::string yaml = "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: off}\nspec:\n  signals:\n";
-  for (const char *s : {"credential", "binding", "roaming", "rate", "novelty", "failures", "payload", "health",
-                        "watchlist"})
+  std::string yaml =
+      "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: off}\nspec:\n  signals:\n";
+  for (const char *s :
+       {"credential", "binding", "roaming", "rate", "novelty", "failures", "payload", "health", "watchlist"})
     yaml += std::string("    ") + s + ": {enabled: false}\n";
   return *policy::load_text(yaml, "off.yaml").set;
 }
@@ -141,7 +149,8 @@ void run(benchmark::State &state, const policy::PolicySet &set)
     input.identity = &hot;
     const auto start = std::chrono::steady_clock::now();
     engine.evaluate(input, d);
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start);
+    const auto ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start);
     benchmark::DoNotOptimize(d.score);
     if (samples.size() < samples.capacity())
       samples.push_back(static_cast<std::uint32_t>(ns.count()));
@@ -150,7 +159,8 @@ void run(benchmark::State &state, const policy::PolicySet &set)
   }
   std::sort(samples.begin(), samples.end());
   auto pct = [&](double p) {
-    return samples.empty() ? 0.0 : static_cast<double>(samples[static_cast<std::size_t>(p * (samples.size() - 1))]);
+    return samples.empty() ? 0.0
+                           : static_cast<double>(samples[static_cast<std::size_t>(p * (samples.size() - 1))]);
   };
   state.counters["p50_ns"] = pct(0.50);
   state.counters["p99_ns"] = pct(0.99);
@@ -158,12 +168,19 @@ void run(benchmark::State &state, const policy::PolicySet &set)
   const auto stats = engine.stats();
   state.counters["tokens"] = static_cast<double>(stats.tracked_tokens);
   state.counters["identities"] = static_cast<double>(stats.tracked_subjects);
-  state.counters["non_allow"] = static_cast<double>(stats.decisions[1] + stats.decisions[2] + stats.decisions[3]);
+  state.counters["non_allow"] =
+      static_cast<double>(stats.decisions[1] + stats.decisions[2] + stats.decisions[3]);
   state.SetItemsProcessed(state.iterations());
 }
 
-void BM_EvaluateAllSignals(benchmark::State &state) { run(state, *policy::load_default().set); }
-void BM_EvaluateSignalsOff(benchmark::State &state) { run(state, signals_off()); }
+void BM_EvaluateAllSignals(benchmark::State &state)
+{
+  run(state, *policy::load_default().set);
+}
+void BM_EvaluateSignalsOff(benchmark::State &state)
+{
+  run(state, signals_off());
+}
 
 // Machine peer: one lookup in a 100k-entry std::unordered_map at a random key, the price of the
 // cache misses any per-token state costs on this machine under its current load.

@@ -13,8 +13,8 @@
 #include <cstdlib>
 
 #include "bench_lab.h"
-#include "kernel/datapath.h"
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/pinned_maps.h>
 
 using namespace riskgate;
 
@@ -105,8 +105,7 @@ Figures measure(const bench::CgroupTree &tree, const std::string &client_cg, con
     std::fprintf(stderr, "client failed (status %d)\n", client.wait());
     std::exit(1);
   }
-  for (int fd : {port_pipe[0], port_pipe[1], result_pipe[0], result_pipe[1]})
-    ::close(fd);
+  for (int fd : {port_pipe[0], port_pipe[1], result_pipe[0], result_pipe[1]}) ::close(fd);
   return f;
 }
 
@@ -130,8 +129,9 @@ int main(int argc, char **argv)
     }
     kernel::PinnedMaps &maps = (*dp)->maps();
     const IdentityId client = 31, server = 32;
-    if (!maps.sync_identities({{client, "client", {tree.id("gov/client")}, {}},
-                               {server, "server", {tree.id("gov/server")}, {*kernel::parse_prefix("127.0.0.32")}}})
+    if (!maps.sync_identities(
+                 {{client, "client", {tree.id("gov/client")}, {}},
+                  {server, "server", {tree.id("gov/server")}, {*net::parse_prefix("127.0.0.32")}}})
              .ok())
       rc = 1;
 
@@ -150,15 +150,18 @@ int main(int argc, char **argv)
     const Figures loaded = measure(tree, "gov/client", "gov/server", "127.0.0.32", round_trips);
     auto counters = maps.counters();
 
-    std::printf("skmsg_bench: 64-byte request/response, %d round trips, client and server on CPU 0\n", round_trips);
-    std::printf("  plain TCP                          median %6.1f us  p99 %6.1f us\n", plain.median_us, plain.p99_us);
+    std::printf("skmsg_bench: 64-byte request/response, %d round trips, client and server on CPU 0\n",
+                round_trips);
+    std::printf("  plain TCP                          median %6.1f us  p99 %6.1f us\n", plain.median_us,
+                plain.p99_us);
     std::printf("  governed (sk_msg checks, pass)     median %6.1f us  p99 %6.1f us\n", governed.median_us,
                 governed.p99_us);
     std::printf("  trusted pair: checks + redirect    median %6.1f us  p99 %6.1f us\n", redirect.median_us,
                 redirect.p99_us);
     std::printf("  same, 10k entries per block map    median %6.1f us  p99 %6.1f us\n", loaded.median_us,
                 loaded.p99_us);
-    std::printf("  redirect / plain TCP               %.2fx (target <= 0.70x)\n", redirect.median_us / plain.median_us);
+    std::printf("  redirect / plain TCP               %.2fx (target <= 0.70x)\n",
+                redirect.median_us / plain.median_us);
     if (counters)
       std::printf("  (messages redirected: %llu, passed: %llu)\n",
                   static_cast<unsigned long long>((*counters)[RG_R_MSG_REDIRECT]),

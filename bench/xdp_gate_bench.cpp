@@ -17,8 +17,8 @@
 #include <bpf/bpf.h>
 #include <fmt/format.h>
 
-#include "kernel/datapath.h"
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/pinned_maps.h>
 
 using namespace riskgate;
 using namespace std::chrono_literals;
@@ -116,7 +116,7 @@ int main(int argc, char **argv)
       return 1;
     }
   }
-  const auto source = kernel::parse_prefix("10.7.0.0/16");
+  const auto source = net::parse_prefix("10.7.0.0/16");
   if (!maps.put_ipcache(*source, 7).ok())
     return 1;
   const auto pkt = syn_packet(0x0a070005);
@@ -134,9 +134,10 @@ int main(int argc, char **argv)
   std::printf("xdp_gate_bench: BPF_PROG_TEST_RUN, 64-byte TCP packet, repeat %d, %d rounds (median / min)\n",
               repeat, rounds);
   std::printf("  empty XDP program      %4u / %4u ns/packet\n", e, e_min);
-  std::printf("  rg_xdp_gate pass path  %4u / %4u ns/packet  (10k ipcache, 10k entries per block map)\n", g, g_min);
-  std::printf("  gate above empty       %4d / %4d ns/packet  (target <= 60)\n", static_cast<int>(g) - static_cast<int>(e),
-              static_cast<int>(g_min) - static_cast<int>(e_min));
+  std::printf("  rg_xdp_gate pass path  %4u / %4u ns/packet  (10k ipcache, 10k entries per block map)\n", g,
+              g_min);
+  std::printf("  gate above empty       %4d / %4d ns/packet  (target <= 60)\n",
+              static_cast<int>(g) - static_cast<int>(e), static_cast<int>(g_min) - static_cast<int>(e_min));
   ::close(empty);
   dp->reset();
   (void)kernel::Datapath::uninstall(pin_root);

@@ -10,7 +10,8 @@
 #include "lib/socks.h"
 #include "lib/workloads.h"
 
-static __always_inline int rg_msg_drop(struct rg_sock_tag *tag, __u32 reason, const struct rg_block_val *block)
+static __always_inline int rg_msg_drop(struct rg_sock_tag *tag, __u32 reason,
+                                       const struct rg_block_val *block)
 {
   rg_count(reason);
   tag->verdict = reason;

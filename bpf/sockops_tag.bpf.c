@@ -151,18 +151,13 @@ SEC("sockops")
 int rg_sockops(struct bpf_sock_ops *skops)
 {
   switch (skops->op) {
-  case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
-    rg_established(skops, 0);
-    break;
-  case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
-    rg_established(skops, 1);
-    break;
-  case BPF_SOCK_OPS_STATE_CB:
-    if (skops->args[1] == TCP_CLOSE)
-      rg_closed(skops);
-    break;
-  default:
-    break;
+    case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB: rg_established(skops, 0); break;
+    case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB: rg_established(skops, 1); break;
+    case BPF_SOCK_OPS_STATE_CB:
+      if (skops->args[1] == TCP_CLOSE)
+        rg_closed(skops);
+      break;
+    default: break;
   }
   return 1;
 }

@@ -52,8 +52,9 @@ static __always_inline int rg_syn_allowed(const struct rg_xdp_config *cfg, const
   return 1;
 }
 
-static __always_inline int rg_drop(struct xdp_md *ctx, const struct rg_xdp_config *cfg, const struct rg_pkt *pkt,
-                                   __u32 reason, __u32 identity, const struct rg_block_val *block)
+static __always_inline int rg_drop(struct xdp_md *ctx, const struct rg_xdp_config *cfg,
+                                   const struct rg_pkt *pkt, __u32 reason, __u32 identity,
+                                   const struct rg_block_val *block)
 {
   __u64 n = rg_count(reason);
   __u32 sample = cfg ? cfg->event_sample : 0;

@@ -1,5 +1,5 @@
 # Embeds text files into the binary as `riskgate::embedded::<name>` string_views (default.yaml ->
-# riskgate::embedded::default_yaml), declared in include/riskgate/embedded.h. The files must not
+# riskgate::embedded::default_yaml), declared in include/riskgate/policy/embedded.h. The files must not
 # contain the raw-string delimiter `)rg_embed"`.
 function(riskgate_embed_files target)
   set(out ${CMAKE_BINARY_DIR}/generated/${target}.cpp)

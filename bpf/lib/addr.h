@@ -24,11 +24,11 @@ static __always_inline void rg_addr_from_v6(__u8 *dst, const __u32 *v6)
 
 /* Loads a context field right here: without the barrier the compiler may merge loads of different
  * fields into one load through a computed ctx pointer, which the verifier rejects. */
-#define rg_ctx_u32(field)                                                                         \
-  ({                                                                                              \
-    __u32 __v = (field);                                                                          \
-    asm volatile("" : "+r"(__v));                                                                 \
-    __v;                                                                                          \
+#define rg_ctx_u32(field)         \
+  ({                              \
+    __u32 __v = (field);          \
+    asm volatile("" : "+r"(__v)); \
+    __v;                          \
   })
 
 /* Context structs (bpf_sock_ops, sk_msg_md, bpf_sock) only allow 4-byte loads of ip6 fields. */

@@ -21,7 +21,7 @@ struct rg_pkt {
   __u16 sport; /* host byte order, 0 when not TCP/UDP or not the first fragment */
   __u16 dport;
   __u8 proto;
-  __u8 is_ip;  /* 0: not IPv4/IPv6 (ARP, ...): nothing to check */
+  __u8 is_ip;   /* 0: not IPv4/IPv6 (ARP, ...): nothing to check */
   __u8 tcp_syn; /* SYN without ACK: a new connection */
 };
 
@@ -81,7 +81,8 @@ static __always_inline int rg_parse(void *data, void *data_end, struct rg_pkt *p
 #pragma unroll
     for (int i = 0; i < RG_MAX_IPV6_EXT; i++) {
       __u8 next = pkt->proto;
-      if (next != RG_IPV6_HOPOPTS && next != RG_IPV6_ROUTING && next != RG_IPV6_DSTOPTS && next != RG_IPV6_FRAGMENT)
+      if (next != RG_IPV6_HOPOPTS && next != RG_IPV6_ROUTING && next != RG_IPV6_DSTOPTS &&
+          next != RG_IPV6_FRAGMENT)
         break;
       struct ipv6_opt_hdr *ext = cursor;
       if ((void *)(ext + 1) > data_end)

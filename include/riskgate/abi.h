@@ -1,6 +1,6 @@
 /* riskgate kernel ABI: every struct and constant shared by the BPF programs (bpf/) and userspace.
  *
- * Rules (DESIGN.md section 3):
+ * Rules (docs/architecture.md, "Datapath"):
  *  - fixed-width types only, explicit padding, no bitfields: the layout is the same in BPF C and C++;
  *    C++ checks sizes and offsets with static_asserts at the end of this file;
  *  - identities are u32, 0 = unknown/world;
@@ -41,33 +41,40 @@ typedef __u64 rg_u64;
 #define RG_IP_HINT_BITS 16
 
 /* Why something was counted or dropped: index into the per-CPU counter array rg_counters and the
- * `reason` of block values and events. Append only: pinned maps outlive a binary upgrade. */
+ * `reason` of block values and events. Append only: pinned maps outlive a binary upgrade.
+ * One row per reason, X(NAME, value, wire name): the enum below and the names the CLI, the metrics
+ * and the decision log print (userspace: riskgate/common/reasons.h) come from this one table. */
+#define RG_REASONS(X)                                                                                       \
+  X(NONE, 0, none)                                                                                          \
+  X(XDP_PASS, 1, xdp_pass)                                                                                  \
+  X(XDP_MALFORMED, 2, xdp_malformed)         /* truncated/unparsable packet: passed, counted */             \
+  X(XDP_DROP_IP, 3, xdp_drop_ip)             /* source IP/CIDR blocked */                                   \
+  X(XDP_DROP_IDENTITY, 4, xdp_drop_identity) /* source identity blocked */                                  \
+  X(XDP_DROP_PORT, 5, xdp_drop_port)         /* (source identity, destination port) blocked */              \
+  X(XDP_DROP_SYN_RATE, 6, xdp_drop_syn_rate) /* per-source SYN budget exhausted */                          \
+  X(CONNECT_ALLOW, 7, connect_allow)                                                                        \
+  X(CONNECT_DENY_IDENTITY, 8, connect_deny_identity)                                                        \
+  X(CONNECT_DENY_PAIR, 9, connect_deny_pair)                                                                \
+  X(CONNECT_DENY_IP, 10, connect_deny_ip)                                                                   \
+  X(CONNECT_REDIRECT, 11, connect_redirect) /* rewritten to the local proxy for L7 inspection */            \
+  X(SOCK_TAGGED, 12, sock_tagged)                                                                           \
+  X(SOCK_CLOSED, 13, sock_closed)                                                                           \
+  X(MSG_PASS, 14, msg_pass)                                                                                 \
+  X(MSG_DROP_IDENTITY, 15, msg_drop_identity)                                                               \
+  X(MSG_DROP_PAIR, 16, msg_drop_pair)                                                                       \
+  X(MSG_DROP_CONN, 17, msg_drop_conn)                                                                       \
+  X(MSG_REDIRECT, 18, msg_redirect)           /* trusted local pair: socket-to-socket fast path */          \
+  X(RINGBUF_FULL, 19, ringbuf_full)           /* an event was lost because the ring buffer was full */      \
+  X(USER_BLOCK, 20, user_block)               /* block written by userspace (decision or CLI) */            \
+  X(SOCKHASH_FULL, 21, sockhash_full)         /* a governed socket could not be inserted in the sockhash */ \
+  X(CONNECT_DENY_PORT, 22, connect_deny_port) /* (caller identity, destination port) blocked */             \
+  X(CONNTAB_FULL, 23, conntab_full)           /* connection table full: socket governed but not listed */
+
 enum rg_reason {
-  RG_R_NONE = 0,
-  RG_R_XDP_PASS = 1,
-  RG_R_XDP_MALFORMED = 2,      /* truncated/unparsable packet: passed, counted */
-  RG_R_XDP_DROP_IP = 3,        /* source IP/CIDR blocked */
-  RG_R_XDP_DROP_IDENTITY = 4,  /* source identity blocked */
-  RG_R_XDP_DROP_PORT = 5,      /* (source identity, destination port) blocked */
-  RG_R_XDP_DROP_SYN_RATE = 6,  /* per-source SYN budget exhausted */
-  RG_R_CONNECT_ALLOW = 7,
-  RG_R_CONNECT_DENY_IDENTITY = 8,
-  RG_R_CONNECT_DENY_PAIR = 9,
-  RG_R_CONNECT_DENY_IP = 10,
-  RG_R_CONNECT_REDIRECT = 11, /* rewritten to the local proxy for L7 inspection */
-  RG_R_SOCK_TAGGED = 12,
-  RG_R_SOCK_CLOSED = 13,
-  RG_R_MSG_PASS = 14,
-  RG_R_MSG_DROP_IDENTITY = 15,
-  RG_R_MSG_DROP_PAIR = 16,
-  RG_R_MSG_DROP_CONN = 17,
-  RG_R_MSG_REDIRECT = 18,   /* trusted local pair: socket-to-socket fast path */
-  RG_R_RINGBUF_FULL = 19,   /* an event was lost because the ring buffer was full */
-  RG_R_USER_BLOCK = 20,     /* block written by userspace (decision or CLI) */
-  RG_R_SOCKHASH_FULL = 21,  /* a governed socket could not be inserted in the sockhash */
-  RG_R_CONNECT_DENY_PORT = 22, /* (caller identity, destination port) blocked */
-  RG_R_CONNTAB_FULL = 23,      /* connection table full: socket governed but not listed */
-  RG_R_MAX = 32
+#define RG_REASON_ENUM(name, value, text) RG_R_##name = value,
+  RG_REASONS(RG_REASON_ENUM)
+#undef RG_REASON_ENUM
+      RG_R_MAX = 32
 };
 
 /* Value of every block map (ip LPM, identity, pair, port, connection). */
@@ -196,7 +203,7 @@ struct rg_identity_name {
  * rg_endpoint_key; also the socket's own sk_storage between connect and establishment). */
 struct rg_orig_dst_val {
   rg_u8 addr[RG_IPV6_LEN];
-  rg_u16 port; /* host byte order */
+  rg_u16 port;   /* host byte order */
   rg_u16 family; /* AF_INET / AF_INET6 */
   rg_u32 src_identity;
   rg_u64 cookie;
@@ -239,8 +246,8 @@ struct rg_event {
 };
 
 #ifdef __cplusplus
-#define RG_ABI_CHECK(type, size, align)                                                            \
-  static_assert(sizeof(type) == (size), #type " size changed: update both BPF and userspace");   \
+#define RG_ABI_CHECK(type, size, align)                                                        \
+  static_assert(sizeof(type) == (size), #type " size changed: update both BPF and userspace"); \
   static_assert(alignof(type) == (align), #type " alignment changed")
 RG_ABI_CHECK(rg_block_val, 24, 8);
 RG_ABI_CHECK(rg_lpm_key, 20, 4);

@@ -7,8 +7,8 @@
 #include <thread>
 #include <tuple>
 
-#include "kernel/datapath.h"
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/pinned_maps.h>
 #include "support/kernel_env.h"
 
 using namespace riskgate;
@@ -16,9 +16,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-kernel::IpPrefix prefix(const char *text)
+net::IpPrefix prefix(const char *text)
 {
-  auto p = kernel::parse_prefix(text);
+  auto p = net::parse_prefix(text);
   REQUIRE_MESSAGE(p.ok(), p.error());
   return *p;
 }
@@ -53,7 +53,7 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   auto ips = maps.ip_blocks();
   REQUIRE(ips.ok());
   REQUIRE(ips->size() == 1);
-  CHECK(kernel::to_string((*ips)[0].prefix) == "10.9.0.0/16");
+  CHECK(net::to_string((*ips)[0].prefix) == "10.9.0.0/16");
   CHECK((*ips)[0].value.decision_id == 7);
   auto ids = maps.identity_blocks();
   REQUIRE(ids.ok());
@@ -64,10 +64,10 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
 
   REQUIRE(maps.put_ipcache(prefix("10.9.1.0/24"), 5).ok());
   REQUIRE(maps.put_ipcache(prefix("fd00::/64"), 6).ok());
-  auto addr = kernel::parse_endpoint("10.9.1.7:80");
+  auto addr = net::parse_endpoint("10.9.1.7:80");
   REQUIRE(addr.ok());
   CHECK(*maps.ipcache_identity(*addr) == 5);
-  auto addr6 = kernel::parse_endpoint("[fd00::9]:80");
+  auto addr6 = net::parse_endpoint("[fd00::9]:80");
   REQUIRE(addr6.ok());
   CHECK(*maps.ipcache_identity(*addr6) == 6);
   kernel::MapPeerIdentity peers(maps);
@@ -88,11 +88,10 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   const auto listed = maps.trusted();
   REQUIRE(listed.ok());
   std::set<std::tuple<IdentityId, IdentityId, std::uint32_t>> trusted;
-  for (const auto &pair : *listed)
-    trusted.insert({pair.client, pair.server, pair.origin});
+  for (const auto &pair : *listed) trusted.insert({pair.client, pair.server, pair.origin});
   CHECK(trusted == std::set<std::tuple<IdentityId, IdentityId, std::uint32_t>>{{5, 7, RG_TRUSTED_F_POLICY},
-                                                                              {6, 5, RG_TRUSTED_F_POLICY},
-                                                                              {7, 8, RG_TRUSTED_F_MANUAL}});
+                                                                               {6, 5, RG_TRUSTED_F_POLICY},
+                                                                               {7, 8, RG_TRUSTED_F_MANUAL}});
 
   std::this_thread::sleep_for(2ms);
   auto expired = maps.remove_expired_blocks();
@@ -128,8 +127,7 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   REQUIRE(many.ok());
   CHECK(many->size() == 2501);
   std::set<IdentityId> seen;
-  for (const auto &b : *many)
-    seen.insert(b.identity);
+  for (const auto &b : *many) seen.insert(b.identity);
   CHECK(seen.size() == 2501);
 
   // Uninstall removes riskgate's pins by name and nothing else under the pin root.

@@ -6,7 +6,7 @@
 #include <set>
 #include <string>
 
-#include "kernel/datapath.h"
+#include <riskgate/kernel/datapath.h>
 
 TEST_CASE("verifier accepts every program")
 {
@@ -14,11 +14,12 @@ TEST_CASE("verifier accepts every program")
   REQUIRE_MESSAGE(programs.ok(), programs.error());
   std::set<std::string> names;
   for (const auto &p : *programs) {
-    std::printf("%-16s verified_insns=%-6u xlated_insns=%u\n", p.name.c_str(), p.verified_insns, p.xlated_insns);
+    std::printf("%-16s verified_insns=%-6u xlated_insns=%u\n", p.name.c_str(), p.verified_insns,
+                p.xlated_insns);
     CHECK(p.verified_insns > 0);
     names.insert(p.name);
   }
-  const std::set<std::string> expected = {"rg_xdp_gate", "rg_connect4", "rg_connect6", "rg_getsockopt",
-                                          "rg_sockops", "rg_msg_gate"};
+  const std::set<std::string> expected = {"rg_xdp_gate",   "rg_connect4", "rg_connect6",
+                                          "rg_getsockopt", "rg_sockops",  "rg_msg_gate"};
   CHECK(names == expected);
 }

@@ -22,9 +22,10 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "kernel/datapath.h"
-#include "kernel/events.h"
-#include "kernel/pinned_maps.h"
+#include <riskgate/common/reasons.h>
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/events.h>
+#include <riskgate/kernel/pinned_maps.h>
 #include "support/kernel_env.h"
 
 using namespace riskgate;
@@ -115,7 +116,10 @@ Packet ipv6(const char *src, L4 l4 = {}, bool hop_by_hop = false)
   return pkt;
 }
 
-Packet ipv6_hbh(const char *src, L4 l4 = {}) { return ipv6(src, l4, true); }
+Packet ipv6_hbh(const char *src, L4 l4 = {})
+{
+  return ipv6(src, l4, true);
+}
 
 Packet cut(Packet pkt, std::size_t size)
 {
@@ -133,7 +137,10 @@ Packet with_ihl(Packet pkt, unsigned ihl)
   return pkt;
 }
 
-kernel::IpPrefix prefix(const char *text) { return *kernel::parse_prefix(text); }
+net::IpPrefix prefix(const char *text)
+{
+  return *net::parse_prefix(text);
+}
 
 // The datapath on pins of its own: packets go through its XDP program with BPF_PROG_TEST_RUN, and the
 // drop events it sends are collected.
@@ -147,7 +154,8 @@ struct XdpGate {
     dp = std::move(*started);
     prog = dp->program_fd("rg_xdp_gate");
     REQUIRE(prog >= 0);
-    auto opened = kernel::EventReader::open(pins.path(), [this](const rg_event &ev) { events.push_back(ev); });
+    auto opened =
+        kernel::EventReader::open(pins.path(), [this](const rg_event &ev) { events.push_back(ev); });
     REQUIRE_MESSAGE(opened.ok(), opened.error());
     reader = std::move(*opened);
   }
@@ -158,8 +166,8 @@ struct XdpGate {
   {
     Packet out(packet.size() + 256);
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = packet.data(), .data_out = out.data(),
-                .data_size_in = static_cast<__u32>(packet.size()), .data_size_out = static_cast<__u32>(out.size()),
-                .repeat = 1);
+                .data_size_in = static_cast<__u32>(packet.size()),
+                .data_size_out = static_cast<__u32>(out.size()), .repeat = 1);
     REQUIRE(bpf_prog_test_run_opts(prog, &opts) == 0);
     return opts.retval;
   }
@@ -196,12 +204,9 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
     auto ids = m.identity_blocks();
     auto ports = m.port_blocks();
     REQUIRE((ips.ok() && ids.ok() && ports.ok()));
-    for (const auto &b : *ips)
-      REQUIRE(m.unblock_ip(b.prefix).ok());
-    for (const auto &b : *ids)
-      REQUIRE(m.unblock_identity(b.identity).ok());
-    for (const auto &b : *ports)
-      REQUIRE(m.unblock_port({b.identity, b.port, b.proto}).ok());
+    for (const auto &b : *ips) REQUIRE(m.unblock_ip(b.prefix).ok());
+    for (const auto &b : *ids) REQUIRE(m.unblock_identity(b.identity).ok());
+    for (const auto &b : *ports) REQUIRE(m.unblock_port({b.identity, b.port, b.proto}).ok());
     REQUIRE(m.set_xdp_config(rg_xdp_config{}).ok());
   };
   auto ipcache = [](kernel::PinnedMaps &m) {
@@ -214,78 +219,146 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
   const Fixture fixtures[] = {
       {"ipv4 tcp syn passes", ipv4("10.1.0.2"), nullptr, P, {{RG_R_XDP_PASS, 1}}},
       {"ipv4 udp passes", ipv4("10.1.0.2", {IPPROTO_UDP, 53, false}), nullptr, P, {{RG_R_XDP_PASS, 1}}},
-      {"blocked host ip drops", ipv4("10.1.0.2"), [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
-       D, {{RG_R_XDP_DROP_IP, 1}, {RG_R_XDP_PASS, 0}}, RG_R_XDP_DROP_IP},
-      {"blocked cidr drops", ipv4("10.3.4.5"), [&](auto &m) { REQUIRE(m.block_ip(prefix("10.3.0.0/16"), never).ok()); },
-       D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
-      {"address outside the blocked cidr passes", ipv4("10.4.0.1"),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.3.0.0/16"), never).ok()); }, P, {{RG_R_XDP_PASS, 1}}},
-      {"blocked identity drops", ipv4("10.2.9.9"),
+      {"blocked host ip drops",
+       ipv4("10.1.0.2"),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
+       D,
+       {{RG_R_XDP_DROP_IP, 1}, {RG_R_XDP_PASS, 0}},
+       RG_R_XDP_DROP_IP},
+      {"blocked cidr drops",
+       ipv4("10.3.4.5"),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.3.0.0/16"), never).ok()); },
+       D,
+       {{RG_R_XDP_DROP_IP, 1}},
+       RG_R_XDP_DROP_IP},
+      {"address outside the blocked cidr passes",
+       ipv4("10.4.0.1"),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.3.0.0/16"), never).ok()); },
+       P,
+       {{RG_R_XDP_PASS, 1}}},
+      {"blocked identity drops",
+       ipv4("10.2.9.9"),
        [&](auto &m) {
          ipcache(m);
          REQUIRE(m.block_identity(7, never).ok());
        },
-       D, {{RG_R_XDP_DROP_IDENTITY, 1}}, RG_R_XDP_DROP_IDENTITY},
-      {"blocked (identity, port) drops", ipv4("10.2.9.9", {IPPROTO_TCP, 443, true}),
+       D,
+       {{RG_R_XDP_DROP_IDENTITY, 1}},
+       RG_R_XDP_DROP_IDENTITY},
+      {"blocked (identity, port) drops",
+       ipv4("10.2.9.9", {IPPROTO_TCP, 443, true}),
        [&](auto &m) {
          ipcache(m);
          REQUIRE(m.block_port({7, 443, IPPROTO_TCP}, never).ok());
        },
-       D, {{RG_R_XDP_DROP_PORT, 1}}, RG_R_XDP_DROP_PORT},
-      {"other port of that identity passes", ipv4("10.2.9.9", {IPPROTO_TCP, 80, true}),
+       D,
+       {{RG_R_XDP_DROP_PORT, 1}},
+       RG_R_XDP_DROP_PORT},
+      {"other port of that identity passes",
+       ipv4("10.2.9.9", {IPPROTO_TCP, 80, true}),
        [&](auto &m) {
          ipcache(m);
          REQUIRE(m.block_port({7, 443, IPPROTO_TCP}, never).ok());
        },
-       P, {{RG_R_XDP_PASS, 1}}},
-      {"expired block passes", ipv4("10.1.0.2"),
+       P,
+       {{RG_R_XDP_PASS, 1}}},
+      {"expired block passes",
+       ipv4("10.1.0.2"),
        [&](auto &m) {
          rg_block_val v = never;
          v.expires_ns = kernel::monotonic_now_ns() - 1;
          REQUIRE(m.block_ip(prefix("10.1.0.2"), v).ok());
        },
-       P, {{RG_R_XDP_PASS, 1}, {RG_R_XDP_DROP_IP, 0}}},
-      {"ipv6 blocked identity drops", ipv6("fd00:7::5"),
+       P,
+       {{RG_R_XDP_PASS, 1}, {RG_R_XDP_DROP_IP, 0}}},
+      {"ipv6 blocked identity drops",
+       ipv6("fd00:7::5"),
        [&](auto &m) {
          ipcache(m);
          REQUIRE(m.block_identity(7, never).ok());
        },
-       D, {{RG_R_XDP_DROP_IDENTITY, 1}}, RG_R_XDP_DROP_IDENTITY},
-      {"ipv6 blocked prefix drops", ipv6("fd00:9::1"), [&](auto &m) { REQUIRE(m.block_ip(prefix("fd00:9::/48"), never).ok()); },
-       D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
+       D,
+       {{RG_R_XDP_DROP_IDENTITY, 1}},
+       RG_R_XDP_DROP_IDENTITY},
+      {"ipv6 blocked prefix drops",
+       ipv6("fd00:9::1"),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("fd00:9::/48"), never).ok()); },
+       D,
+       {{RG_R_XDP_DROP_IP, 1}},
+       RG_R_XDP_DROP_IP},
       {"ipv6 passes", ipv6("fd00:9::1"), nullptr, P, {{RG_R_XDP_PASS, 1}}},
-      {"ipv6 port block is not hidden behind a hop-by-hop header", ipv6_hbh("fd00:7::5", {IPPROTO_TCP, 443, true}),
+      {"ipv6 port block is not hidden behind a hop-by-hop header",
+       ipv6_hbh("fd00:7::5", {IPPROTO_TCP, 443, true}),
        [&](auto &m) {
          ipcache(m);
          REQUIRE(m.block_port({7, 443, IPPROTO_TCP}, never).ok());
        },
-       D, {{RG_R_XDP_DROP_PORT, 1}}, RG_R_XDP_DROP_PORT},
-      {"ipv6 extension header cut short passes as malformed", cut(ipv6_hbh("fd00:7::5"), 14 + 40 + 4), nullptr, P,
+       D,
+       {{RG_R_XDP_DROP_PORT, 1}},
+       RG_R_XDP_DROP_PORT},
+      {"ipv6 extension header cut short passes as malformed",
+       cut(ipv6_hbh("fd00:7::5"), 14 + 40 + 4),
+       nullptr,
+       P,
        {{RG_R_XDP_MALFORMED, 1}}},
-      {"vlan-tagged blocked ip drops", ipv4("10.1.0.2", {}, 1),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); }, D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
-      {"double-tagged (QinQ) blocked ip drops", ipv4("10.1.0.2", {}, 2),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); }, D, {{RG_R_XDP_DROP_IP, 1}}, RG_R_XDP_DROP_IP},
+      {"vlan-tagged blocked ip drops",
+       ipv4("10.1.0.2", {}, 1),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
+       D,
+       {{RG_R_XDP_DROP_IP, 1}},
+       RG_R_XDP_DROP_IP},
+      {"double-tagged (QinQ) blocked ip drops",
+       ipv4("10.1.0.2", {}, 2),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
+       D,
+       {{RG_R_XDP_DROP_IP, 1}},
+       RG_R_XDP_DROP_IP},
       // (BPF_PROG_TEST_RUN refuses packets shorter than an Ethernet header.)
-      {"ethernet header alone passes as malformed", cut(ipv4("10.1.0.2"), 14), nullptr, P,
+      {"ethernet header alone passes as malformed",
+       cut(ipv4("10.1.0.2"), 14),
+       nullptr,
+       P,
        {{RG_R_XDP_MALFORMED, 1}, {RG_R_XDP_PASS, 0}}},
-      {"truncated ipv4 header passes as malformed", cut(ipv4("10.1.0.2"), 18),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); }, P, {{RG_R_XDP_MALFORMED, 1}}},
-      {"ipv4 ihl < 5 passes as malformed", with_ihl(ipv4("10.1.0.2"), 4), nullptr, P, {{RG_R_XDP_MALFORMED, 1}}},
-      {"ipv4 ihl beyond the packet passes as malformed", cut(with_ihl(ipv4("10.1.0.2"), 15), 40), nullptr, P,
+      {"truncated ipv4 header passes as malformed",
+       cut(ipv4("10.1.0.2"), 18),
+       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
+       P,
        {{RG_R_XDP_MALFORMED, 1}}},
-      {"truncated tcp header passes as malformed", cut(ipv4("10.1.0.2"), 14 + 20 + 8), nullptr, P,
+      {"ipv4 ihl < 5 passes as malformed",
+       with_ihl(ipv4("10.1.0.2"), 4),
+       nullptr,
+       P,
        {{RG_R_XDP_MALFORMED, 1}}},
-      {"truncated ipv6 header passes as malformed", cut(ipv6("fd00::2"), 30), nullptr, P, {{RG_R_XDP_MALFORMED, 1}}},
-      {"truncated vlan tag passes as malformed", cut(ipv4("10.1.0.2", {}, 1), 16), nullptr, P,
+      {"ipv4 ihl beyond the packet passes as malformed",
+       cut(with_ihl(ipv4("10.1.0.2"), 15), 40),
+       nullptr,
+       P,
        {{RG_R_XDP_MALFORMED, 1}}},
-      {"non-ip (arp) passes", [] {
+      {"truncated tcp header passes as malformed",
+       cut(ipv4("10.1.0.2"), 14 + 20 + 8),
+       nullptr,
+       P,
+       {{RG_R_XDP_MALFORMED, 1}}},
+      {"truncated ipv6 header passes as malformed",
+       cut(ipv6("fd00::2"), 30),
+       nullptr,
+       P,
+       {{RG_R_XDP_MALFORMED, 1}}},
+      {"truncated vlan tag passes as malformed",
+       cut(ipv4("10.1.0.2", {}, 1), 16),
+       nullptr,
+       P,
+       {{RG_R_XDP_MALFORMED, 1}}},
+      {"non-ip (arp) passes",
+       [] {
          Packet p;
          put_eth(p, 0x0806, 0);
          p.resize(42);
          return p;
        }(),
-       nullptr, P, {{RG_R_XDP_PASS, 1}}},
+       nullptr,
+       P,
+       {{RG_R_XDP_PASS, 1}}},
   };
 
   for (const auto &f : fixtures) {
@@ -301,7 +374,7 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
     auto after = maps.counters();
     REQUIRE(after.ok());
     for (auto [reason, delta] : f.counter_delta)
-      CHECK_MESSAGE((*after)[reason] - (*before)[reason] == delta, "counter ", kernel::reason_name(reason));
+      CHECK_MESSAGE((*after)[reason] - (*before)[reason] == delta, "counter ", reason_name(reason));
     gate.poll_events();
     if (f.event_reason) {
       REQUIRE(events.size() == 1);
@@ -322,10 +395,10 @@ TEST_CASE("xdp gate: per-source SYN budget and event sampling")
   // 1 SYN per second, burst 3, one event per 2 drops: from one source, 3 pass and the rest drop.
   REQUIRE(maps.set_xdp_config(rg_xdp_config{1, 3, 2, 0}).ok());
   std::vector<std::uint32_t> verdicts;
-  for (int i = 0; i < 7; ++i)
-    verdicts.push_back(gate.run(ipv4("10.5.0.1")));
-  CHECK(verdicts == std::vector<std::uint32_t>{XDP_PASS, XDP_PASS, XDP_PASS, XDP_DROP, XDP_DROP, XDP_DROP, XDP_DROP});
-  CHECK(gate.run(ipv4("10.5.0.2")) == XDP_PASS);                          // another source has its own bucket
+  for (int i = 0; i < 7; ++i) verdicts.push_back(gate.run(ipv4("10.5.0.1")));
+  CHECK(verdicts ==
+        std::vector<std::uint32_t>{XDP_PASS, XDP_PASS, XDP_PASS, XDP_DROP, XDP_DROP, XDP_DROP, XDP_DROP});
+  CHECK(gate.run(ipv4("10.5.0.2")) == XDP_PASS);  // another source has its own bucket
   CHECK(gate.run(ipv4("10.5.0.1", {IPPROTO_TCP, 80, false})) == XDP_PASS);  // not a SYN: established traffic
   gate.poll_events();
   CHECK(gate.events.size() == 2);  // 4 drops, sampled 1 in 2

@@ -13,7 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/pinned_maps.h>
 #include "support/capture.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
@@ -35,9 +35,10 @@ void write_policy(const std::string &file, const test::GovernedWorkloads &govern
   std::string text;
   for (const auto &[name, cgroup] :
        {std::pair{"client", &governed.client}, std::pair{"server", &governed.server}})
-    text += fmt::format("apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {{name: {}}}\n"
-                        "spec: {{selectors: [{{cgroup: \"{}\"}}]}}\n---\n",
-                        name, test::GovernedWorkloads::selector(*cgroup));
+    text += fmt::format(
+        "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {{name: {}}}\n"
+        "spec: {{selectors: [{{cgroup: \"{}\"}}]}}\n---\n",
+        name, test::GovernedWorkloads::selector(*cgroup));
   text += "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec:\n" + fast_path;
   std::ofstream(file + ".tmp") << text;
   std::filesystem::rename(file + ".tmp", file);  // as editors and ConfigMaps do: a rename

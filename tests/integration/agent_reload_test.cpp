@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include <riskgate/admin.h>
+#include <riskgate/admin/admin.h>
 
 #include "support/capture.h"
 #include "support/kernel_env.h"
@@ -20,8 +20,9 @@ namespace {
 
 void write_policy(const std::string &path, int challenge_at)
 {
-  std::ofstream(path + ".tmp") << "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec:\n"
-                               << "  thresholds: {challenge: " << challenge_at << ", limit: 60, block: 85}\n";
+  std::ofstream(path + ".tmp")
+      << "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec:\n"
+      << "  thresholds: {challenge: " << challenge_at << ", limit: 60, block: 85}\n";
   std::filesystem::rename(path + ".tmp", path);  // as editors and ConfigMaps do: a rename
 }
 
@@ -43,10 +44,11 @@ TEST_CASE("riskgated reloads an edited policy, refuses a broken one and reloads 
   const std::string log = work + "/riskgated.log";
   write_policy(policy, 40);
 
-  test::Process agent({std::string(RG_BINARY_DIR) + "/riskgated", "--no-kernel", "--listen", "127.0.0.1:0",
-                       "--upstream", "127.0.0.1:9", "--workers", "1", "--policy-dir", work + "/policies",
-                       "--audit-log", work + "/decisions.jsonl", "--admin-socket", socket, "--admin-metrics", "off"},
-                      "", log);
+  test::Process agent(
+      {std::string(RG_BINARY_DIR) + "/riskgated", "--no-kernel", "--listen", "127.0.0.1:0", "--upstream",
+       "127.0.0.1:9", "--workers", "1", "--policy-dir", work + "/policies", "--audit-log",
+       work + "/decisions.jsonl", "--admin-socket", socket, "--admin-metrics", "off"},
+      "", log);
   REQUIRE_MESSAGE(test::eventually(
                       [&] {
                         const auto reply = admin::request(socket, {{"cmd", "status"}});
@@ -64,8 +66,9 @@ TEST_CASE("riskgated reloads an edited policy, refuses a broken one and reloads 
   }
   SUBCASE("a broken edit is refused with its position and the running policy stays")
   {
-    std::ofstream(policy) << "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec:\n"
-                          << "  thresholds: {challenge: 40, limit: 60, block: 85}\n  colour: blue\n";
+    std::ofstream(policy)
+        << "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec:\n"
+        << "  thresholds: {challenge: 40, limit: 60, block: 85}\n  colour: blue\n";
     CHECK(test::eventually([&] { return status(socket)["policy_reloads"]["failed"] >= 1; }, 10000));
     CHECK(status(socket)["policy_version"] == first);
     CHECK(test::read_text(log).find(policy + ":6:3") != std::string::npos);

@@ -12,7 +12,7 @@
 #include <fstream>
 #include <string>
 
-#include "kernel/mounts.h"
+#include <riskgate/kernel/mounts.h>
 #include "support/kernel_env.h"
 
 namespace {

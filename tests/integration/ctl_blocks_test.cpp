@@ -5,7 +5,8 @@
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
-#include "kernel/datapath.h"
+#include <riskgate/common/reasons.h>
+#include <riskgate/kernel/datapath.h>
 #include "support/capture.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
@@ -17,7 +18,10 @@ namespace {
 
 using Run = test::Captured;
 
-Run run(const std::string &command) { return test::capture(command); }
+Run run(const std::string &command)
+{
+  return test::capture(command);
+}
 
 struct CtlLab {
   test::TempPinDir pins;
@@ -58,8 +62,9 @@ TEST_CASE("riskgatectl block/unblock act in the kernel at once and show in block
 
   auto blocked = lab.ctl("block --identity batch --reason 'incident 42'");
   CHECK(blocked.code == 0);
-  CHECK(blocked.out == "blocked identity batch (21) until unblocked (incident 42)\n"
-                       "note: riskgated is not running, so this is not in the audit log\n");
+  CHECK(blocked.out ==
+        "blocked identity batch (21) until unblocked (incident 42)\n"
+        "note: riskgated is not running, so this is not in the audit log\n");
   CHECK(lab.connect() == EPERM);
 
   auto list = lab.ctl("-o json blocks");
@@ -118,8 +123,7 @@ TEST_CASE("riskgatectl conns, identities, stats and status read the pins")
   auto conns = lab.ctl("-o json conns");
   REQUIRE(conns.code == 0);
   bool tagged = false;
-  for (const auto &c : nlohmann::json::parse(conns.out))
-    tagged = tagged || c["src_identity"] == 21;
+  for (const auto &c : nlohmann::json::parse(conns.out)) tagged = tagged || c["src_identity"] == 21;
   CHECK_MESSAGE(tagged, conns.out);
   CHECK(lab.ctl("conns").out.find("batch (21)") != std::string::npos);
 
@@ -136,8 +140,8 @@ TEST_CASE("riskgatectl conns, identities, stats and status read the pins")
   CHECK(found);
 
   auto stats = nlohmann::json::parse(lab.ctl("-o json stats").out);
-  CHECK(stats.contains(kernel::reason_name(RG_R_CONNECT_DENY_IDENTITY)));
-  CHECK(stats[kernel::reason_name(RG_R_CONNECT_DENY_IDENTITY)] >= 1);
+  CHECK(stats.contains(reason_name(RG_R_CONNECT_DENY_IDENTITY)));
+  CHECK(stats[reason_name(RG_R_CONNECT_DENY_IDENTITY)] >= 1);
 
   auto status = lab.ctl("-o json status");
   REQUIRE(status.code == 0);

@@ -14,7 +14,7 @@
 
 #include <doctest/doctest.h>
 
-#include <riskgate/admin.h>
+#include <riskgate/admin/admin.h>
 
 #include "support/capture.h"
 #include "support/kernel_env.h"
@@ -69,7 +69,8 @@ bool request(unsigned short port)
   if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0) {
     const std::string get = "GET /orders/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     char buffer[512];
-    answered = ::send(fd, get.data(), get.size(), MSG_NOSIGNAL) > 0 && ::recv(fd, buffer, sizeof buffer, 0) > 0;
+    answered =
+        ::send(fd, get.data(), get.size(), MSG_NOSIGNAL) > 0 && ::recv(fd, buffer, sizeof buffer, 0) > 0;
   }
   ::close(fd);
   return answered;
@@ -91,14 +92,14 @@ TEST_CASE("SIGKILL under load: the audit chain continues and verifies across the
   const std::string work = "/tmp/" + test::unique_name("rgt-restart");
   std::filesystem::create_directories(work);
   const std::string ctl = std::string(RG_BINARY_DIR) + "/riskgatectl --audit-log " + work +
-                          "/decisions.jsonl --admin-socket " + work + "/admin.sock --pin-root /sys/fs/bpf/rgt-none";
+                          "/decisions.jsonl --admin-socket " + work +
+                          "/admin.sock --pin-root /sys/fs/bpf/rgt-none";
   {
     Agent first(work, 1);
     std::atomic<bool> loading{true};
     std::atomic<int> answered{0};
     std::thread load([&] {
-      while (loading)
-        answered += request(first.port) ? 1 : 0;
+      while (loading) answered += request(first.port) ? 1 : 0;
     });
     // Killed while requests keep coming, once 20 decisions are on disk: the ones still queued for
     // the writer (up to a 2 ms batch) are lost by design, so answered requests are not the measure.
@@ -115,10 +116,10 @@ TEST_CASE("SIGKILL under load: the audit chain continues and verifies across the
   // A follower sees new decisions live, from the agent's stream (it subscribes asynchronously, so
   // requests keep coming until it has seen some).
   const std::string followed = work + "/followed.jsonl";
-  test::Process follower({std::string(RG_BINARY_DIR) + "/riskgatectl", "--audit-log", work + "/decisions.jsonl",
-                          "--admin-socket", work + "/admin.sock", "-o", "json", "decisions", "--follow",
-                          "--since", "0s"},
-                         "", followed);
+  test::Process follower(
+      {std::string(RG_BINARY_DIR) + "/riskgatectl", "--audit-log", work + "/decisions.jsonl",
+       "--admin-socket", work + "/admin.sock", "-o", "json", "decisions", "--follow", "--since", "0s"},
+      "", followed);
   const auto followed_count = [&] {
     std::istringstream lines(read_text(followed));
     int n = 0;

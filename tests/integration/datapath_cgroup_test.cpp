@@ -20,9 +20,9 @@
 
 #include <fmt/format.h>
 
-#include "kernel/datapath.h"
-#include "kernel/events.h"
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/events.h>
+#include <riskgate/kernel/pinned_maps.h>
 #include "support/kernel_env.h"
 #include "support/lab.h"
 
@@ -48,7 +48,7 @@ struct Governed : test::GovernedWorkloads {
     datapath = std::move(*dp);
     auto synced = maps().sync_identities({
         {kClient, "client", {client.id()}, {}},
-        {kServer, "server", {server.id()}, {*kernel::parse_prefix(kServerIp)}},
+        {kServer, "server", {server.id()}, {*net::parse_prefix(kServerIp)}},
     });
     REQUIRE_MESSAGE(synced.ok(), synced.error());
   }
@@ -178,8 +178,7 @@ TEST_CASE("cgroup gate: a trusted pair goes socket-to-socket, and a block still 
   CHECK(redirected_in_echo("fast") == 2);
   std::vector<rg_sock_tag> tags;
   REQUIRE(test::eventually([&] { return (tags = tags_for_port(lab.maps(), port)).size() == 2; }));
-  for (const auto &tag : tags)
-    CHECK((tag.flags & RG_SOCK_F_FASTPATH) != 0);
+  for (const auto &tag : tags) CHECK((tag.flags & RG_SOCK_F_FASTPATH) != 0);
 
   // Trust withdrawn: the open connection goes on as plain TCP, and stays there when trust returns
   // (switching back could reorder bytes); a new connection takes the fast path again.
@@ -197,7 +196,7 @@ TEST_CASE("cgroup gate: a trusted pair goes socket-to-socket, and a block still 
 TEST_CASE("cgroup gate: IPv6 connects and tags")
 {
   Governed lab;
-  REQUIRE(lab.maps().put_ipcache(*kernel::parse_prefix("::1"), kServer).ok());
+  REQUIRE(lab.maps().put_ipcache(*net::parse_prefix("::1"), kServer).ok());
   test::Worker server({lab.server.path(), ""});
   test::Worker client({lab.client.path(), ""});
   const unsigned short port = server.listen_echo("::1");
@@ -245,7 +244,8 @@ TEST_CASE("cgroup gate: transparent redirect to the proxy with SO_ORIGINAL_DST a
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(addr);
-    if (::bind(listener, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 || ::listen(listener, 8) != 0)
+    if (::bind(listener, reinterpret_cast<sockaddr *>(&addr), sizeof(addr)) != 0 ||
+        ::listen(listener, 8) != 0)
       ::_exit(1);
     ::getsockname(listener, reinterpret_cast<sockaddr *>(&addr), &len);
     const unsigned short p = ntohs(addr.sin_port);
@@ -256,8 +256,8 @@ TEST_CASE("cgroup gate: transparent redirect to the proxy with SO_ORIGINAL_DST a
     ::getpeername(accepted, reinterpret_cast<sockaddr *>(&peer), &len);
     socklen_t dst_len = sizeof(sockaddr_in);
     const int rc = ::getsockopt(accepted, SOL_IP, 80 /* SO_ORIGINAL_DST */, &dst, &dst_len);
-    const std::string answer = kernel::endpoint_string(peer) + " " +
-                               (rc == 0 ? kernel::endpoint_string(dst) : fmt::format("errno-{}", errno));
+    const std::string answer = net::endpoint_string(peer) + " " +
+                               (rc == 0 ? net::endpoint_string(dst) : fmt::format("errno-{}", errno));
     (void)::write(pipefd[1], answer.data(), answer.size());
     ::_exit(0);
   }
@@ -294,14 +294,14 @@ TEST_CASE("cgroup gate: transparent redirect to the proxy with SO_ORIGINAL_DST a
   const auto space = answer.find(' ');
   REQUIRE(space != std::string::npos);
   CHECK(answer.substr(space + 1) == fmt::format("{}:{}", kServerIp, port));
-  auto peer = kernel::parse_endpoint(answer.substr(0, space));
+  auto peer = net::parse_endpoint(answer.substr(0, space));
   REQUIRE(peer.ok());
 
   // The same answer from the map (any process can ask) and the client's identity.
   auto orig = lab.maps().original_destination(*peer);
   REQUIRE(orig.ok());
   REQUIRE(orig->has_value());
-  CHECK(kernel::endpoint_string(**orig) == fmt::format("{}:{}", kServerIp, port));
+  CHECK(net::endpoint_string(**orig) == fmt::format("{}:{}", kServerIp, port));
   kernel::MapPeerIdentity peers(lab.maps());
   CHECK(peers.peer_identity(*peer, *peer, 0) == kClient);
   CHECK((*lab.maps().counters())[RG_R_CONNECT_REDIRECT] >= 1);

@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/pinned_maps.h>
 #include "support/capture.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
@@ -31,17 +31,29 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
   // kernel and keeps their ids across the restart.
   const auto relative = &test::GovernedWorkloads::selector;
   std::ofstream(work + "/identities.yaml")
-      << "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: client}\nspec:\n  selectors: [{cgroup: \""
-      << relative(client_cg) << "\"}]\n---\napiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: server}\n"
+      << "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: client}\nspec:\n  selectors: "
+         "[{cgroup: \""
+      << relative(client_cg)
+      << "\"}]\n---\napiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: server}\n"
       << "spec:\n  selectors: [{cgroup: \"" << relative(server_cg) << "\"}, {cidr: 127.0.0.22/32}]\n";
-  const std::vector<std::string> argv = {riskgated,     "--cgroup",      parent.path(),         "--pin-root",
-                                         pin_root,      "--policy-dir",  work,                  "--audit-log",
-                                         work + "/decisions.jsonl",      "--admin-socket",      work + "/admin.sock",
-                                         "--admin-metrics",              "off"};
+  const std::vector<std::string> argv = {riskgated,
+                                         "--cgroup",
+                                         parent.path(),
+                                         "--pin-root",
+                                         pin_root,
+                                         "--policy-dir",
+                                         work,
+                                         "--audit-log",
+                                         work + "/decisions.jsonl",
+                                         "--admin-socket",
+                                         work + "/admin.sock",
+                                         "--admin-metrics",
+                                         "off"};
 
   auto agent = std::make_unique<test::Process>(argv, "", log);
-  REQUIRE_MESSAGE(test::eventually([&] { return std::filesystem::exists(pin_root + "/links/sockops"); }, 5000),
-                  test::read_text(log));
+  REQUIRE_MESSAGE(
+      test::eventually([&] { return std::filesystem::exists(pin_root + "/links/sockops"); }, 5000),
+      test::read_text(log));
   auto maps = kernel::PinnedMaps::open(pin_root);
   REQUIRE_MESSAGE(maps.ok(), maps.error());
   IdentityId client_id = 0, server_id = 0;
@@ -50,8 +62,7 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
                         auto names = maps->identity_names();
                         if (!names || names->size() < 2)
                           return false;
-                        for (const auto &[id, name] : *names)
-                          (name == "client" ? client_id : server_id) = id;
+                        for (const auto &[id, name] : *names) (name == "client" ? client_id : server_id) = id;
                         return true;
                       },
                       5000),
@@ -69,7 +80,8 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
   CHECK(client.connect("127.0.0.22", port) == EPERM);  // no riskgated, still enforced
 
   agent = std::make_unique<test::Process>(argv, "", log);
-  REQUIRE(test::eventually([&] { return test::read_text(log).find("re-adopted") != std::string::npos; }, 5000));
+  REQUIRE(
+      test::eventually([&] { return test::read_text(log).find("re-adopted") != std::string::npos; }, 5000));
   CHECK(client.connect("127.0.0.22", port) == EPERM);
   auto pairs = maps->pair_blocks();
   REQUIRE(pairs.ok());

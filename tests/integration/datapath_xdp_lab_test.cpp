@@ -8,8 +8,8 @@
 #include <cstdio>
 #include <thread>
 
-#include "kernel/datapath.h"
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/pinned_maps.h>
 #include "support/kernel_env.h"
 #include "support/lab.h"
 
@@ -52,7 +52,7 @@ TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
   std::printf("xdp on %s: %s%s\n", veth.host_if().c_str(), (*dp)->xdp()[0].native ? "native" : "generic, ",
               (*dp)->xdp()[0].fallback_reason.c_str());
   kernel::PinnedMaps &maps = (*dp)->maps();
-  const auto client_ip = *kernel::parse_prefix(veth.peer_ip());
+  const auto client_ip = *net::parse_prefix(veth.peer_ip());
 
   REQUIRE(lab.connect() == 0);
   REQUIRE(client.send_echo("before") == 0);
@@ -67,7 +67,7 @@ TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
 
   // A /24 block with a 1 s TTL: enforced, then lifted by the kernel's clock alone.
   const std::string peer = veth.peer_ip();
-  const auto subnet = kernel::parse_prefix(peer.substr(0, peer.rfind('.')) + ".0/24");
+  const auto subnet = net::parse_prefix(peer.substr(0, peer.rfind('.')) + ".0/24");
   REQUIRE_MESSAGE(subnet.ok(), subnet.error());
   REQUIRE(maps.block_ip(*subnet, kernel::block_value(1000ms, 2)).ok());
   const auto blocked_at = std::chrono::steady_clock::now();
@@ -86,7 +86,7 @@ TEST_CASE("xdp lab: generic mode is reported, and a second start re-adopts the X
   REQUIRE((*first)->xdp().size() == 1);
   CHECK_FALSE((*first)->xdp()[0].native);
   CHECK_FALSE((*first)->xdp()[0].fallback_reason.empty());
-  REQUIRE((*first)->maps().block_ip(*kernel::parse_prefix(veth.peer_ip()), kernel::block_value(0ms, 3)).ok());
+  REQUIRE((*first)->maps().block_ip(*net::parse_prefix(veth.peer_ip()), kernel::block_value(0ms, 3)).ok());
   CHECK(lab.connect() == ETIMEDOUT);
 
   auto second = kernel::Datapath::start(lab.config);
@@ -94,6 +94,6 @@ TEST_CASE("xdp lab: generic mode is reported, and a second start re-adopts the X
   CHECK((*second)->adopted_maps());
   CHECK((*second)->adopted_links() == 2);  // sk_msg and the XDP link, updated in place
   CHECK(lab.connect() == ETIMEDOUT);
-  REQUIRE(*(*second)->maps().unblock_ip(*kernel::parse_prefix(veth.peer_ip())));
+  REQUIRE(*(*second)->maps().unblock_ip(*net::parse_prefix(veth.peer_ip())));
   CHECK(lab.connect() == 0);
 }

@@ -22,8 +22,7 @@ Run run(const std::string &command)
   FILE *pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), buffer.size(), pipe))
-    r.output += buffer.data();
+  while (std::fgets(buffer.data(), buffer.size(), pipe)) r.output += buffer.data();
   const int status = ::pclose(pipe);
   r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
@@ -34,7 +33,8 @@ Run run(const std::string &command)
 TEST_CASE("scripts/demo tells the stolen-token story and cleans up")
 {
   const std::string source = RG_SOURCE_DIR;
-  const auto demo = run("RGDEMO_PREFIX=rgt RISKGATE_BUILD_DIR=" + std::string(RG_BINARY_DIR) + " " + source + "/scripts/demo --no-build --check 2>&1");
+  const auto demo = run("RGDEMO_PREFIX=rgt RISKGATE_BUILD_DIR=" + std::string(RG_BINARY_DIR) + " " + source +
+                        "/scripts/demo --no-build --check 2>&1");
   INFO(demo.output);
   CHECK(demo.status == 0);
   CHECK(demo.output.find("batch with frontend's token: HTTP 403") != std::string::npos);

@@ -10,8 +10,9 @@
 
 #include <doctest/doctest.h>
 
-#include "enforce/map_enforcer.h"
-#include "kernel/datapath.h"
+#include <riskgate/common/reasons.h>
+#include <riskgate/enforce/map_enforcer.h>
+#include <riskgate/kernel/datapath.h>
 #include "support/kernel_env.h"
 
 using namespace riskgate;
@@ -78,8 +79,7 @@ struct Lab {
     int err = -1;
     REQUIRE(read(result[0], &err, sizeof err) == sizeof err);
     waitpid(pid, nullptr, 0);
-    for (int fd : {go[0], go[1], result[0], result[1]})
-      ::close(fd);
+    for (int fd : {go[0], go[1], result[0], result[1]}) ::close(fd);
     // Drain the accepted connection, if any, so the backlog never fills.
     if (err == 0) {
       const int accepted = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
@@ -176,8 +176,7 @@ TEST_CASE("a full block map evicts only expired entries and never a live block")
 {
   Lab lab(4);
   enforce::MapEnforcer enforcer(lab.maps());
-  for (IdentityId id = 100; id < 104; ++id)
-    REQUIRE(enforcer.block(identity_block(id, 0, id)).ok());
+  for (IdentityId id = 100; id < 104; ++id) REQUIRE(enforcer.block(identity_block(id, 0, id)).ok());
   auto refused = enforcer.block(identity_block(200, 0, 200));
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().find("queued for retry") != std::string::npos);
@@ -217,6 +216,6 @@ TEST_CASE("metrics show active blocks by scope and kernel counters by reason")
   CHECK(text.find("riskgate_active_blocks{scope=\"identity\"} 1\n") != std::string::npos);
   CHECK(text.find("riskgate_active_blocks{scope=\"pair\"} 1\n") != std::string::npos);
   CHECK(text.find("riskgate_enforce_total{outcome=\"written\"} 2\n") != std::string::npos);
-  CHECK(text.find("riskgate_kernel_total{reason=\"" + kernel::reason_name(RG_R_CONNECT_DENY_IDENTITY) + "\"} 1\n") !=
+  CHECK(text.find("riskgate_kernel_total{reason=\"" + reason_name(RG_R_CONNECT_DENY_IDENTITY) + "\"} 1\n") !=
         std::string::npos);
 }

@@ -14,12 +14,13 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "identity/jwt_sign.h"
-#include "identity/resolver.h"
-#include "kernel/datapath.h"
-#include "kernel/mounts.h"
-#include "kernel/pinned_maps.h"
-#include "proxy/proxy.h"
+#include <riskgate/identity/jwt_sign.h>
+#include <riskgate/identity/resolver.h>
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/mounts.h>
+#include <riskgate/kernel/pinned_maps.h>
+#include <riskgate/proxy/proxy.h>
+#include "agent/answer.h"
 #include "support/capture.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
@@ -40,7 +41,7 @@ class ResolvingHook final : public RequestHook {
   {
     RequestIdentity id = resolver_.resolve(request);
     if (id.credential != CredentialStatus::valid) {
-      verdict = unauthorized(id);
+      verdict = agent::unauthorized(id);
     } else if (id.binding == BindingVerdict::violation) {
       verdict.kind = HookVerdict::Kind::respond;
       verdict.status = 403;
@@ -141,7 +142,9 @@ struct Lab {
 
   std::string token(const std::string &subject) const
   {
-    const nlohmann::json claims = {{"iss", "https://issuer.example"}, {"sub", subject}, {"aud", "orders"},
+    const nlohmann::json claims = {{"iss", "https://issuer.example"},
+                                   {"sub", subject},
+                                   {"aud", "orders"},
                                    {"exp", std::time(nullptr) + 600}};
     return sign_jwt(key, claims.dump()).value();
   }
@@ -150,8 +153,8 @@ struct Lab {
   std::pair<int, std::string> curl(const test::ScopedCgroup &cgroup, const std::vector<std::string> &headers)
   {
     const std::string out = dir + "/" + test::unique_name("curl");
-    std::vector<std::string> argv = {"/usr/bin/curl", "-s", "-o", "/dev/null", "-D", out + ".headers", "-w", "%{http_code}",
-                                     "--max-time", "5"};
+    std::vector<std::string> argv = {"/usr/bin/curl",  "-s", "-o",           "/dev/null",  "-D",
+                                     out + ".headers", "-w", "%{http_code}", "--max-time", "5"};
     for (const auto &h : headers) {
       argv.push_back("-H");
       argv.push_back(h);
@@ -197,7 +200,8 @@ TEST_CASE("the registry's cgroup ids are the kernel's and each request carries i
   CHECK(seen[2].workload_name == "batch");
 }
 
-TEST_CASE("stolen token: the frontend's token replayed from the batch cgroup is a violation on the first request")
+TEST_CASE(
+    "stolen token: the frontend's token replayed from the batch cgroup is a violation on the first request")
 {
   Lab lab;
   const std::string stolen = "Authorization: Bearer " + lab.token("svc:frontend");

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proxy/http.h"
-#include "proxy/proxy.h"
+#include <riskgate/proxy/proxy.h>
 #include "support/gateway.h"
 #include "support/http_cases.h"
 #include "support/http_generator.h"
@@ -80,7 +80,9 @@ struct Tally {
   int both_accept = 0, both_refuse = 0, only_riskgate_refuses = 0;
   void add(Outcome o)
   {
-    (o == Outcome::both_accept ? both_accept : o == Outcome::both_refuse ? both_refuse : only_riskgate_refuses) += 1;
+    (o == Outcome::both_accept   ? both_accept
+     : o == Outcome::both_refuse ? both_refuse
+                                 : only_riskgate_refuses) += 1;
   }
 };
 

@@ -19,7 +19,7 @@
 
 #include <fmt/format.h>
 
-#include "proxy/proxy.h"
+#include <riskgate/proxy/proxy.h>
 #include "support/capture.h"
 #include "support/gateway.h"
 #include "support/lab.h"
@@ -349,7 +349,8 @@ TEST_CASE("a request garbled or left unfinished behind an answered one gets its 
   Gateway gw(nginx.address());
   for (const char *after : {"stray", "GET /x HT"}) {
     CAPTURE(after);
-    const auto out = raw_exchange(gw.port, std::string("GET /status/201 HTTP/1.1\r\nHost: a\r\n\r\n") + after);
+    const auto out =
+        raw_exchange(gw.port, std::string("GET /status/201 HTTP/1.1\r\nHost: a\r\n\r\n") + after);
     CHECK(out.find("HTTP/1.1 201") == 0);
     const auto refused = out.find("HTTP/1.1 400 Bad Request");
     REQUIRE(refused != std::string::npos);
@@ -493,11 +494,9 @@ TEST_CASE("an idle keep-alive connection holds no buffers: its heap is its conne
   constexpr int kIdle = 400;
   fds.reserve(fds.size() + kIdle);
   const auto before = mallinfo2().uordblks;
-  for (int i = 0; i < kIdle; ++i)
-    fds.push_back(idle_after_one_request(proxy.port()));
+  for (int i = 0; i < kIdle; ++i) fds.push_back(idle_after_one_request(proxy.port()));
   const auto after = mallinfo2().uordblks;
-  for (int fd : fds)
-    ::close(fd);
+  for (int fd : fds) ::close(fd);
   const double per_connection = (static_cast<double>(after) - static_cast<double>(before)) / kIdle;
   MESSAGE("heap per idle connection: " << per_connection << " bytes");
   // Its ClientConn (576 bytes) and its entries in the worker's tables; a send buffer or a parser's

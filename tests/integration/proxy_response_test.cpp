@@ -19,7 +19,7 @@
 #include <fmt/format.h>
 
 #include "proxy/http.h"
-#include "proxy/proxy.h"
+#include <riskgate/proxy/proxy.h>
 #include "support/gateway.h"
 #include "support/http_generator.h"
 #include "support/upstream.h"
@@ -163,8 +163,8 @@ struct Tally {
 // Sends one client request through the gateway with the upstream answering `raw` (tagged X-Seq:
 // seq), and checks what the client got: its own answer re-framed, a 502, or its answer cut short in
 // a way it can tell.
-void relay_one(ReplayUpstream &upstream, const RunningProxy &gateway, std::string raw, const std::string &request,
-               int seq, Tally &tally)
+void relay_one(ReplayUpstream &upstream, const RunningProxy &gateway, std::string raw,
+               const std::string &request, int seq, Tally &tally)
 {
   std::size_t at = 0;  // after the interim answers, which are not relayed
   while (raw.compare(at, 10, "HTTP/1.1 1") == 0 && raw.compare(at, 12, "HTTP/1.1 101") != 0 &&
@@ -210,8 +210,8 @@ void relay_one(ReplayUpstream &upstream, const RunningProxy &gateway, std::strin
 // Replays generated answers, over an upstream that closes after each or keeps connections alive.
 Tally replay_generated(bool keep_alive, std::uint64_t seed)
 {
-  constexpr const char *kRequests[] = {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
-                                       "GET / HTTP/1.0\r\n\r\n"};
+  constexpr const char *kRequests[] = {"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                                       "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.0\r\n\r\n"};
   ReplayUpstream upstream(keep_alive);
   ForwardingHook hook;
   RunningProxy gateway(gateway_config(upstream.address(), 1), hook);
@@ -242,5 +242,6 @@ TEST_CASE("over upstream connections kept alive, whatever the last answer was, a
   // answer to its own request (X-Seq), never a neighbour's or what was left of an earlier one.
   const Tally tally = replay_generated(true, 1130);
   CHECK(tally.relayed >= 100);
-  CHECK(tally.relayed + tally.refused + tally.cut - tally.upstream_connections >= 50);  // went over reused ones
+  CHECK(tally.relayed + tally.refused + tally.cut - tally.upstream_connections >=
+        50);  // went over reused ones
 }

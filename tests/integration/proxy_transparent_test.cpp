@@ -19,10 +19,10 @@
 
 #include <fmt/format.h>
 
-#include "kernel/addr.h"
-#include "kernel/datapath.h"
-#include "kernel/pinned_maps.h"
-#include "proxy/proxy.h"
+#include <riskgate/common/net.h>
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/pinned_maps.h>
+#include <riskgate/proxy/proxy.h>
 #include "support/kernel_env.h"
 #include "support/upstream.h"
 
@@ -41,7 +41,7 @@ class ReportingHook final : public RequestHook {
   void on_request(const RequestView &r, HookVerdict &v) override
   {
     const std::string line =
-        fmt::format("{} {} {}\n", kernel::endpoint_string(r.destination), r.upstream_name, r.service);
+        fmt::format("{} {} {}\n", net::endpoint_string(r.destination), r.upstream_name, r.service);
     [[maybe_unused]] auto n = ::write(fd_, line.data(), line.size());
     v.decision_id = 77;
   }
@@ -181,7 +181,7 @@ TEST_CASE("transparent: a redirected connect is forwarded to its original destin
   REQUIRE_MESSAGE(datapath.ok(), datapath.error());
   auto &maps = (*datapath)->maps();
   REQUIRE(maps.sync_identities({{kClient, "client", {client_cg.id()}, {}},
-                                {kServer, "server", {}, {*kernel::parse_prefix(kServerIp)}}})
+                                {kServer, "server", {}, {*net::parse_prefix(kServerIp)}}})
               .ok());
 
   ChildProxy proxy(proxy_cg.path());

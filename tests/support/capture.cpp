@@ -36,16 +36,14 @@ std::vector<std::string> read_lines(const std::string &path)
 {
   std::ifstream in(path);
   std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);)
-    lines.push_back(line);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
 }
 
 void write_lines(const std::string &path, const std::vector<std::string> &lines)
 {
   std::ofstream out(path, std::ios::trunc);
-  for (const auto &line : lines)
-    out << line << '\n';
+  for (const auto &line : lines) out << line << '\n';
 }
 
 }  // namespace riskgate::test

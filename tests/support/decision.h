@@ -3,7 +3,7 @@
 // does not link the test support library, measures the very line the audit tests check.
 #pragma once
 
-#include <riskgate/decision.h>
+#include <riskgate/common/decision.h>
 
 namespace riskgate::test {
 

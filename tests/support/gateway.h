@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "proxy/proxy.h"
+#include <riskgate/proxy/proxy.h>
 
 namespace riskgate::test {
 

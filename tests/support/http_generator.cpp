@@ -10,23 +10,26 @@ namespace riskgate::test {
 namespace {
 
 // Each list holds the usual spelling first, then the variants parsers have disagreed on.
-constexpr const char *kMethods[] = {"GET", "POST", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH",
-                                    "CONNECT", "post", "GE T", "G\tET", "", "TRACE", "PRI"};
-constexpr const char *kTargets[] = {"/", "/a/b?c=d", "/%2e%2e/admin", "*", "http://svc/x", "/a b", "/a\x01",
-                                    "/#frag", "//x", "/a?b=\x7f", "svc:80", "/\xc3\xa9"};
-constexpr const char *kVersions[] = {"HTTP/1.1", "HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/1.2", "HTTP/2.0",
-                                     "http/1.1", "HTTP/1.1 ", "HTTP/01.1", "HTTP/1"};
-constexpr const char *kLengthNames[] = {"Content-Length", "content-length", "Content-Length ",
+constexpr const char *kMethods[] = {"GET",     "POST", "POST", "PUT",   "HEAD", "DELETE", "OPTIONS", "PATCH",
+                                    "CONNECT", "post", "GE T", "G\tET", "",     "TRACE",  "PRI"};
+constexpr const char *kTargets[] = {"/",      "/a/b?c=d", "/%2e%2e/admin", "*",   "http://svc/x",
+                                    "/a b",   "/a\x01",   "/#frag",        "//x", "/a?b=\x7f",
+                                    "svc:80", "/\xc3\xa9"};
+constexpr const char *kVersions[] = {"HTTP/1.1", "HTTP/1.1", "HTTP/1.1",  "HTTP/1.0",  "HTTP/1.2",
+                                     "HTTP/2.0", "http/1.1", "HTTP/1.1 ", "HTTP/01.1", "HTTP/1"};
+constexpr const char *kLengthNames[] = {"Content-Length", "content-length",   "Content-Length ",
                                         "Content_Length", "Content-Length\t", "CONTENT-LENGTH"};
 constexpr const char *kEncodingNames[] = {"Transfer-Encoding", "transfer-encoding", "Transfer-Encoding ",
                                           "Transfer_Encoding", " Transfer-Encoding"};
-constexpr const char *kEncodings[] = {"chunked", "chunked", "Chunked", " chunked", "chunked ", "gzip, chunked",
-                                      "chunked, gzip", "identity", "chunked\x0b", "x-chunked", "chunked;q=1",
-                                      "gzip,chunked", "\"chunked\"", "chunked, chunked"};
-constexpr const char *kLengthSpellings[] = {"{}", "{}", "{}", "+{}", " {} ", "{},{}", "{}, {}", "0x{}", "-{}",
-                                            "0{}", "{}.0", "99999999999999999999", ""};
-constexpr const char *kChunkSizes[] = {"{:x}", "{:x}", "{:X}", "000{:x}", "{:x};ext=1", "{:x};a=\"q\"",
-                                       "{:x} ", " {:x}", "0x{:x}", "{:x}x", "-{:x}", "{:x}\t;e"};
+constexpr const char *kEncodings[] = {"chunked",     "chunked",         "Chunked",       " chunked",
+                                      "chunked ",    "gzip, chunked",   "chunked, gzip", "identity",
+                                      "chunked\x0b", "x-chunked",       "chunked;q=1",   "gzip,chunked",
+                                      "\"chunked\"", "chunked, chunked"};
+constexpr const char *kLengthSpellings[] = {"{}",     "{}",   "{}",  "+{}", " {} ", "{},{}",
+                                            "{}, {}", "0x{}", "-{}", "0{}", "{}.0", "99999999999999999999",
+                                            ""};
+constexpr const char *kChunkSizes[] = {"{:x}",  "{:x}",  "{:X}",   "000{:x}", "{:x};ext=1", "{:x};a=\"q\"",
+                                       "{:x} ", " {:x}", "0x{:x}", "{:x}x",   "-{:x}",      "{:x}\t;e"};
 constexpr const char *kHeaders[] = {
     "Accept: */*",
     "X-A: b",
@@ -52,23 +55,47 @@ constexpr const char *kHeaders[] = {
     "Trailer: X-T",
     "Cookie: s=0123456789abcdef",
 };
-constexpr const char *kStatusLines[] = {"HTTP/1.1 200 OK", "HTTP/1.1 201 Created", "HTTP/1.1 204 No Content",
-                                        "HTTP/1.1 304 Not Modified", "HTTP/1.1 404 Not Found",
-                                        "HTTP/1.1 500 Internal Server Error", "HTTP/1.1 101 Switching Protocols",
-                                        "HTTP/1.0 200 OK", "HTTP/1.1 200", "HTTP/1.1 099 X", "HTTP/1.1 2000 X",
-                                        "HTTP/2 200 OK", "http/1.1 200 OK", "HTTP/1.1 200  OK", "HTTP/1.1 200 O\x01K"};
+constexpr const char *kStatusLines[] = {"HTTP/1.1 200 OK",
+                                        "HTTP/1.1 201 Created",
+                                        "HTTP/1.1 204 No Content",
+                                        "HTTP/1.1 304 Not Modified",
+                                        "HTTP/1.1 404 Not Found",
+                                        "HTTP/1.1 500 Internal Server Error",
+                                        "HTTP/1.1 101 Switching Protocols",
+                                        "HTTP/1.0 200 OK",
+                                        "HTTP/1.1 200",
+                                        "HTTP/1.1 099 X",
+                                        "HTTP/1.1 2000 X",
+                                        "HTTP/2 200 OK",
+                                        "http/1.1 200 OK",
+                                        "HTTP/1.1 200  OK",
+                                        "HTTP/1.1 200 O\x01K"};
 constexpr const char *kInterims[] = {"HTTP/1.1 100 Continue\r\n\r\n",
                                      "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"};
 constexpr const char *kResponseHeaders[] = {
-    "Content-Type: text/plain", "Server: up",         "Set-Cookie: a=b",   "Connection: close",
-    "Connection: keep-alive",   "Keep-Alive: timeout=5", "X-Riskgate-Identity: forged", "Upgrade: h2c",
-    "X-Fold: a\r\n b",          "X-Ctl: a\x01z",       "X-Cr: a\rz",         "Trailer: X-T",
-    "Cache-Control: no-store",  ": v",                "X A: b",
+    "Content-Type: text/plain",
+    "Server: up",
+    "Set-Cookie: a=b",
+    "Connection: close",
+    "Connection: keep-alive",
+    "Keep-Alive: timeout=5",
+    "X-Riskgate-Identity: forged",
+    "Upgrade: h2c",
+    "X-Fold: a\r\n b",
+    "X-Ctl: a\x01z",
+    "X-Cr: a\rz",
+    "Trailer: X-T",
+    "Cache-Control: no-store",
+    ": v",
+    "X A: b",
 };
 
 }  // namespace
 
-bool HttpGenerator::chance(unsigned percent) { return below(100) < percent; }
+bool HttpGenerator::chance(unsigned percent)
+{
+  return below(100) < percent;
+}
 
 std::size_t HttpGenerator::below(std::size_t n)
 {
@@ -115,8 +142,8 @@ std::string HttpGenerator::framing(std::vector<std::string> &headers)
     body = chunked_body();
     const std::size_t encodings = chance(90) ? 1 : 2;
     for (std::size_t i = 0; i < encodings; ++i)
-      headers.push_back(fmt::format("{}: {}", pick(kEncodingNames), i == 0 && encodings == 2 ? "gzip"
-                                                                                               : pick(kEncodings)));
+      headers.push_back(
+          fmt::format("{}: {}", pick(kEncodingNames), i == 0 && encodings == 2 ? "gzip" : pick(kEncodings)));
   }
   if (length || kind == 9) {
     const std::size_t size = below(16);
@@ -162,7 +189,10 @@ std::string HttpGenerator::request(bool pipelining)
   return raw;
 }
 
-std::string HttpGenerator::request() { return request(true); }
+std::string HttpGenerator::request()
+{
+  return request(true);
+}
 
 std::string HttpGenerator::response()
 {

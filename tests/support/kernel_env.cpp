@@ -16,7 +16,8 @@
 
 #include <fmt/format.h>
 
-#include "kernel/mounts.h"
+#include <riskgate/kernel/mounts.h>
+#include <riskgate/common/errors.h>
 
 namespace riskgate::test {
 
@@ -48,7 +49,7 @@ std::string unique_name(const std::string &prefix)
 TempPinDir::TempPinDir() : path_("/sys/fs/bpf/" + unique_name("rgt-pin"))
 {
   if (::mkdir(path_.c_str(), 0700) != 0)
-    throw std::runtime_error(fmt::format("mkdir {}: {}", path_, std::strerror(errno)));
+    throw std::runtime_error(fmt::format("mkdir {}: {}", path_, errno_text()));
 }
 
 TempPinDir::~TempPinDir()
@@ -64,14 +65,14 @@ ScopedCgroup::ScopedCgroup(const std::string &prefix)
     throw std::runtime_error(root.error());
   path_ = *root + "/" + unique_name(prefix);
   if (::mkdir(path_.c_str(), 0755) != 0)
-    throw std::runtime_error(fmt::format("mkdir {}: {}", path_, std::strerror(errno)));
+    throw std::runtime_error(fmt::format("mkdir {}: {}", path_, errno_text()));
 }
 
 ScopedCgroup::ScopedCgroup(const ScopedCgroup &parent, const std::string &prefix)
     : path_(parent.path() + "/" + unique_name(prefix))
 {
   if (::mkdir(path_.c_str(), 0755) != 0)
-    throw std::runtime_error(fmt::format("mkdir {}: {}", path_, std::strerror(errno)));
+    throw std::runtime_error(fmt::format("mkdir {}: {}", path_, errno_text()));
 }
 
 ScopedCgroup::~ScopedCgroup()

@@ -40,7 +40,7 @@ class ScopedCgroup {
   ScopedCgroup(const ScopedCgroup &) = delete;
   ScopedCgroup &operator=(const ScopedCgroup &) = delete;
   const std::string &path() const { return path_; }  // absolute filesystem path
-  unsigned long long id() const;                      // cgroup id (inode number)
+  unsigned long long id() const;                     // cgroup id (inode number)
   void add_pid(int pid) const;
 
  private:

@@ -22,7 +22,8 @@
 
 #include <fmt/format.h>
 
-#include "kernel/addr.h"
+#include <riskgate/common/net.h>
+#include <riskgate/common/errors.h>
 #include "support/kernel_env.h"
 
 namespace riskgate::test {
@@ -32,18 +33,20 @@ std::string run_command(const std::string &command)
   const std::string full = command + " 2>&1";
   FILE *pipe = ::popen(full.c_str(), "r");
   if (!pipe)
-    throw std::runtime_error(fmt::format("popen {}: {}", command, std::strerror(errno)));
+    throw std::runtime_error(fmt::format("popen {}: {}", command, errno_text()));
   std::string output;
   char buf[256];
-  while (std::fgets(buf, sizeof(buf), pipe))
-    output += buf;
+  while (std::fgets(buf, sizeof(buf), pipe)) output += buf;
   const int status = ::pclose(pipe);
   if (status != 0)
     throw std::runtime_error(fmt::format("'{}' failed ({}): {}", command, status, output));
   return output;
 }
 
-ScopedNetns::ScopedNetns() : name_(unique_name("rgtn")) { run_command("ip netns add " + name_); }
+ScopedNetns::ScopedNetns() : name_(unique_name("rgtn"))
+{
+  run_command("ip netns add " + name_);
+}
 
 ScopedNetns::~ScopedNetns()
 {
@@ -61,7 +64,7 @@ void enter_netns(const std::string &name)
   const std::string path = "/var/run/netns/" + name;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0)
-    throw std::runtime_error(fmt::format("enter netns {}: {}", name, std::strerror(errno)));
+    throw std::runtime_error(fmt::format("enter netns {}: {}", name, errno_text()));
   ::close(fd);
 }
 
@@ -96,8 +99,9 @@ VethPair::VethPair(const ScopedNetns &netns) : host_(unique_name("rgtv")), peer_
   peer_ip_ = fmt::format("10.213.{}.2", subnet);
   run_command(fmt::format("ip link add {} type veth peer name {} netns {}", host_, peer_, netns.name()));
   run_command(fmt::format("ip addr add {}/24 dev {} && ip link set {} up", host_ip_, host_, host_));
-  run_command(fmt::format("ip -n {} addr add {}/24 dev {} && ip -n {} link set {} up && ip -n {} link set lo up",
-                          netns.name(), peer_ip_, peer_, netns.name(), peer_, netns.name()));
+  run_command(
+      fmt::format("ip -n {} addr add {}/24 dev {} && ip -n {} link set {} up && ip -n {} link set lo up",
+                  netns.name(), peer_ip_, peer_, netns.name(), peer_, netns.name()));
 }
 
 VethPair::~VethPair()
@@ -192,7 +196,8 @@ std::string serve(const std::string &request, int &conn)
     const int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (::bind(fd, reinterpret_cast<const sockaddr *>(&addr), sockaddr_len(addr)) != 0 || ::listen(fd, 64) != 0)
+    if (::bind(fd, reinterpret_cast<const sockaddr *>(&addr), sockaddr_len(addr)) != 0 ||
+        ::listen(fd, 64) != 0)
       return fmt::format("err {}", errno);
     sockaddr_storage bound{};
     socklen_t len = sizeof(bound);
@@ -237,7 +242,7 @@ std::string serve(const std::string &request, int &conn)
     socklen_t len = sizeof(local);
     if (conn < 0 || ::getsockname(conn, reinterpret_cast<sockaddr *>(&local), &len) != 0)
       return "err local";
-    return "ok " + kernel::endpoint_string(local);
+    return "ok " + net::endpoint_string(local);
   }
   if (op == "close") {
     if (conn >= 0)
@@ -301,10 +306,10 @@ Worker::Worker(Options options)
 {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    throw std::runtime_error(fmt::format("socketpair: {}", std::strerror(errno)));
+    throw std::runtime_error(fmt::format("socketpair: {}", errno_text()));
   pid_ = ::fork();
   if (pid_ < 0)
-    throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
+    throw std::runtime_error(fmt::format("fork: {}", errno_text()));
   if (pid_ == 0) {
     ::close(sv[0]);
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a crashed test leaves no worker behind
@@ -348,17 +353,23 @@ int Worker::connect(const std::string &ip, unsigned short port)
   return std::stoi(call(fmt::format("connect {} {}", ip, port)));
 }
 
-int Worker::send_echo(const std::string &message) { return std::stoi(call("send " + message)); }
+int Worker::send_echo(const std::string &message)
+{
+  return std::stoi(call("send " + message));
+}
 
 sockaddr_storage Worker::local_endpoint()
 {
-  auto local = kernel::parse_endpoint(call("local"));
+  auto local = net::parse_endpoint(call("local"));
   if (!local)
     throw std::runtime_error("worker local endpoint: " + local.error());
   return *local;
 }
 
-void Worker::close_connection() { call("close"); }
+void Worker::close_connection()
+{
+  call("close");
+}
 
 // ---- Process ----
 
@@ -366,7 +377,7 @@ Process::Process(const std::vector<std::string> &argv, const std::string &cgroup
 {
   pid_ = ::fork();
   if (pid_ < 0)
-    throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
+    throw std::runtime_error(fmt::format("fork: {}", errno_text()));
   if (pid_ == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (!cgroup.empty()) {
@@ -381,8 +392,7 @@ Process::Process(const std::vector<std::string> &argv, const std::string &cgroup
       }
     }
     std::vector<char *> args;
-    for (const auto &a : argv)
-      args.push_back(const_cast<char *>(a.c_str()));
+    for (const auto &a : argv) args.push_back(const_cast<char *>(a.c_str()));
     args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);

@@ -8,8 +8,10 @@
 #include <cstring>
 #include <string>
 
-#include <riskgate/policy.h>
-#include <riskgate/risk.h>
+#include <riskgate/policy/policy.h>
+#include <riskgate/risk/engine.h>
+
+#include "agent/answer.h"
 
 namespace riskgate::test {
 
@@ -42,8 +44,7 @@ inline policy::PolicySet policy_from(const std::string &yaml)
   auto loaded = policy::load_text(yaml, "test.yaml");
   if (!loaded.ok()) {
     std::string all;
-    for (const auto &d : loaded.diagnostics)
-      all += policy::to_string(d) + "\n";
+    for (const auto &d : loaded.diagnostics) all += policy::to_string(d) + "\n";
     throw std::runtime_error("test policy does not load:\n" + all);
   }
   return *loaded.set;
@@ -73,7 +74,7 @@ struct Lab {
     input.path = path;
     input.body_bytes = body;
     Decision d = engine.evaluate(input);
-    const HookVerdict verdict = risk::to_verdict(d);
+    const HookVerdict verdict = agent::to_verdict(d);
     ExchangeResult result;
     result.decision_id = d.id;
     result.status = verdict.kind == HookVerdict::Kind::forward ? upstream_status : verdict.status;

@@ -1,4 +1,5 @@
 #include "support/upstream.h"
+#include <riskgate/common/errors.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -60,7 +61,7 @@ std::uint16_t free_port()
   socklen_t len = sizeof a;
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) != 0)
-    throw std::runtime_error(fmt::format("free_port: {}", std::strerror(errno)));
+    throw std::runtime_error(fmt::format("free_port: {}", errno_text()));
   ::close(fd);
   return ntohs(a.sin_port);
 }
@@ -70,9 +71,9 @@ LoopbackListener::LoopbackListener(int backlog)
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   auto a = loopback(0);
   socklen_t len = sizeof a;
-  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 || ::listen(fd_, backlog) != 0 ||
-      ::getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len) != 0) {
-    const std::string why = std::strerror(errno);
+  if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 ||
+      ::listen(fd_, backlog) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len) != 0) {
+    const std::string why = errno_text();
     if (fd_ >= 0)
       ::close(fd_);
     throw std::runtime_error("loopback listener: " + why);
@@ -110,7 +111,7 @@ ChildProcess::ChildProcess(const std::string &program, const std::vector<std::st
   const pid_t parent = ::getpid();
   pid_ = ::fork();
   if (pid_ < 0)
-    throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
+    throw std::runtime_error(fmt::format("fork: {}", errno_text()));
   if (pid_ == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent)
@@ -256,7 +257,7 @@ std::string raw_exchange(std::uint16_t port, const std::string &request, int tim
   auto a = loopback(port);
   if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
     ::close(fd);
-    throw std::runtime_error(fmt::format("connect 127.0.0.1:{}: {}", port, std::strerror(errno)));
+    throw std::runtime_error(fmt::format("connect 127.0.0.1:{}: {}", port, errno_text()));
   }
   std::size_t sent = 0;
   while (sent < request.size()) {

@@ -7,7 +7,7 @@
 
 #include <doctest/doctest.h>
 
-#include "identity/registry.h"
+#include <riskgate/identity/registry.h>
 
 namespace riskgate::test {
 

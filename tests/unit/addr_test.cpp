@@ -2,24 +2,24 @@
 // the risk engine's lists, and one match that agrees with the kernel's LPM tries for both families.
 #include <doctest/doctest.h>
 
-#include "kernel/addr.h"
+#include <riskgate/common/net.h>
 
 using namespace riskgate;
 
 namespace {
 
-kernel::MappedAddr mapped(const char *endpoint)
+net::MappedAddr mapped(const char *endpoint)
 {
-  auto address = kernel::parse_endpoint(endpoint);
+  auto address = net::parse_endpoint(endpoint);
   REQUIRE_MESSAGE(address.ok(), address.error());
-  return *kernel::to_mapped(*address);
+  return *net::to_mapped(*address);
 }
 
-kernel::MappedPrefix prefix(const char *text)
+net::MappedPrefix prefix(const char *text)
 {
-  auto parsed = kernel::parse_prefix(text);
+  auto parsed = net::parse_prefix(text);
   REQUIRE_MESSAGE(parsed.ok(), parsed.error());
-  return kernel::to_mapped_prefix(*parsed);
+  return net::to_mapped_prefix(*parsed);
 }
 
 }  // namespace
@@ -29,11 +29,11 @@ TEST_CASE("prefixes: both families, host prefixes, and clear refusals")
   CHECK(prefix("10.1.0.0/16").bits == 96 + 16);
   CHECK(prefix("10.1.2.3").bits == 128);  // an IPv4 host: 96 + 32
   CHECK(prefix("fd00::/64").bits == 64);
-  CHECK(kernel::parse_prefix("10.0.0.5/24").error() == "'10.0.0.5/24' has host bits set below the /24 prefix");
-  CHECK(kernel::parse_prefix("10.0.0.0/33").error() == "'10.0.0.0/33': prefix length 33 exceeds 32");
-  CHECK_FALSE(kernel::parse_prefix("10.0.0.0/x").ok());
-  CHECK_FALSE(kernel::parse_prefix("300.1.1.1").ok());
-  CHECK_FALSE(kernel::parse_prefix("10.0.0.0/0").ok());  // would match every address
+  CHECK(net::parse_prefix("10.0.0.5/24").error() == "'10.0.0.5/24' has host bits set below the /24 prefix");
+  CHECK(net::parse_prefix("10.0.0.0/33").error() == "'10.0.0.0/33': prefix length 33 exceeds 32");
+  CHECK_FALSE(net::parse_prefix("10.0.0.0/x").ok());
+  CHECK_FALSE(net::parse_prefix("300.1.1.1").ok());
+  CHECK_FALSE(net::parse_prefix("10.0.0.0/0").ok());  // would match every address
 }
 
 TEST_CASE("prefix match: what the LPM trie would match, IPv4 never matching an IPv6 prefix by accident")

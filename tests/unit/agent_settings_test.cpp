@@ -59,6 +59,7 @@ TEST_CASE("settings: typos and wrong types are refused with their positions, all
   std::remove(path.c_str());
   REQUIRE_FALSE(loaded.ok());
   CHECK(loaded.error().find(path + ":2:3: unknown key 'cgroupp' in node") != std::string::npos);
-  CHECK(loaded.error().find(path + ":3:12: workers must be a whole number from 1 to 256") != std::string::npos);
+  CHECK(loaded.error().find(path + ":3:12: workers must be a whole number from 1 to 256") !=
+        std::string::npos);
   CHECK(loaded.error().find(path + ":4:12: policyDir must be a string") != std::string::npos);
 }

@@ -2,7 +2,7 @@
 // exactly what to_json() says, stay valid JSON whatever bytes a request carried, and verify.
 #include <doctest/doctest.h>
 
-#include <riskgate/audit.h>
+#include <riskgate/audit/decision_log.h>
 
 #include "support/decision.h"
 

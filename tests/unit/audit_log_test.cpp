@@ -14,7 +14,7 @@
 
 #include <doctest/doctest.h>
 
-#include <riskgate/audit.h>
+#include <riskgate/audit/decision_log.h>
 
 #include "support/capture.h"
 #include "support/decision.h"
@@ -110,8 +110,7 @@ fs::path write_decisions(const TempDir &dir, int count)
 {
   audit::LogOptions options = dir.log_options();
   auto log = open_log(options);
-  for (int i = 1; i <= count; ++i)
-    CHECK(log->record(make_decision(static_cast<std::uint64_t>(i))));
+  for (int i = 1; i <= count; ++i) CHECK(log->record(make_decision(static_cast<std::uint64_t>(i))));
   log->flush();
   CHECK(log->stats().written == static_cast<std::uint64_t>(count));
   return options.path;
@@ -218,8 +217,7 @@ TEST_CASE("a full queue drops, counts, and writes the drop into the chain")
   WriterHold hold(*log);
   CHECK(log->record(make_decision(1)));
   hold.wait_until_writing();
-  for (std::uint64_t id = 2; id <= 5; ++id)
-    CHECK(log->record(make_decision(id)));
+  for (std::uint64_t id = 2; id <= 5; ++id) CHECK(log->record(make_decision(id)));
   CHECK_FALSE(log->record(make_decision(6)));
   CHECK_FALSE(log->record(make_decision(7)));
   CHECK(log->stats().dropped == 2);
@@ -247,16 +245,14 @@ TEST_CASE("rotation keeps the chain across files, keeps only `keep` files, and a
   options.keep = 3;
   {
     auto log = open_log(options);
-    for (std::uint64_t id = 1; id <= 40; ++id)
-      CHECK(log->record(make_decision(id)));
+    for (std::uint64_t id = 1; id <= 40; ++id) CHECK(log->record(make_decision(id)));
     log->flush();
     CHECK(log->stats().rotations > 3);
   }
   const auto files = audit::log_files(options.path);
   REQUIRE(files.size() == 4);  // active + 3 kept
   CHECK(files.back() == options.path);
-  for (const auto &f : files)
-    CHECK(fs::file_size(f) <= 2000);
+  for (const auto &f : files) CHECK(fs::file_size(f) <= 2000);
   // Any order on the command line: files are ordered by their first seq.
   std::vector<std::string> shuffled(files.rbegin(), files.rend());
   const auto report = audit::verify_chain(shuffled);
@@ -291,8 +287,11 @@ TEST_CASE("a reopened log continues the chain, also after a torn last line")
     event.saddr[12] = 10;
     event.saddr[15] = 2;
     log->record(event);
-    auto action = audit::operator_action_from_json(
-        {{"action", "block"}, {"target", "identity 7"}, {"ttl_ms", 600000}, {"reason", "incident 42"}, {"user", "ops"}});
+    auto action = audit::operator_action_from_json({{"action", "block"},
+                                                    {"target", "identity 7"},
+                                                    {"ttl_ms", 600000},
+                                                    {"reason", "incident 42"},
+                                                    {"user", "ops"}});
     REQUIRE(action.ok());
     log->record(std::move(*action));
     log->flush();
@@ -338,8 +337,7 @@ TEST_CASE("a writer killed with SIGKILL mid-stream leaves a chain the next proce
     auto log = audit::DecisionLog::open(options);
     if (!log.ok())
       _exit(1);
-    for (std::uint64_t id = 1;; ++id)
-      (*log)->record(make_decision(id));
+    for (std::uint64_t id = 1;; ++id) (*log)->record(make_decision(id));
   }
   // Let it write (and rotate) for a while, then kill it without any chance to flush.
   for (int i = 0; i < 200 && audit::log_files(options.path).size() < 3; ++i)
@@ -355,8 +353,8 @@ TEST_CASE("a writer killed with SIGKILL mid-stream leaves a chain the next proce
   const auto report = audit::verify_chain(audit::log_files(options.path));
   // SIGKILL can stop a batch's write() between two pages and leave a torn line: it is closed off,
   // verify names it and nothing else, and the chain runs on across it (docs/architecture.md).
-  const bool torn_line_only = report.problems.size() == 1 &&
-                              report.problems[0].message.starts_with("not a riskgate audit line");
+  const bool torn_line_only =
+      report.problems.size() == 1 && report.problems[0].message.starts_with("not a riskgate audit line");
   CHECK_MESSAGE((report.ok() || torn_line_only), problems_text(report));
   const auto lines = read_lines(options.path);
   CHECK(nlohmann::json::parse(lines.back())["id"] == 1'000'000);
@@ -378,8 +376,7 @@ TEST_CASE("a write the disk cuts short loses only the lines that did not reach i
     auto log = audit::DecisionLog::open(options);
     if (!log.ok())
       _exit(1);
-    for (std::uint64_t id = 1; id <= kRecorded; ++id)
-      (*log)->record(make_decision(id));
+    for (std::uint64_t id = 1; id <= kRecorded; ++id) (*log)->record(make_decision(id));
     (*log)->flush();
     const auto stats = (*log)->stats();
     _exit(stats.written + stats.write_errors == kRecorded && stats.write_errors > 0 ? 0 : 2);
@@ -414,8 +411,7 @@ TEST_CASE("a burst far beyond what the writer keeps up with is queued, not dropp
   // Several times the queue's ring while the writer is held: the rest waits in the spill.
   constexpr std::uint64_t kBurst = 5000;
   std::uint64_t refused = 0;
-  for (std::uint64_t id = 2; id <= kBurst; ++id)
-    refused += log->record(make_decision(id)) ? 0 : 1;
+  for (std::uint64_t id = 2; id <= kBurst; ++id) refused += log->record(make_decision(id)) ? 0 : 1;
   hold.release();
   log->flush();
   CHECK(refused == 0);
@@ -431,8 +427,7 @@ TEST_CASE("a burst far beyond what the writer keeps up with is queued, not dropp
   CHECK(log->stats().spilled == kBurst - 1 - 1024);  // all but the one being written and the ring's 1024
   const auto lines = read_lines(options.path);
   REQUIRE(lines.size() == kBurst);
-  for (std::uint64_t i = 0; i < kBurst; ++i)
-    CHECK(nlohmann::json::parse(lines[i])["id"] == i + 1);
+  for (std::uint64_t i = 0; i < kBurst; ++i) CHECK(nlohmann::json::parse(lines[i])["id"] == i + 1);
   CHECK(audit::verify_chain({options.path}).ok());
 }
 
@@ -475,11 +470,9 @@ TEST_CASE("flush returns while producers keep recording (riskgated stopping unde
   auto log = open_log(options);
   std::atomic<bool> stop{false};
   std::thread producer([&] {
-    for (std::uint64_t id = 1; !stop.load(); ++id)
-      log->record(make_decision(id));
+    for (std::uint64_t id = 1; !stop.load(); ++id) log->record(make_decision(id));
   });
-  while (log->stats().written < 2000)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while (log->stats().written < 2000) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   // The queue never runs empty here; flush must still come back once what it covers is written.
   auto flushed = std::async(std::launch::async, [&] {
     const auto queued = log->stats().queued;

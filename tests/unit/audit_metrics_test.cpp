@@ -11,8 +11,8 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include <riskgate/admin.h>
-#include <riskgate/audit.h>
+#include <riskgate/admin/admin.h>
+#include <riskgate/audit/decision_log.h>
 
 using namespace riskgate;
 
@@ -36,7 +36,10 @@ std::string http_get(std::uint16_t port, const std::string &target)
   return response;
 }
 
-bool contains(const std::string &text, const std::string &part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string &text, const std::string &part)
+{
+  return text.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -57,8 +60,9 @@ TEST_CASE("exposition: labelled counters, cumulative histogram buckets, escaped 
   CHECK(contains(text, "riskgate_requests_total{service=\"orders\",action=\"allow\"} 3\n"));
   CHECK(contains(text, "riskgate_requests_total{service=\"orders\",action=\"block\"} 1\n"));
   CHECK(contains(text, "riskgate_requests_total{service=\"we\\\"ird\\\\\",action=\"allow\"} 1\n"));
-  CHECK(contains(text, "lat_seconds_bucket{le=\"0.1\"} 1\nlat_seconds_bucket{le=\"1\"} 2\n"
-                       "lat_seconds_bucket{le=\"+Inf\"} 3\nlat_seconds_sum 5.55\nlat_seconds_count 3\n"));
+  CHECK(contains(text,
+                 "lat_seconds_bucket{le=\"0.1\"} 1\nlat_seconds_bucket{le=\"1\"} 2\n"
+                 "lat_seconds_bucket{le=\"+Inf\"} 3\nlat_seconds_sum 5.55\nlat_seconds_count 3\n"));
   CHECK(contains(text, "# TYPE up gauge\nup 1\n"));
 }
 
@@ -69,11 +73,9 @@ TEST_CASE("counters are exact under concurrent increments, and cardinality is ca
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&] {
-      for (int i = 0; i < 100000; ++i)
-        family.with({"x"}).inc();
+      for (int i = 0; i < 100000; ++i) family.with({"x"}).inc();
     });
-  for (auto &thread : threads)
-    thread.join();
+  for (auto &thread : threads) thread.join();
   CHECK(family.with({"x"}).value() == 400000);
 
   for (std::size_t i = 0; i < metrics::Family<metrics::Counter>::kMaxSeries + 10; ++i)
@@ -187,14 +189,14 @@ TEST_CASE("the admin socket is 0600 and answers status, explain and a live strea
 TEST_CASE("explain keeps the newest recent_decisions lines and names how many it keeps")
 {
   const std::string path =
-      (std::filesystem::temp_directory_path() / ("rgt-admin-ring-" + std::to_string(getpid()) + ".sock")).string();
+      (std::filesystem::temp_directory_path() / ("rgt-admin-ring-" + std::to_string(getpid()) + ".sock"))
+          .string();
   admin::Socket::Options options;
   options.path = path;
   options.recent_decisions = 3;
   auto socket = admin::Socket::start(options);
   REQUIRE_MESSAGE(socket.ok(), (socket.ok() ? "" : socket.error()));
-  for (int id = 1; id <= 7; ++id)
-    (*socket)->publish(fmt::format(R"({{"kind":"decision","id":{}}})", id));
+  for (int id = 1; id <= 7; ++id) (*socket)->publish(fmt::format(R"({{"kind":"decision","id":{}}})", id));
   for (int id = 5; id <= 7; ++id) {
     auto explained = admin::request(path, {{"cmd", "explain"}, {"id", id}});
     REQUIRE_MESSAGE(explained.ok(), (explained.ok() ? "" : explained.error()));

@@ -44,8 +44,7 @@ TEST_CASE("spilling queue: producers racing a slow consumer keep their order and
     if (got && ++consumed % 2000 == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));  // fall behind: the ring fills
   }
-  for (auto &t : producers)
-    t.join();
+  for (auto &t : producers) t.join();
   CHECK(refused == 0);
   CHECK(consumed == kProducers * kPerProducer);
   CHECK(out_of_order == 0);
@@ -57,8 +56,7 @@ TEST_CASE("spilling queue: full at ring plus spill, and back to the ring once dr
 {
   SpillingMpscQueue<unsigned> queue(4, 10);
   CHECK(queue.capacity() == 10);
-  for (unsigned i = 0; i < 10; ++i)
-    CHECK(queue.push(i));
+  for (unsigned i = 0; i < 10; ++i) CHECK(queue.push(i));
   CHECK_FALSE(queue.push(10u));
   CHECK(queue.spilled() == 6);
   std::vector<unsigned> seen;

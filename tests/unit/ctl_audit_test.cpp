@@ -6,7 +6,7 @@
 
 #include <doctest/doctest.h>
 
-#include <riskgate/audit.h>
+#include <riskgate/audit/decision_log.h>
 
 #include "support/capture.h"
 
@@ -88,7 +88,8 @@ TEST_CASE("decisions filters the log and explain shows contributions")
   CHECK(parsed[0]["id"] == 104);
   auto batch = nlohmann::json::parse(ctl(log.flags() + " -o json decisions --identity batch").out);
   CHECK(batch.size() == 1);
-  auto future = nlohmann::json::parse(ctl(log.flags() + " -o json decisions --since 2099-01-01T00:00:00Z").out);
+  auto future =
+      nlohmann::json::parse(ctl(log.flags() + " -o json decisions --since 2099-01-01T00:00:00Z").out);
   CHECK(future.empty());
 
   auto explain = ctl(log.flags() + " explain 104");

@@ -26,10 +26,10 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include <riskgate/admin.h>
-#include <riskgate/metrics.h>
-#include <riskgate/policy.h>
-#include <riskgate/risk.h>
+#include <riskgate/admin/admin.h>
+#include <riskgate/admin/metrics.h>
+#include <riskgate/policy/policy.h>
+#include <riskgate/risk/engine.h>
 
 #include "agent/agent.h"
 #include "support/capture.h"
@@ -81,8 +81,7 @@ YAML::Node find_named(const YAML::Node &sequence, const std::string &name)
 std::set<std::string> string_set(const YAML::Node &sequence)
 {
   std::set<std::string> out;
-  for (const auto &item : sequence)
-    out.insert(item.as<std::string>());
+  for (const auto &item : sequence) out.insert(item.as<std::string>());
   return out;
 }
 
@@ -92,42 +91,49 @@ bool same_tree(const YAML::Node &a, const YAML::Node &b)
   if (a.Type() != b.Type())
     return false;
   switch (a.Type()) {
-  case YAML::NodeType::Scalar:
-    return a.Scalar() == b.Scalar();
-  case YAML::NodeType::Sequence:
-    if (a.size() != b.size())
-      return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-      if (!same_tree(a[i], b[i]))
+    case YAML::NodeType::Scalar: return a.Scalar() == b.Scalar();
+    case YAML::NodeType::Sequence:
+      if (a.size() != b.size())
         return false;
-    return true;
-  case YAML::NodeType::Map:
-    if (a.size() != b.size())
-      return false;
-    for (const auto &entry : a) {
-      const auto key = entry.first.as<std::string>();
-      if (!b[key] || !same_tree(entry.second, b[key]))
+      for (std::size_t i = 0; i < a.size(); ++i)
+        if (!same_tree(a[i], b[i]))
+          return false;
+      return true;
+    case YAML::NodeType::Map:
+      if (a.size() != b.size())
         return false;
-    }
-    return true;
-  default:
-    return true;
+      for (const auto &entry : a) {
+        const auto key = entry.first.as<std::string>();
+        if (!b[key] || !same_tree(entry.second, b[key]))
+          return false;
+      }
+      return true;
+    default: return true;
   }
 }
 
 const std::set<std::string> bpf_capabilities = {"BPF", "NET_ADMIN", "SYS_ADMIN", "PERFMON", "SYS_RESOURCE"};
 
-YAML::Node daemonset() { return find_kind(k8s_dir / "base/daemonset.yaml", "DaemonSet"); }
+YAML::Node daemonset()
+{
+  return find_kind(k8s_dir / "base/daemonset.yaml", "DaemonSet");
+}
 
 YAML::Node agent_container()
 {
   return find_named(daemonset()["spec"]["template"]["spec"]["containers"], "riskgated");
 }
 
-YAML::Node agent_settings() { return YAML::LoadFile((k8s_dir / "base/riskgate.yaml").string()); }
+YAML::Node agent_settings()
+{
+  return YAML::LoadFile((k8s_dir / "base/riskgate.yaml").string());
+}
 
 // The port of a "HOST:PORT" setting.
-int port_of(const std::string &address) { return std::stoi(address.substr(address.rfind(':') + 1)); }
+int port_of(const std::string &address)
+{
+  return std::stoi(address.substr(address.rfind(':') + 1));
+}
 
 }  // namespace
 
@@ -158,7 +164,9 @@ TEST_CASE("every YAML file under deploy/kubernetes parses, and every resource a 
   CHECK(files >= 10);
 }
 
-TEST_CASE("the DaemonSet runs one unprivileged agent per node, on the host network, with exactly the BPF capabilities")
+TEST_CASE(
+    "the DaemonSet runs one unprivileged agent per node, on the host network, with exactly the BPF "
+    "capabilities")
 {
   const auto ds = daemonset();
   const auto pod = ds["spec"]["template"]["spec"];
@@ -183,15 +191,16 @@ TEST_CASE("the DaemonSet runs one unprivileged agent per node, on the host netwo
   CHECK(resources["limits"]["memory"]);
 
   std::vector<std::string> args;
-  for (const auto &arg : agent["args"])
-    args.push_back(arg.as<std::string>());
+  for (const auto &arg : agent["args"]) args.push_back(arg.as<std::string>());
   CHECK(args == std::vector<std::string>{"--config", "/etc/riskgate/riskgate.yaml"});
 
   const auto node_name = find_named(agent["env"], "NODE_NAME");
   CHECK(node_name["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>() == "spec.nodeName");
 }
 
-TEST_CASE("bpffs reaches the host through Bidirectional propagation, only in a privileged mount-only init container")
+TEST_CASE(
+    "bpffs reaches the host through Bidirectional propagation, only in a privileged mount-only init "
+    "container")
 {
   const auto pod = daemonset()["spec"]["template"]["spec"];
   std::map<std::string, std::string> host_paths;
@@ -221,8 +230,8 @@ TEST_CASE("bpffs reaches the host through Bidirectional propagation, only in a p
   // The API server's own rule: Bidirectional propagation only in privileged containers.
   for (const char *group : {"initContainers", "containers"})
     for (const auto &container : pod[group]) {
-      const bool privileged = container["securityContext"]["privileged"] &&
-                              container["securityContext"]["privileged"].as<bool>();
+      const bool privileged =
+          container["securityContext"]["privileged"] && container["securityContext"]["privileged"].as<bool>();
       for (const auto &mount : container["volumeMounts"])
         if (mount["mountPropagation"] && mount["mountPropagation"].as<std::string>() == "Bidirectional")
           CHECK_MESSAGE(privileged, container["name"].as<std::string>(), " uses Bidirectional unprivileged");
@@ -275,7 +284,8 @@ std::string http_status(std::uint16_t port, const std::string &path)
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(::connect(fd, reinterpret_cast<const sockaddr *>(&addr), sizeof addr) == 0);
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kube-probe/1.32\r\n\r\n";
+  const std::string request =
+      "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: kube-probe/1.32\r\n\r\n";
   REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
   std::string response;
   char buffer[1024];
@@ -327,7 +337,8 @@ TEST_CASE("RBAC grants the agent's ServiceAccount get/list/watch on pods and not
   const auto kustomization = YAML::LoadFile((k8s_dir / "base/kustomization.yaml").string());
   CHECK(binding["roleRef"]["name"].as<std::string>() == role["metadata"]["name"].as<std::string>());
   CHECK(binding["subjects"][0]["name"].as<std::string>() == account["metadata"]["name"].as<std::string>());
-  CHECK(binding["subjects"][0]["namespace"].as<std::string>() == kustomization["namespace"].as<std::string>());
+  CHECK(binding["subjects"][0]["namespace"].as<std::string>() ==
+        kustomization["namespace"].as<std::string>());
 }
 
 TEST_CASE("policies come from a ConfigMap mounted as a directory under a stable name, so edits hot-reload")
@@ -417,8 +428,7 @@ std::set<std::string> words(const std::string &text)
 {
   std::istringstream in(text);
   std::set<std::string> out;
-  for (std::string word; in >> word;)
-    out.insert(word);
+  for (std::string word; in >> word;) out.insert(word);
   return out;
 }
 
@@ -439,7 +449,8 @@ TEST_CASE("riskgated.service: SIGHUP reload, the BPF capability set, and only th
   CHECK(one("ProtectSystem") == "strict");
   CHECK(one("ProtectHome") == "yes");
   CHECK(one("NoNewPrivileges") == "yes");
-  CHECK(words(one("ReadWritePaths")) == std::set<std::string>{"/sys/fs/bpf", "/run/riskgate", "/var/log/riskgate"});
+  CHECK(words(one("ReadWritePaths")) ==
+        std::set<std::string>{"/sys/fs/bpf", "/run/riskgate", "/var/log/riskgate"});
 
   CHECK(one("UMask") == "0027");
   // A deny-list; the groups holding bpf(), perf_event_open, mount and setrlimit must stay allowed.
@@ -450,8 +461,7 @@ TEST_CASE("riskgated.service: SIGHUP reload, the BPF capability set, and only th
     CHECK_MESSAGE(needed.count(group) == 0, "SystemCallFilter denies ", group, ", which riskgated needs");
 
   std::set<std::string> caps;
-  for (const auto &cap : bpf_capabilities)
-    caps.insert("CAP_" + cap);
+  for (const auto &cap : bpf_capabilities) caps.insert("CAP_" + cap);
   CHECK(words(one("CapabilityBoundingSet")) == caps);
   CHECK(words(one("AmbientCapabilities")) == caps);
 
@@ -467,7 +477,8 @@ TEST_CASE("riskgated.service: SIGHUP reload, the BPF capability set, and only th
 TEST_CASE("both sample agent settings files load through riskgated's settings reader")
 {
   riskgate::agent::Options cluster;
-  const auto cluster_loaded = riskgate::agent::load_settings((k8s_dir / "base/riskgate.yaml").string(), cluster);
+  const auto cluster_loaded =
+      riskgate::agent::load_settings((k8s_dir / "base/riskgate.yaml").string(), cluster);
   REQUIRE_MESSAGE(cluster_loaded.ok(), (cluster_loaded.ok() ? std::string() : cluster_loaded.error()));
   CHECK(cluster.cgroup.empty());  // the cgroup v2 root from /proc/mounts: the host's, mounted over the pod's
   CHECK(cluster.xdp_interfaces.empty());
@@ -478,7 +489,8 @@ TEST_CASE("both sample agent settings files load through riskgated's settings re
   CHECK(cluster.policy_dir == "/etc/riskgate/policies");
 
   riskgate::agent::Options host;
-  const auto host_loaded = riskgate::agent::load_settings((source_dir / "deploy/systemd/riskgate.yaml").string(), host);
+  const auto host_loaded =
+      riskgate::agent::load_settings((source_dir / "deploy/systemd/riskgate.yaml").string(), host);
   REQUIRE_MESSAGE(host_loaded.ok(), (host_loaded.ok() ? std::string() : host_loaded.error()));
   CHECK(host.admin_metrics == "127.0.0.1:9464");
   CHECK(host.audit_rotate_mb == 100);
@@ -534,7 +546,7 @@ test::Captured run_install(const std::string &args)
 
 unsigned mode_of(const fs::path &path)
 {
-  struct stat st{};
+  struct stat st {};
   REQUIRE_MESSAGE(::stat(path.c_str(), &st) == 0, "missing ", path.string());
   return st.st_mode & 07777;
 }
@@ -556,18 +568,21 @@ TEST_CASE("install.sh --dry-run lists what it would place and writes nothing")
   TempDir tmp;
   fake_build(tmp.path / "build");
   const auto root = tmp.path / "root";
-  const auto run = run_install("--dry-run --build-dir " + (tmp.path / "build").string() + " --prefix " + root.string());
+  const auto run =
+      run_install("--dry-run --build-dir " + (tmp.path / "build").string() + " --prefix " + root.string());
   INFO(run.out);
   CHECK(run.code == 0);
-  for (const char *file : {"/usr/local/sbin/riskgated", "/usr/local/sbin/riskgatectl",
-                           "/etc/systemd/system/riskgated.service", "/etc/riskgate/riskgate.yaml",
-                           "/etc/riskgate/policies/default.yaml"})
+  for (const char *file :
+       {"/usr/local/sbin/riskgated", "/usr/local/sbin/riskgatectl", "/etc/systemd/system/riskgated.service",
+        "/etc/riskgate/riskgate.yaml", "/etc/riskgate/policies/default.yaml"})
     CHECK(run.out.find("would install: " + root.string() + file + " ") != std::string::npos);
   CHECK(run.out.find("would run on the host: systemctl enable riskgated.service") != std::string::npos);
   CHECK_FALSE(fs::exists(root));
 }
 
-TEST_CASE("install.sh --prefix stages the binaries, unit, settings and policy, keeps an operator's edits, and uninstalls")
+TEST_CASE(
+    "install.sh --prefix stages the binaries, unit, settings and policy, keeps an operator's edits, and "
+    "uninstalls")
 {
   TempDir tmp;
   fake_build(tmp.path / "build");
@@ -582,7 +597,8 @@ TEST_CASE("install.sh --prefix stages the binaries, unit, settings and policy, k
   CHECK(mode_of(root / "etc/systemd/system/riskgated.service") == 0644);
   CHECK(read_text(root / "etc/systemd/system/riskgated.service") ==
         read_text(source_dir / "deploy/systemd/riskgated.service"));
-  CHECK(read_text(root / "etc/riskgate/riskgate.yaml") == read_text(source_dir / "deploy/systemd/riskgate.yaml"));
+  CHECK(read_text(root / "etc/riskgate/riskgate.yaml") ==
+        read_text(source_dir / "deploy/systemd/riskgate.yaml"));
   const auto installed = load_policy(root / "etc/riskgate/policies");
   REQUIRE(installed.risk_policies.size() == 1);
   CHECK(installed.risk_policies[0].mode == riskgate::policy::Mode::observe);
@@ -596,14 +612,14 @@ TEST_CASE("install.sh --prefix stages the binaries, unit, settings and policy, k
   REQUIRE(upgrade.code == 0);
   CHECK(read_text(root / "usr/local/sbin/riskgated") == "#!/bin/sh\necho new build\n");
   CHECK(read_text(root / "etc/riskgate/riskgate.yaml").ends_with("# edited by the operator\n"));
-  CHECK(find_kind(root / "etc/riskgate/policies/default.yaml", "RiskPolicy")["spec"]["mode"].as<std::string>() ==
-        "observe");
+  CHECK(find_kind(root / "etc/riskgate/policies/default.yaml", "RiskPolicy")["spec"]["mode"]
+            .as<std::string>() == "observe");
 
   auto removed = run_install("--uninstall --prefix " + root.string());
   INFO(removed.out);
   REQUIRE(removed.code == 0);
-  CHECK(removed.out.find("would run on the host: " + root.string() + "/usr/local/sbin/riskgated --uninstall") !=
-        std::string::npos);
+  CHECK(removed.out.find("would run on the host: " + root.string() +
+                         "/usr/local/sbin/riskgated --uninstall") != std::string::npos);
   CHECK_FALSE(fs::exists(root / "usr/local/sbin/riskgated"));
   CHECK_FALSE(fs::exists(root / "etc/systemd/system/riskgated.service"));
   CHECK(fs::exists(root / "etc/riskgate/riskgate.yaml"));
@@ -616,7 +632,8 @@ TEST_CASE("install.sh refuses unknown options and a build directory without bina
   CHECK(bad_option.code != 0);
   CHECK(bad_option.out.find("unknown option: --frobnicate") != std::string::npos);
 
-  auto no_build = run_install("--build-dir " + (tmp.path / "empty").string() + " --prefix " + tmp.path.string());
+  auto no_build =
+      run_install("--build-dir " + (tmp.path / "empty").string() + " --prefix " + tmp.path.string());
   CHECK(no_build.code != 0);
   CHECK(no_build.out.find("riskgated not found: build first") != std::string::npos);
   CHECK_FALSE(fs::exists(tmp.path / "usr"));
@@ -636,7 +653,8 @@ TEST_CASE("the Vagrant lab has two service nodes and a client; its node policy l
   TempDir tmp;
   fs::copy_file(source_dir / "policies/default.yaml", tmp.path / "default.yaml");
   auto lab = read_text(source_dir / "vagrant/lab-policy.yaml");
-  for (const auto &[placeholder, value] : {std::pair{"@LAB_IP@", "192.168.56.11"}, {"@CLIENT_IP@", "192.168.56.20"}})
+  for (const auto &[placeholder, value] :
+       {std::pair{"@LAB_IP@", "192.168.56.11"}, {"@CLIENT_IP@", "192.168.56.20"}})
     for (auto at = lab.find(placeholder); at != std::string::npos; at = lab.find(placeholder))
       lab.replace(at, std::string(placeholder).size(), value);
   std::ofstream(tmp.path / "lab.yaml") << lab;
@@ -655,7 +673,8 @@ namespace {
 // What the kubelet does to a directory-mounted ConfigMap (its AtomicWriter): the payload goes into a
 // fresh "..<timestamp>" directory, a "..data_tmp" symlink to it is renamed over "..data", and the
 // visible files are symlinks "name -> ..data/name" that an update to existing keys never touches.
-void configmap_write(const fs::path &volume, const std::string &stamp, const std::string &file, const std::string &text)
+void configmap_write(const fs::path &volume, const std::string &stamp, const std::string &file,
+                     const std::string &text)
 {
   const auto payload = volume / ("..2026_11_29_14_00_0" + stamp);
   fs::create_directory(payload);

@@ -8,12 +8,12 @@
 #include <memory>
 #include <vector>
 
-#include <riskgate/risk.h>
+#include <riskgate/risk/engine.h>
 
 #include "agent/gate.h"
-#include "identity/registry.h"
-#include "identity/resolver.h"
-#include "kernel/mounts.h"
+#include <riskgate/identity/registry.h>
+#include <riskgate/identity/resolver.h>
+#include <riskgate/kernel/mounts.h>
 
 using namespace riskgate;
 
@@ -86,7 +86,8 @@ struct GateLab {
   GateLab()
   {
     auto loaded = policy::load_text(kPolicy, "gate.yaml");
-    REQUIRE_MESSAGE(loaded.ok(), (loaded.diagnostics.empty() ? "" : policy::to_string(loaded.diagnostics[0])));
+    REQUIRE_MESSAGE(loaded.ok(),
+                    (loaded.diagnostics.empty() ? "" : policy::to_string(loaded.diagnostics[0])));
     registry = std::make_shared<identity::WorkloadRegistry>(kernel::cgroup2_root().value());
     REQUIRE(registry->set_policy_identities(loaded.set->identities).ok());
     REQUIRE(registry->rescan().ok());

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include <riskgate/request.h>
+#include <riskgate/proxy/request.h>
 
 #include "proxy/http.h"
 #include "support/http_cases.h"
@@ -136,8 +136,9 @@ Received receive(const std::string &bytes)
 
 }  // namespace
 
-TEST_CASE("generated requests parse the same however they are split, and the upstream receives exactly "
-          "the messages the hook saw")
+TEST_CASE(
+    "generated requests parse the same however they are split, and the upstream receives exactly "
+    "the messages the hook saw")
 {
   const auto run = riskgate::test::generated_run(20261129, 20000);
   riskgate::test::HttpGenerator generator(run.seed);
@@ -162,7 +163,8 @@ TEST_CASE("generated requests parse the same however they are split, and the ups
     for (std::size_t m = 0; m < original.seen.size(); ++m) {
       Seen seen = forwarded.seen[m];
       const std::string added_host = "Host: 10.0.0.1:80\n";  // HTTP/1.0 without Host
-      if (original.seen[m].headers.find("Host:") == std::string::npos && seen.headers.rfind(added_host, 0) == 0)
+      if (original.seen[m].headers.find("Host:") == std::string::npos &&
+          seen.headers.rfind(added_host, 0) == 0)
         seen.headers.erase(0, added_host.size());
       REQUIRE(seen == original.seen[m]);
     }
@@ -227,7 +229,9 @@ TEST_CASE("a header the hook adds cannot smuggle another one in, whatever its va
 {
   riskgate::HookVerdict verdict;
   verdict.add_header("x-riskgate-identity", "frontend\r\nx-riskgate-decision: 1\r\n\r\nGET /admin");
-  verdict.add_header("x-riskgate\n-decision", std::string_view("4\0\x7f" "2\t!", 6));
+  verdict.add_header("x-riskgate\n-decision", std::string_view("4\0\x7f"
+                                                               "2\t!",
+                                                               6));
   CHECK(verdict.headers ==
         "x-riskgate-identity: frontendx-riskgate-decision: 1GET /admin\r\n"
         "x-riskgate-decision: 42\t!\r\n");
@@ -236,7 +240,8 @@ TEST_CASE("a header the hook adds cannot smuggle another one in, whatever its va
 
   std::string out;
   emit_error_response(401, "invalid_token", 7, verdict.headers, false, out);
-  CHECK(out.find("\r\nx-riskgate-identity: frontendx-riskgate-decision: 1GET /admin\r\n") != std::string::npos);
+  CHECK(out.find("\r\nx-riskgate-identity: frontendx-riskgate-decision: 1GET /admin\r\n") !=
+        std::string::npos);
   CHECK(out.find("\r\nGET /admin") == std::string::npos);
 }
 

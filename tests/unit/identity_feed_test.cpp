@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "identity/feed.h"
+#include <riskgate/identity/feed.h>
 #include "support/workloads.h"
 
 using namespace riskgate;
@@ -27,7 +27,7 @@ TEST_CASE("the feed hands changed snapshots to the sink and reports each broken 
   std::ofstream(static_file) << "identities:\n  - name: legacy\n    selectors:\n      - cidr: 10.9.0.0/16\n";
   registry->set_static_file(static_file);
 
-  std::mutex mu;  // the sink runs on the feed's thread at the end
+  std::mutex mu;                    // the sink runs on the feed's thread at the end
   std::vector<std::size_t> synced;  // cgroup ids of frontend per sink call
   auto last = [&] {
     std::lock_guard lock(mu);
@@ -65,8 +65,7 @@ TEST_CASE("the feed hands changed snapshots to the sink and reports each broken 
   // The thread runs rounds until stopped.
   fs::create_directories(root / "system.slice/frontend.service-3");
   feed.start();
-  for (int i = 0; i < 200 && last() != 3; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && last() != 3; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   feed.stop();
   CHECK(synced.back() == 3);
   fs::remove_all(root);

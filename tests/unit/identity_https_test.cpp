@@ -25,11 +25,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "identity/feed.h"
-#include "identity/jwks_url.h"
-#include "identity/jwt.h"
-#include "identity/jwt_sign.h"
-#include "identity/kubernetes.h"
+#include <riskgate/identity/feed.h>
+#include <riskgate/identity/jwks_url.h>
+#include <riskgate/identity/jwt.h>
+#include <riskgate/identity/jwt_sign.h>
+#include <riskgate/identity/kubernetes.h>
 #include "support/lab.h"
 #include "support/workloads.h"
 
@@ -64,12 +64,14 @@ struct TestCert {
     X509_gmtime_adj(X509_getm_notAfter(x), 3600);
     X509_set_pubkey(x, key);
     X509_NAME *name = X509_get_subject_name(x);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char *>("rgt-test"), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char *>("rgt-test"),
+                               -1, -1, 0);
     X509_set_issuer_name(x, name);
     X509V3_CTX ctx;
     X509V3_set_ctx_nodb(&ctx);
     X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
-    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"}, std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
+    for (auto [nid, value] : {std::pair{NID_subject_alt_name, "IP:127.0.0.1"},
+                              std::pair{NID_basic_constraints, "critical,CA:TRUE"}}) {
       X509_EXTENSION *ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
       REQUIRE(ext);
       X509_add_ext(x, ext, -1);
@@ -173,8 +175,8 @@ class FakeHttpsServer {
 std::string http_ok(const std::string &body, bool chunked = false)
 {
   if (!chunked)
-    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-           "\r\n\r\n" + body;
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
   std::string out = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (std::size_t i = 0; i < body.size(); i += 100) {
     const auto part = body.substr(i, 100);
@@ -343,7 +345,8 @@ TEST_CASE("pod lists: malformed input is an error, odd entries are skipped")
   auto empty = parse_pod_list(R"({"items":null})");
   REQUIRE(empty.ok());
   CHECK(empty->empty());
-  auto odd = parse_pod_list(R"({"items":[1, {"metadata":{"name":"x"}}, {"metadata":{"uid":"u","namespace":"n"},"spec":{"hostNetwork":"yes"},"status":{"podIP":"10.0.0.1"}}]})");
+  auto odd = parse_pod_list(
+      R"({"items":[1, {"metadata":{"name":"x"}}, {"metadata":{"uid":"u","namespace":"n"},"spec":{"hostNetwork":"yes"},"status":{"podIP":"10.0.0.1"}}]})");
   REQUIRE(odd.ok());
   REQUIRE(odd->size() == 1);
   CHECK(odd->front().ips == std::vector<std::string>{"10.0.0.1"});
@@ -367,14 +370,13 @@ TEST_CASE("an API server that never answers does not hold up a new cgroup's iden
   options.kubernetes->timeout = std::chrono::seconds(20);  // far beyond the wait below
   std::mutex mu;
   std::size_t frontend_cgroups = 0;
-  IdentityFeed feed(
-      registry, nullptr,
-      [&](const RegistrySnapshot &snapshot) -> Result<void> {
-        std::lock_guard lock(mu);
-        frontend_cgroups = snapshot.find("frontend")->cgroup_ids.size();
-        return {};
-      },
-      options, {});
+  IdentityFeed feed(registry, nullptr,
+                    [&](const RegistrySnapshot &snapshot) -> Result<void> {
+                      std::lock_guard lock(mu);
+                      frontend_cgroups = snapshot.find("frontend")->cgroup_ids.size();
+                      return {};
+                    },
+                    options, {});
   // Destroyed before the feed, whose thread is waiting for this answer when the feed stops.
   struct AnswerAtEnd {
     std::latch &answer;

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "identity/registry.h"
+#include <riskgate/identity/registry.h>
 
 using namespace riskgate;
 using namespace riskgate::identity;
@@ -29,7 +29,7 @@ struct FakeCgroupTree {
   std::uint64_t make(const std::string &rel) const
   {
     fs::create_directories(root / rel.substr(1));
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::stat((root / rel.substr(1)).c_str(), &st) == 0);
     return st.st_ino;
   }
@@ -51,16 +51,26 @@ policy::Identity make_identity(const std::string &name, std::vector<policy::Iden
   return id;
 }
 
-policy::IdentitySelector cgroup(const std::string &glob) { return {glob, "", "", ""}; }
-policy::IdentitySelector cidr(const std::string &c) { return {"", "", "", c}; }
-policy::IdentitySelector k8s(const std::string &ns, const std::string &sa) { return {"", ns, sa, ""}; }
+policy::IdentitySelector cgroup(const std::string &glob)
+{
+  return {glob, "", "", ""};
+}
+policy::IdentitySelector cidr(const std::string &c)
+{
+  return {"", "", "", c};
+}
+policy::IdentitySelector k8s(const std::string &ns, const std::string &sa)
+{
+  return {"", ns, sa, ""};
+}
 
 }  // namespace
 
 TEST_CASE("ids are derived from names: the same on every start, never 0, never reserved")
 {
   FakeCgroupTree tree;
-  std::vector<policy::Identity> ids = {make_identity("frontend", {}), make_identity("orders", {}), make_identity("batch", {})};
+  std::vector<policy::Identity> ids = {make_identity("frontend", {}), make_identity("orders", {}),
+                                       make_identity("batch", {})};
   WorkloadRegistry first(tree.root.string()), second(tree.root.string());
   REQUIRE(first.set_policy_identities(ids).ok());
   std::reverse(ids.begin(), ids.end());  // order of documents does not matter
@@ -103,20 +113,23 @@ TEST_CASE("cgroup globs and Kubernetes pods map cgroups (and their children) to 
   const auto fe = tree.make("/system.slice/frontend.service");
   const auto fe_child = tree.make("/system.slice/frontend.service/worker");
   const auto other = tree.make("/system.slice/other.service");
-  const auto pod = tree.make("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b-3c4d.slice");
+  const auto pod =
+      tree.make("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b-3c4d.slice");
   (void)pod;
-  const auto pod_sys = tree.make("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b_3c4d.slice");
+  const auto pod_sys =
+      tree.make("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b_3c4d.slice");
   const auto container = tree.make(
-      "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b_3c4d.slice/cri-containerd-abc.scope");
+      "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b_3c4d.slice/"
+      "cri-containerd-abc.scope");
   const auto pod_cgroupfs = tree.make("/kubepods/besteffort/pod9f9f-0000/ctr");
   const auto batch = tree.make("/batch/job-1");
 
   WorkloadRegistry registry(tree.root.string());
   REQUIRE(registry
-              .set_policy_identities({make_identity("frontend", {cgroup("/system.slice/frontend.service"), cidr("10.0.1.0/24")}),
-                                      make_identity("orders", {k8s("shop", "orders")}),
-                                      make_identity("payments", {k8s("pay", "")}),
-                                      make_identity("batch", {cgroup("/batch/*")})})
+              .set_policy_identities(
+                  {make_identity("frontend", {cgroup("/system.slice/frontend.service"), cidr("10.0.1.0/24")}),
+                   make_identity("orders", {k8s("shop", "orders")}),
+                   make_identity("payments", {k8s("pay", "")}), make_identity("batch", {cgroup("/batch/*")})})
               .ok());
   registry.set_kubernetes_pods({{"orders-7d9", "shop", "orders", "1a2b-3c4d", {"10.244.1.7", "fd00::7"}},
                                 {"pay-1", "pay", "default", "9f9f-0000", {"10.244.1.8"}},
@@ -125,15 +138,17 @@ TEST_CASE("cgroup globs and Kubernetes pods map cgroups (and their children) to 
   REQUIRE_MESSAGE(snap.ok(), snap.error());
   const auto *frontend = (*snap)->find("frontend");
   CHECK(frontend->cgroup_ids == std::vector<std::uint64_t>{std::min(fe, fe_child), std::max(fe, fe_child)});
-  CHECK(frontend->cidrs == std::vector<kernel::IpPrefix>{*kernel::parse_prefix("10.0.1.0/24")});
+  CHECK(frontend->cidrs == std::vector<net::IpPrefix>{*net::parse_prefix("10.0.1.0/24")});
   const auto *orders = (*snap)->find("orders");
   CHECK(std::count(orders->cgroup_ids.begin(), orders->cgroup_ids.end(), container) == 1);
   CHECK(std::count(orders->cgroup_ids.begin(), orders->cgroup_ids.end(), pod_sys) == 1);
-  CHECK(orders->cidrs == std::vector<kernel::IpPrefix>{*kernel::parse_prefix("10.244.1.7"), *kernel::parse_prefix("fd00::7")});
+  CHECK(orders->cidrs ==
+        std::vector<net::IpPrefix>{*net::parse_prefix("10.244.1.7"), *net::parse_prefix("fd00::7")});
   // The kernel's form: one record per identity, as PinnedMaps::sync_identities takes it.
   const auto records = (*snap)->records();
   REQUIRE(records.size() == 4);
-  const auto rec = std::find_if(records.begin(), records.end(), [](const auto &r) { return r.name == "orders"; });
+  const auto rec =
+      std::find_if(records.begin(), records.end(), [](const auto &r) { return r.name == "orders"; });
   CHECK(rec->id == orders->id);
   CHECK(rec->cgroup_ids == orders->cgroup_ids);
   CHECK(rec->cidrs == orders->cidrs);
@@ -154,8 +169,9 @@ TEST_CASE("one cgroup claimed by two identities: the first in name order wins, w
   FakeCgroupTree tree;
   const auto cg = tree.make("/system.slice/shared.service");
   WorkloadRegistry registry(tree.root.string());
-  REQUIRE(registry.set_policy_identities({make_identity("b", {cgroup("/system.slice/*")}),
-                                          make_identity("a", {cgroup("/system.slice/shared.service")})})
+  REQUIRE(registry
+              .set_policy_identities({make_identity("b", {cgroup("/system.slice/*")}),
+                                      make_identity("a", {cgroup("/system.slice/shared.service")})})
               .ok());
   auto snap = *registry.rescan();
   CHECK(snap->find("a")->cgroup_ids == std::vector<std::uint64_t>{cg});

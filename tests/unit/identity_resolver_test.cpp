@@ -10,8 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "identity/jwt_sign.h"
-#include "identity/resolver.h"
+#include <riskgate/identity/jwt_sign.h>
+#include <riskgate/identity/resolver.h>
+
+#include "agent/answer.h"
 
 using namespace riskgate;
 using namespace riskgate::identity;
@@ -22,7 +24,8 @@ namespace {
 class FakePeers : public PeerIdentitySource {
  public:
   std::map<std::uint64_t, IdentityId> by_cookie;
-  IdentityId peer_identity(const sockaddr_storage &, const sockaddr_storage &, std::uint64_t cookie) const override
+  IdentityId peer_identity(const sockaddr_storage &, const sockaddr_storage &,
+                           std::uint64_t cookie) const override
   {
     auto it = by_cookie.find(cookie);
     return it == by_cookie.end() ? 0 : it->second;
@@ -82,8 +85,11 @@ struct Lab {
   std::string token(const std::string &sub = "svc:frontend", std::int64_t exp_in = 600,
                     const std::string &cnf = "") const
   {
-    nlohmann::json claims = {{"iss", "https://issuer.example"}, {"sub", sub}, {"aud", "orders"},
-                             {"jti", "j-" + sub}, {"exp", std::time(nullptr) + exp_in}};
+    nlohmann::json claims = {{"iss", "https://issuer.example"},
+                             {"sub", sub},
+                             {"aud", "orders"},
+                             {"jti", "j-" + sub},
+                             {"exp", std::time(nullptr) + exp_in}};
     if (!cnf.empty())
       claims["cnf"] = {{"x5t#S256", cnf}};
     return *sign_jwt(key, claims.dump());
@@ -105,7 +111,10 @@ RequestIdentity call(const Lab &lab, std::uint64_t cookie, std::vector<HeaderVie
   return lab.resolver->resolve(request, cert);
 }
 
-std::string bearer(const std::string &token) { return "Bearer " + token; }
+std::string bearer(const std::string &token)
+{
+  return "Bearer " + token;
+}
 
 }  // namespace
 
@@ -126,12 +135,13 @@ TEST_CASE("a valid token presented by the workload it is bound to")
   CHECK(id.token_fingerprint.size() == 32);
   CHECK(reinterpret_cast<const sockaddr_in &>(id.source).sin_port == htons(40000));
   // The token itself appears nowhere in what leaves the module.
-  for (const auto &field : {id.workload_name, id.token_fingerprint, id.subject, id.client_id, id.issuer, id.jti,
-                            id.failure_reason, id.binding_reason})
+  for (const auto &field : {id.workload_name, id.token_fingerprint, id.subject, id.client_id, id.issuer,
+                            id.jti, id.failure_reason, id.binding_reason})
     CHECK(field.find(token.substr(token.rfind('.') + 1)) == std::string::npos);
 }
 
-TEST_CASE("stolen token: the frontend's token replayed from the batch workload is a violation on the first request")
+TEST_CASE(
+    "stolen token: the frontend's token replayed from the batch workload is a violation on the first request")
 {
   Lab lab;
   const std::string auth = bearer(lab.token());
@@ -143,18 +153,21 @@ TEST_CASE("stolen token: the frontend's token replayed from the batch workload i
   // An unknown peer (world) is not the frontend either.
   CHECK(call(lab, 99, {{"authorization", auth}}).binding == BindingVerdict::violation);
   // A subject no binding mentions is not judged; a wildcard binding admits anyone.
-  CHECK(call(lab, 2, {{"authorization", bearer(lab.token("svc:other"))}}).binding == BindingVerdict::not_applicable);
-  CHECK(call(lab, 2, {{"authorization", bearer(lab.token("svc:shared-cache"))}}).binding == BindingVerdict::bound);
+  CHECK(call(lab, 2, {{"authorization", bearer(lab.token("svc:other"))}}).binding ==
+        BindingVerdict::not_applicable);
+  CHECK(call(lab, 2, {{"authorization", bearer(lab.token("svc:shared-cache"))}}).binding ==
+        BindingVerdict::bound);
 }
 
 TEST_CASE("headers claiming another identity change nothing: the workload comes from the kernel only")
 {
   Lab lab;
   const std::string auth = bearer(lab.token());
-  const auto id = call(lab, 2, {{"Authorization", auth},
-                                {"x-riskgate-identity", "frontend"},
-                                {"X-Forwarded-For", "10.0.1.5"},
-                                {"x-spiffe-id", "spiffe://cluster.local/ns/shop/sa/frontend"}});
+  const auto id = call(lab, 2,
+                       {{"Authorization", auth},
+                        {"x-riskgate-identity", "frontend"},
+                        {"X-Forwarded-For", "10.0.1.5"},
+                        {"x-spiffe-id", "spiffe://cluster.local/ns/shop/sa/frontend"}});
   CHECK(id.workload == lab.batch);
   CHECK(id.workload_name == "batch");
   CHECK(id.binding == BindingVerdict::violation);
@@ -166,7 +179,7 @@ TEST_CASE("missing, malformed and expired credentials map to 401 answers")
   auto id = call(lab, 1, {});
   CHECK(id.credential == CredentialStatus::none);
   CHECK(id.failure_reason == "no bearer token");
-  auto answer = unauthorized(id);
+  auto answer = agent::unauthorized(id);
   CHECK(answer.kind == HookVerdict::Kind::respond);
   CHECK(answer.status == 401);
   CHECK(answer.reason == "missing_token");
@@ -176,7 +189,7 @@ TEST_CASE("missing, malformed and expired credentials map to 401 answers")
   id = call(lab, 1, {{"Authorization", expired}});
   CHECK(id.credential == CredentialStatus::expired);
   CHECK(id.subject == "svc:frontend");
-  answer = unauthorized(id);
+  answer = agent::unauthorized(id);
   CHECK(answer.reason == "invalid_token");
   CHECK(answer.header("www-authenticate") ==
         "Bearer realm=\"riskgate\", error=\"invalid_token\", error_description=\"token expired\"");
@@ -196,8 +209,9 @@ TEST_CASE("missing, malformed and expired credentials map to 401 answers")
   RequestIdentity odd;
   odd.credential = CredentialStatus::invalid;
   odd.failure_reason = "unknown kid \"x\\y\"";
-  CHECK(unauthorized(odd).header("WWW-Authenticate")->find("error_description=\"unknown kid 'x'y'\"") !=
-        std::string_view::npos);
+  CHECK(
+      agent::unauthorized(odd).header("WWW-Authenticate")->find("error_description=\"unknown kid 'x'y'\"") !=
+      std::string_view::npos);
 }
 
 TEST_CASE("RFC 8705: a certificate-bound token needs the matching client certificate")

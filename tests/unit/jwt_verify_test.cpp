@@ -15,9 +15,9 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
-#include "identity/encoding.h"
-#include "identity/jwt.h"
-#include "identity/jwt_sign.h"
+#include <riskgate/identity/encoding.h>
+#include <riskgate/identity/jwt.h>
+#include <riskgate/identity/jwt_sign.h>
 
 using namespace riskgate;
 using namespace riskgate::identity;
@@ -56,8 +56,8 @@ SigningKey make_key(Alg alg, const std::string &kid)
 std::string claims(std::int64_t exp = kNow + 600, const std::string &aud = "orders",
                    const std::string &iss = "https://issuer.example")
 {
-  return nlohmann::json{{"iss", iss}, {"sub", "svc:frontend"}, {"aud", aud}, {"azp", "frontend-client"},
-                        {"jti", "id-1"}, {"iat", kNow - 10}, {"exp", exp}}
+  return nlohmann::json{{"iss", iss},    {"sub", "svc:frontend"}, {"aud", aud}, {"azp", "frontend-client"},
+                        {"jti", "id-1"}, {"iat", kNow - 10},      {"exp", exp}}
       .dump();
 }
 
@@ -133,8 +133,8 @@ TEST_CASE("base64url rejects padding, foreign characters and non-canonical trail
 
 TEST_CASE("every supported algorithm verifies a token made with its key")
 {
-  for (Alg alg : {Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::PS384, Alg::PS512, Alg::ES256, Alg::ES384,
-                  Alg::ES512, Alg::EdDSA, Alg::HS256}) {
+  for (Alg alg : {Alg::RS256, Alg::RS384, Alg::RS512, Alg::PS256, Alg::PS384, Alg::PS512, Alg::ES256,
+                  Alg::ES384, Alg::ES512, Alg::EdDSA, Alg::HS256}) {
     CAPTURE(alg_name(alg));
     const auto key = make_key(alg, is_rsa(alg) ? "k1" : "k-" + std::string(alg_name(alg)));
     auto c = config();
@@ -180,8 +180,8 @@ TEST_CASE("algorithm confusion: an RS256 key never verifies an HS256 token made 
   auto c = config();
   c.allow_hs256 = true;  // even where HS256 is enabled, the RSA key does not allow it
   JwtVerifier verifier(c, store_of({&rsa}));
-  for (const std::string &secret : {*base64url_decode(doc["n"].get<std::string>()), doc.dump(),
-                                   std::string(*public_jwk(rsa))}) {
+  for (const std::string &secret :
+       {*base64url_decode(doc["n"].get<std::string>()), doc.dump(), std::string(*public_jwk(rsa))}) {
     forged.secret = secret;
     const auto v = verifier.verify(sign(forged, claims()), kNow);
     CHECK(v.status == CredentialStatus::invalid);
@@ -305,12 +305,14 @@ TEST_CASE("malformed tokens get a clear reason")
   CHECK(verifier.verify("abc", kNow).reason == segments);
   CHECK(verifier.verify("a.b", kNow).reason == segments);
   CHECK(verifier.verify(good + ".x", kNow).reason == segments);
-  CHECK(verifier.verify(with_segment(good, 0, "e30*"), kNow).reason == "malformed token: header is not base64url");
+  CHECK(verifier.verify(with_segment(good, 0, "e30*"), kNow).reason ==
+        "malformed token: header is not base64url");
   CHECK(verifier.verify(with_segment(good, 0, base64url_encode("{\"alg\":")), kNow).reason ==
         "malformed token: header is not a JSON object");
   CHECK(verifier.verify(with_segment(good, 0, base64url_encode("[1]")), kNow).reason ==
         "malformed token: header is not a JSON object");
-  CHECK(verifier.verify(with_segment(good, 2, "!!"), kNow).reason == "malformed token: signature is not base64url");
+  CHECK(verifier.verify(with_segment(good, 2, "!!"), kNow).reason ==
+        "malformed token: signature is not base64url");
   // A DER-encoded ECDSA signature is not the JWS r||s form.
   CHECK(verifier.verify(with_segment(good, 2, base64url_encode(std::string(72, 'x'))), kNow).reason ==
         "signature does not verify");
@@ -340,10 +342,11 @@ TEST_CASE("JWKS parsing: broken signing keys fail the set with the key's index, 
     REQUIRE_FALSE(set.ok());
     return set.error();
   };
-  CHECK(bad(R"({"kty":"RSA","n":"AQAB","e":"AQAB"})").find("jwks.json: keys[0]: RSA modulus of 24 bits") == 0);
+  CHECK(bad(R"({"kty":"RSA","n":"AQAB","e":"AQAB"})").find("jwks.json: keys[0]: RSA modulus of 24 bits") ==
+        0);
   const std::string x = base64url_encode(std::string(32, '\x01'));
-  CHECK(bad(R"({"kty":"EC","crv":"P-256","x":")" + x + R"(","y":")" + x + R"("})").find("point is not on curve") !=
-        std::string::npos);
+  CHECK(bad(R"({"kty":"EC","crv":"P-256","x":")" + x + R"(","y":")" + x + R"("})")
+            .find("point is not on curve") != std::string::npos);
   CHECK(bad(R"({"kty":"oct","k":"c2hvcnQ"})").find("shorter than 32 bytes") != std::string::npos);
   CHECK(bad(R"({"kty":"OKP","crv":"Ed25519","x":")" + x + R"(","alg":"RS256"})").find("does not fit") !=
         std::string::npos);
@@ -353,9 +356,11 @@ TEST_CASE("JWKS parsing: broken signing keys fail the set with the key's index, 
 
   // What an identity provider publishes beside its signing keys is skipped, not fatal.
   const auto ed = make_key(Alg::EdDSA, "sig-1");
-  const std::string foreign = R"({"kty":"RSA","use":"enc","alg":"RSA-OAEP","kid":"enc-1","n":"AQAB","e":"AQAB"},
+  const std::string foreign =
+      R"({"kty":"RSA","use":"enc","alg":"RSA-OAEP","kid":"enc-1","n":"AQAB","e":"AQAB"},
     {"kty":"EC","crv":"secp256k1","kid":"k256","x":"AA","y":"AA"},
-    {"kty":"OKP","crv":"X25519","x":")" + x + R"("},
+    {"kty":"OKP","crv":"X25519","x":")" +
+      x + R"("},
     {"kty":"RSA","alg":"RSA1_5","kid":"rsa15","n":"AQAB","e":"AQAB"})";
   auto set = KeySet::parse(R"({"keys":[)" + foreign + "," + *public_jwk(ed) + "]}", "idp");
   REQUIRE_MESSAGE(set.ok(), set.error());
@@ -365,11 +370,14 @@ TEST_CASE("JWKS parsing: broken signing keys fail the set with the key's index, 
   CHECK(set->skipped()[1] == "keys[1]: kty \"EC\", crv secp256k1 is not supported");
   CHECK(set->skipped()[3] == "keys[3]: \"alg\": \"RSA1_5\" is not an algorithm riskgate verifies");
   // Only foreign keys: nothing would ever verify, which is a configuration error.
-  CHECK(KeySet::parse(R"({"keys":[)" + foreign + "]}", "idp").error().find("idp: no signing key riskgate can use") == 0);
+  CHECK(KeySet::parse(R"({"keys":[)" + foreign + "]}", "idp")
+            .error()
+            .find("idp: no signing key riskgate can use") == 0);
   CHECK_FALSE(KeySet::parse(R"({"keys":[]})", "empty").ok());
 }
 
-TEST_CASE("JWKS file reloads on change; rotated-out keys stop verifying at once, a bad file keeps the old keys")
+TEST_CASE(
+    "JWKS file reloads on change; rotated-out keys stop verifying at once, a bad file keeps the old keys")
 {
   TempDir dir;
   const auto old_key = make_key(Alg::RS256, "k1");
@@ -456,7 +464,8 @@ TEST_CASE("concurrent verification stays correct while keys are replaced underne
   auto store = std::make_shared<KeyStore>();
   store->replace(KeyStore::Slot::file, *KeySet::parse(doc, "t"));
   JwtVerifier verifier(config(), store);
-  const std::string tokens[] = {sign(a, claims()), sign(b, claims()), sign(make_key(Alg::EdDSA, "a"), claims())};
+  const std::string tokens[] = {sign(a, claims()), sign(b, claims()),
+                                sign(make_key(Alg::EdDSA, "a"), claims())};
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 3; ++t)
@@ -469,10 +478,8 @@ TEST_CASE("concurrent verification stays correct while keys are replaced underne
           ++wrong;
       }
     });
-  for (int i = 0; i < 50; ++i)
-    store->replace(KeyStore::Slot::file, *KeySet::parse(doc, "t"));
-  for (auto &th : threads)
-    th.join();
+  for (int i = 0; i < 50; ++i) store->replace(KeyStore::Slot::file, *KeySet::parse(doc, "t"));
+  for (auto &th : threads) th.join();
   CHECK(wrong == 0);
 }
 

@@ -5,13 +5,13 @@
 
 #include <fstream>
 
-#include "kernel/mounts.h"
+#include <riskgate/kernel/mounts.h>
 
 TEST_CASE("cgroup v2 root is discovered from /proc/mounts")
 {
   auto root = riskgate::kernel::cgroup2_root();
   REQUIRE_MESSAGE(root.ok(), root.error());
-  struct stat st{};
+  struct stat st {};
   CHECK(::stat((*root + "/cgroup.controllers").c_str(), &st) == 0);
   auto id = riskgate::kernel::cgroup_id(*root);
   REQUIRE(id.ok());
@@ -32,7 +32,6 @@ TEST_CASE("own cgroup is a cgroup v2 directory that lists this process")
   std::ifstream procs(*dir + "/cgroup.procs");
   REQUIRE(procs.good());
   bool found = false;
-  for (long pid = 0; procs >> pid;)
-    found = found || pid == static_cast<long>(::getpid());
+  for (long pid = 0; procs >> pid;) found = found || pid == static_cast<long>(::getpid());
   CHECK(found);
 }

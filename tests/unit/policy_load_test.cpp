@@ -9,8 +9,8 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/embedded.h>
-#include <riskgate/policy.h>
+#include <riskgate/policy/embedded.h>
+#include <riskgate/policy/policy.h>
 
 #include "support/capture.h"
 
@@ -23,8 +23,7 @@ namespace {
 std::vector<std::string> messages(const LoadResult &result)
 {
   std::vector<std::string> out;
-  for (const auto &d : result.diagnostics)
-    out.push_back(riskgate::policy::to_string(d));
+  for (const auto &d : result.diagnostics) out.push_back(riskgate::policy::to_string(d));
   return out;
 }
 
@@ -39,16 +38,15 @@ bool has(const LoadResult &result, const std::string &needle)
 std::string dump(const LoadResult &result)
 {
   std::string all;
-  for (const auto &m : messages(result))
-    all += m + "\n";
+  for (const auto &m : messages(result)) all += m + "\n";
   return all;
 }
 
 struct TempDir {
   TempDir()
   {
-    path = std::filesystem::temp_directory_path() / ("rgt-policy-" + std::to_string(::getpid()) + "-" +
-                                                     std::to_string(counter++));
+    path = std::filesystem::temp_directory_path() /
+           ("rgt-policy-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
     std::filesystem::create_directories(path);
   }
   ~TempDir() { std::filesystem::remove_all(path); }
@@ -175,7 +173,8 @@ TEST_CASE("document structure errors")
 {
   SUBCASE("apiVersion, kind and metadata")
   {
-    const auto loaded = load_text("apiVersion: v1\nkind: Gadget\nmetadata: {name: Bad_Name}\nspec: {}\n", "x.yaml");
+    const auto loaded =
+        load_text("apiVersion: v1\nkind: Gadget\nmetadata: {name: Bad_Name}\nspec: {}\n", "x.yaml");
     INFO(dump(loaded));
     CHECK(has(loaded, "x.yaml:1:13: apiVersion must be riskgate.dev/v1"));
     CHECK(has(loaded, "x.yaml:2:7: unknown kind 'Gadget'"));
@@ -227,13 +226,18 @@ spec:
 )",
                                   "svc.yaml");
     INFO(dump(loaded));
-    CHECK(has(loaded, "svc.yaml:6:25: jwksUrl must be an https:// URL (signing keys are not fetched over plain http)"));
+    CHECK(
+        has(loaded,
+            "svc.yaml:6:25: jwksUrl must be an https:// URL (signing keys are not fetched over plain http)"));
   }
   SUBCASE("one RiskPolicy per set, unique names per kind")
   {
-    const std::string policy = "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: a}\nspec: {}\n";
-    const std::string identity = "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: a}\nspec: {}\n";
-    const auto loaded = load_text(policy + "---\n" + policy + "---\n" + identity + "---\n" + identity, "x.yaml");
+    const std::string policy =
+        "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: a}\nspec: {}\n";
+    const std::string identity =
+        "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: a}\nspec: {}\n";
+    const auto loaded =
+        load_text(policy + "---\n" + policy + "---\n" + identity + "---\n" + identity, "x.yaml");
     INFO(dump(loaded));
     CHECK(has(loaded, "x.yaml:6:1: only one RiskPolicy per policy set (the first is 'a' at x.yaml:1:1)"));
     CHECK(has(loaded, "duplicate Identity 'a' (first defined at x.yaml:11:1)"));
@@ -246,8 +250,9 @@ TEST_CASE("a policy directory is every yaml file in it; references cross files")
   dir.write("10-identities.yaml",
             "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: batch}\nspec: {}\n---\n"
             "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: payments}\nspec: {}\n");
-  dir.write("20-policy.yml", "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec:\n"
-                             "  rules:\n    - {name: batch-never-pays, deny: {from: [batch], to: [payments]}}\n");
+  dir.write("20-policy.yml",
+            "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: default}\nspec:\n"
+            "  rules:\n    - {name: batch-never-pays, deny: {from: [batch], to: [payments]}}\n");
   dir.write("notes.txt", "not a policy");
   const auto loaded = load_path(dir.path.string());
   REQUIRE_MESSAGE(loaded.ok(), dump(loaded));
@@ -255,7 +260,9 @@ TEST_CASE("a policy directory is every yaml file in it; references cross files")
   CHECK(loaded.set->files.size() == 2);
   CHECK(loaded.set->risk_policies.at(0).rules.at(0).name == "batch-never-pays");
 
-  dir.write("30-bad.yaml", "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: x}\nspec: {selectors: [{cidr: nope}]}\n");
+  dir.write("30-bad.yaml",
+            "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: x}\nspec: {selectors: [{cidr: "
+            "nope}]}\n");
   const auto bad = load_path(dir.path.string());
   CHECK_FALSE(bad.ok());
   CHECK(has(bad, "30-bad.yaml:4:27: 'nope' is not an IPv4 or IPv6 address"));
@@ -309,8 +316,8 @@ TEST_CASE("fastPath: each (from, to) pair of identities once, every mistake at i
     CHECK(has(loaded, "fast.yaml:21:48: fastPath to: unknown identity 'fronted' (did you mean 'frontend'?)"));
     CHECK(has(loaded, "fast.yaml:22:15: fastPath from: '*' is not allowed"));
     CHECK(has(loaded, "fast.yaml:22:26: fastPath to: 'world' (unknown peers) cannot take the fast path"));
-    CHECK(has(loaded,
-              "fast.yaml:23:7: fastPath pair frontend -> batch is already declared at fast.yaml:21:7"));
+    CHECK(
+        has(loaded, "fast.yaml:23:7: fastPath pair frontend -> batch is already declared at fast.yaml:21:7"));
     CHECK(has(loaded, "fast.yaml:24:41: unknown key 'via' in a fastPath entry"));
     CHECK(has(loaded, "fast.yaml:24:14: fastPath from must be a non-empty list of identity names"));
     CHECK(has(loaded, "fast.yaml:24:31: each entry of fastPath to must be a string"));
@@ -354,8 +361,9 @@ TEST_CASE("riskgatectl policy check prints every error with its position and exi
   const std::string ctl = RG_BINARY_DIR "/riskgatectl";
   REQUIRE_MESSAGE(std::filesystem::exists(ctl), "build riskgatectl first");
   TempDir dir;
-  dir.write("bad.yaml", "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: p}\nspec:\n"
-                        "  thresholds: {challenge: 50, limit: 40}\n  block: {ttl: 10x}\n");
+  dir.write("bad.yaml",
+            "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: p}\nspec:\n"
+            "  thresholds: {challenge: 50, limit: 40}\n  block: {ttl: 10x}\n");
   auto run = [](const std::string &command, std::string &out) {
     auto ran = riskgate::test::capture(command);
     out += ran.out;
@@ -363,7 +371,8 @@ TEST_CASE("riskgatectl policy check prints every error with its position and exi
   };
   std::string out;
   CHECK(run(ctl + " policy check " + (dir.path / "bad.yaml").string(), out) == 1);
-  CHECK(out.find("bad.yaml:5:15: thresholds must rise: challenge (50) < limit (40) < block (85)") != std::string::npos);
+  CHECK(out.find("bad.yaml:5:15: thresholds must rise: challenge (50) < limit (40) < block (85)") !=
+        std::string::npos);
   CHECK(out.find("bad.yaml:6:16: block.ttl: '10x' is not a duration") != std::string::npos);
   CHECK(out.find("2 error(s)") != std::string::npos);
   out.clear();
@@ -394,8 +403,7 @@ TEST_CASE("mangled policies are rejected with positions, never a crash")
     if (!loaded.ok()) {
       ++rejected;
       REQUIRE_FALSE(loaded.diagnostics.empty());
-      for (const auto &d : loaded.diagnostics)
-        CHECK(d.where.file == "mangled.yaml");
+      for (const auto &d : loaded.diagnostics) CHECK(d.where.file == "mangled.yaml");
     }
   }
   CHECK(rejected > 500);

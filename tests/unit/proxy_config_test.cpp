@@ -4,7 +4,8 @@
 
 #include <string>
 
-#include "proxy/proxy.h"
+#include <riskgate/common/net.h>
+#include <riskgate/proxy/proxy.h>
 #include "proxy/ring.h"
 #include "support/gateway.h"
 #include "support/upstream.h"
@@ -34,13 +35,13 @@ TEST_CASE("addresses: IPv4, bracketed IPv6, empty host, and clear errors")
 {
   auto v4 = proxy::parse_address("127.0.0.1:8080");
   REQUIRE(v4.ok());
-  CHECK(proxy::format_address(*v4) == "127.0.0.1:8080");
+  CHECK(net::endpoint_string(*v4) == "127.0.0.1:8080");
   auto v6 = proxy::parse_address("[::1]:443");
   REQUIRE(v6.ok());
-  CHECK(proxy::format_address(*v6) == "[::1]:443");
+  CHECK(net::endpoint_string(*v6) == "[::1]:443");
   auto any = proxy::parse_address(":80");
   REQUIRE(any.ok());
-  CHECK(proxy::format_address(*any) == "0.0.0.0:80");
+  CHECK(net::endpoint_string(*any) == "0.0.0.0:80");
   auto no_port = proxy::parse_address("127.0.0.1");
   REQUIRE_FALSE(no_port.ok());
   CHECK(no_port.error() == "address '127.0.0.1': expected HOST:PORT");
@@ -99,4 +100,3 @@ TEST_CASE("the buffer ring wants a power-of-two count")
   proxy::BufferRing good;
   CHECK(good.init(ring, 1, 16, 4096).ok());
 }
-

@@ -25,9 +25,10 @@ policy::PolicySet default_with_scanner()
       "  thresholds: {challenge: 40, limit: 60, block: 85}\n");
 }
 
-const char *const kProbes[] = {"/admin",         "/.env",       "/api/v1/users", "/wp-login.php", "/backup.tar.gz",
-                               "/orders/2/cancel", "/internal/debug", "/actuator/env", "/.git/config",
-                               "/server-status", "/api/v2/keys", "/console"};
+const char *const kProbes[] = {"/admin",          "/.env",          "/api/v1/users",
+                               "/wp-login.php",   "/backup.tar.gz", "/orders/2/cancel",
+                               "/internal/debug", "/actuator/env",  "/.git/config",
+                               "/server-status",  "/api/v2/keys",   "/console"};
 
 }  // namespace
 

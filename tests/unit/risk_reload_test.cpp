@@ -89,8 +89,7 @@ TEST_CASE("a reload under load swaps atomically: every decision comes from exact
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   stop = true;
-  for (auto &t : workers)
-    t.join();
+  for (auto &t : workers) t.join();
   CHECK(mixed.load() == 0);
   CHECK(evaluated.load() > 200);
   CHECK(engine.stats().reloads_ok == 200);
@@ -123,15 +122,17 @@ TEST_CASE("the watcher reloads on file changes and keeps the old policy when the
   const std::string v2 = engine.policy_version();
   CHECK(engine.stats().reloads_ok == 1);
 
-  dir.write("zz-broken.yaml", "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: q}\nspec:\n"
-                              "  thresholds: {challenge: 90, limit: 60, block: 85}\n");
+  dir.write("zz-broken.yaml",
+            "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: q}\nspec:\n"
+            "  thresholds: {challenge: 90, limit: 60, block: 85}\n");
   REQUIRE(eventually([&] { return engine.stats().reloads_failed >= 1; }));
   CHECK(engine.policy_version() == v2);
   const auto rejection = engine.last_rejection();
   REQUIRE_FALSE(rejection.empty());
   bool located = false;
   for (const auto &d : rejection)
-    located = located || policy::to_string(d).find("zz-broken.yaml:5:15: thresholds must rise") != std::string::npos;
+    located = located ||
+              policy::to_string(d).find("zz-broken.yaml:5:15: thresholds must rise") != std::string::npos;
   CHECK(located);
   CHECK_FALSE(watcher.reload());  // SIGHUP path: same answer
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include <riskgate/embedded.h>
+#include <riskgate/policy/embedded.h>
 
 #include "support/risk_traffic.h"
 
@@ -37,16 +37,23 @@ struct Profile {
 std::vector<Profile> profiles()
 {
   return {
-      {workload(7, "frontend", "10.0.1.5", "tok-frontend"), 0.40,
-       {{"orders", "GET", "/orders/{n}", 0}, {"orders", "POST", "/orders", 900},
-        {"orders", "GET", "/orders/{n}/items", 0}, {"catalog", "GET", "/catalog/{n}", 0}}},
-      {workload(9, "batch", "10.0.2.9", "tok-batch"), 0.10,
+      {workload(7, "frontend", "10.0.1.5", "tok-frontend"),
+       0.40,
+       {{"orders", "GET", "/orders/{n}", 0},
+        {"orders", "POST", "/orders", 900},
+        {"orders", "GET", "/orders/{n}/items", 0},
+        {"catalog", "GET", "/catalog/{n}", 0}}},
+      {workload(9, "batch", "10.0.2.9", "tok-batch"),
+       0.10,
        {{"orders", "GET", "/orders", 0}, {"orders", "POST", "/orders/{n}/settle", 300}}},
-      {workload(11, "reports", "10.0.3.2", "tok-reports"), 0.10,
+      {workload(11, "reports", "10.0.3.2", "tok-reports"),
+       0.10,
        {{"reports", "GET", "/reports/{n}", 0}, {"orders", "GET", "/orders", 0}}},
-      {workload(13, "checkout", "10.0.4.4", "tok-checkout"), 0.25,
+      {workload(13, "checkout", "10.0.4.4", "tok-checkout"),
+       0.25,
        {{"payments", "POST", "/payments", 2000}, {"payments", "GET", "/payments/{n}", 0}}},
-      {workload(15, "search", "10.0.5.1", "tok-search"), 0.15,
+      {workload(15, "search", "10.0.5.1", "tok-search"),
+       0.15,
        {{"catalog", "GET", "/search", 0}, {"catalog", "GET", "/catalog/{n}", 0}}},
   };
 }
@@ -55,10 +62,10 @@ std::vector<Profile> profiles()
 // endpoints and ids, lognormal bodies, 2% of requests answered 404 by the upstream.
 class Day {
  public:
-  explicit Day(Lab &lab, double requests_per_day) : lab_(lab), profiles_(profiles()), per_day_(requests_per_day)
+  explicit Day(Lab &lab, double requests_per_day)
+      : lab_(lab), profiles_(profiles()), per_day_(requests_per_day)
   {
-    for (std::size_t i = 0; i < profiles_.size(); ++i)
-      next_.push_back(arrival(i, 0));
+    for (std::size_t i = 0; i < profiles_.size(); ++i) next_.push_back(arrival(i, 0));
   }
 
   // Runs until `count` requests were sent; returns how many decisions were not allow.
@@ -82,7 +89,8 @@ class Day {
         path.replace(pos, 3, std::to_string(random_() % 100000));
       std::uint64_t body = 0;
       if (e.body_mean)
-        body = static_cast<std::uint64_t>(std::lognormal_distribution<double>(std::log(e.body_mean), 0.5)(random_));
+        body = static_cast<std::uint64_t>(
+            std::lognormal_distribution<double>(std::log(e.body_mean), 0.5)(random_));
       const int status = std::uniform_real_distribution<double>(0, 1)(random_) < 0.02 ? 404 : 200;
       const Decision d = lab_.request(p.who, e.method, path, status, e.service, body);
       if (d.action != Action::allow) {
@@ -113,7 +121,10 @@ class Day {
   std::mt19937_64 random_{20261129};
 };
 
-policy::PolicySet default_policy() { return *policy::load_default().set; }
+policy::PolicySet default_policy()
+{
+  return *policy::load_default().set;
+}
 
 policy::PolicySet observe_policy()
 {
@@ -145,7 +156,8 @@ TEST_CASE("a normal day of 100k requests gets no challenge, limit or block")
     std::string why;
     for (const auto &c : d.contributions)
       why += c.signal + " " + std::to_string(c.points) + " (" + c.evidence + ") ";
-    INFO(d.source_identity_name << " " << d.method << " " << d.route << ": " << to_string(d.action) << " " << why);
+    INFO(d.source_identity_name << " " << d.method << " " << d.route << ": " << to_string(d.action) << " "
+                                << why);
     CHECK(d.action == Action::allow);
   }
   CHECK(not_allowed == 0);
@@ -238,11 +250,11 @@ TEST_CASE("observe mode logs the same decisions and enforces none")
     CHECK(observed[i].score == enforced[i].score);
     CHECK(enforced[i].enforced);
     CHECK_FALSE(observed[i].enforced);
-    CHECK(risk::to_verdict(observed[i]).kind == HookVerdict::Kind::forward);
+    CHECK(agent::to_verdict(observed[i]).kind == HookVerdict::Kind::forward);
     would_have += observed[i].action != Action::allow;
   }
   CHECK(would_have > 10);
-  CHECK(observe.engine.stats().unenforced == observe.engine.stats().decisions[0] + observe.engine.stats().decisions[1] +
-                                                 observe.engine.stats().decisions[2] +
-                                                 observe.engine.stats().decisions[3]);
+  CHECK(observe.engine.stats().unenforced ==
+        observe.engine.stats().decisions[0] + observe.engine.stats().decisions[1] +
+            observe.engine.stats().decisions[2] + observe.engine.stats().decisions[3]);
 }

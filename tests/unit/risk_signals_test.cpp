@@ -5,7 +5,7 @@
 #include <cmath>
 #include <string>
 
-#include "risk/route.h"
+#include <riskgate/policy/route.h>
 #include "support/risk_traffic.h"
 
 using namespace riskgate;
@@ -15,15 +15,16 @@ using riskgate::test::workload;
 
 namespace {
 
-constexpr const char *kSignals[] = {"credential", "binding", "roaming", "rate", "novelty",
-                                    "failures", "payload", "health", "watchlist"};
+constexpr const char *kSignals[] = {"credential", "binding", "roaming", "rate",     "novelty",
+                                    "failures",   "payload", "health",  "watchlist"};
 
 // A policy where only `signal` (with `settings`) is on. Thresholds are low so one signal can act.
 policy::PolicySet only(const std::string &signal, const std::string &settings, const std::string &extra = "")
 {
-  std::string yaml = "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: frontend}\nspec: {}\n---\n"
-                     "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: batch}\nspec: {}\n---\n"
-                     "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: t}\nspec:\n  signals:\n";
+  std::string yaml =
+      "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: frontend}\nspec: {}\n---\n"
+      "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: batch}\nspec: {}\n---\n"
+      "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: t}\nspec:\n  signals:\n";
   for (const char *name : kSignals)
     yaml += name == signal ? "    " + signal + ": " + settings + "\n"
                            : std::string("    ") + name + ": {enabled: false}\n";
@@ -55,8 +56,7 @@ TEST_CASE("rate: quiet in warm-up and on steady traffic, fires on a burst agains
 {
   Lab lab(only("rate", "{weight: 50, warmup: 2m, halfLife: 5m, sigma: 6, minRate: 5}"));
   // A burst in the first minute is not scored: no baseline yet.
-  for (int i = 0; i < 40; ++i)
-    CHECK_FALSE(has_signal(lab.request(kFrontend, "GET", "/orders/1"), "rate"));
+  for (int i = 0; i < 40; ++i) CHECK_FALSE(has_signal(lab.request(kFrontend, "GET", "/orders/1"), "rate"));
   // Ten minutes at 2-3 requests per second.
   int fired = 0;
   for (int second = 0; second < 600; ++second) {
@@ -67,8 +67,7 @@ TEST_CASE("rate: quiet in warm-up and on steady traffic, fires on a burst agains
   CHECK(fired == 0);
   lab.clock.advance_ms(1000);
   Decision last;
-  for (int i = 0; i < 60; ++i)
-    last = lab.request(kFrontend, "GET", "/orders/1");
+  for (int i = 0; i < 60; ++i) last = lab.request(kFrontend, "GET", "/orders/1");
   REQUIRE(has_signal(last, "rate"));
   CHECK(last.contributions.at(0).points == 50);
   CHECK(last.contributions.at(0).evidence.find("60 requests this second from frontend") != std::string::npos);
@@ -122,8 +121,7 @@ TEST_CASE("roaming: the evidence names the identities the token came from, by na
 TEST_CASE("roaming: one token from two workloads, or from too many addresses")
 {
   Lab lab(only("roaming", "{weight: 60, window: 10m, maxAddresses: 2}"));
-  for (int i = 0; i < 20; ++i)
-    CHECK_FALSE(has_signal(lab.request(kFrontend, "GET", "/orders/1"), "roaming"));
+  for (int i = 0; i < 20; ++i) CHECK_FALSE(has_signal(lab.request(kFrontend, "GET", "/orders/1"), "roaming"));
   auto thief = kBatch;
   thief.token_fingerprint = kFrontend.token_fingerprint;
   const Decision stolen = lab.request(thief, "GET", "/orders/1");
@@ -170,7 +168,8 @@ TEST_CASE("payload: a body far outside the identity's usual size")
   Lab lab(only("payload", "{weight: 40, warmup: 50, sigma: 6}"));
   CHECK_FALSE(has_signal(lab.request(kFrontend, "POST", "/orders", 200, "orders", 5'000'000), "payload"));
   for (int i = 0; i < 200; ++i)
-    CHECK_FALSE(has_signal(lab.request(kFrontend, "POST", "/orders", 200, "orders", 800 + (i * 37) % 600), "payload"));
+    CHECK_FALSE(has_signal(lab.request(kFrontend, "POST", "/orders", 200, "orders", 800 + (i * 37) % 600),
+                           "payload"));
   CHECK_FALSE(has_signal(lab.request(kFrontend, "POST", "/orders", 200, "orders", 2500), "payload"));
   const Decision big = lab.request(kFrontend, "POST", "/orders", 200, "orders", 5'000'000);
   REQUIRE(has_signal(big, "payload"));
@@ -233,23 +232,24 @@ TEST_CASE("credential: invalid or missing required credentials are at least a ch
   CHECK(d.action == Action::challenge);
   CHECK(d.score == 20);
   CHECK(d.contributions.at(0).evidence == "expired token: exp 1700000000 is 2h in the past");
-  auto verdict = risk::to_verdict(d);
+  auto verdict = agent::to_verdict(d);
   CHECK(verdict.status == 401);
   CHECK(verdict.reason == "invalid_token");
   CHECK(verdict.header("www-authenticate") ==
-        "Bearer realm=\"riskgate\", error=\"invalid_token\", error_description=\"expired token: exp 1700000000 is "
+        "Bearer realm=\"riskgate\", error=\"invalid_token\", error_description=\"expired token: exp "
+        "1700000000 is "
         "2h in the past\"");
 
   const auto anonymous = workload(7, "frontend", "10.0.1.5");
   const Decision missing = lab.request(anonymous, "GET", "/orders/1");
   CHECK(missing.action == Action::challenge);
-  CHECK(risk::to_verdict(missing).header("WWW-Authenticate") == "Bearer realm=\"riskgate\"");
+  CHECK(agent::to_verdict(missing).header("WWW-Authenticate") == "Bearer realm=\"riskgate\"");
   const Decision open = lab.request(anonymous, "GET", "/", 200, "open");
   CHECK(open.action == Action::allow);
 
   // The proxy fills one verdict per exchange slot, request after request: a forward written over
   // the 401 above keeps nothing of it.
-  risk::to_verdict(open, verdict);
+  agent::to_verdict(open, verdict);
   CHECK(verdict.kind == HookVerdict::Kind::forward);
   CHECK(verdict.status == 0);
   CHECK(verdict.reason.empty());
@@ -281,9 +281,12 @@ TEST_CASE("rules: explicit deny by pair and route, explicit allow skips scoring"
       "    - {name: batch-never-pays, deny: {from: [batch], to: [payments]}}\n"
       "    - {name: no-admin, mode: observe, deny: {from: ['*'], routes: ['/admin/*']}}\n"
       "    - {name: probes, allow: {from: [monitoring], routes: ['GET /healthz']}}\n"
-      "    - {name: frontend-deletes, deny: {from: [frontend], to: [orders], routes: ['DELETE /orders/{id}']}}\n"
-      "---\napiVersion: riskgate.dev/v1\nkind: Service\nmetadata: {name: payments}\nspec: {listen: ':1', upstream: "
-      "'h:2'}\n---\napiVersion: riskgate.dev/v1\nkind: Service\nmetadata: {name: orders}\nspec: {listen: ':3', "
+      "    - {name: frontend-deletes, deny: {from: [frontend], to: [orders], routes: ['DELETE "
+      "/orders/{id}']}}\n"
+      "---\napiVersion: riskgate.dev/v1\nkind: Service\nmetadata: {name: payments}\nspec: {listen: ':1', "
+      "upstream: "
+      "'h:2'}\n---\napiVersion: riskgate.dev/v1\nkind: Service\nmetadata: {name: orders}\nspec: {listen: "
+      "':3', "
       "upstream: 'h:4'}\n";
   Lab lab(test::policy_from(yaml));
   const Decision pays = lab.request(kBatch, "POST", "/charge", 200, "payments");
@@ -295,7 +298,7 @@ TEST_CASE("rules: explicit deny by pair and route, explicit allow skips scoring"
   const Decision admin = lab.request(kFrontend, "GET", "/admin/users", 200, "orders");
   CHECK(admin.action == Action::block);
   CHECK_FALSE(admin.enforced);
-  CHECK(risk::to_verdict(admin).kind == HookVerdict::Kind::forward);
+  CHECK(agent::to_verdict(admin).kind == HookVerdict::Kind::forward);
   const Decision del = lab.request(kFrontend, "DELETE", "/orders/77");
   CHECK(del.rule == "frontend-deletes");
   CHECK_FALSE(del.kernel_block);
@@ -324,13 +327,12 @@ TEST_CASE("bands: limit admits at the bucket rate with Retry-After, blocks escal
   CHECK(admitted == 3);
   REQUIRE(limited.action == Action::limit);
   CHECK(limited.retry_after_s == 1);
-  const auto verdict = risk::to_verdict(limited);
+  const auto verdict = agent::to_verdict(limited);
   CHECK(verdict.status == 429);
   CHECK(verdict.header("retry-after") == "1");
   lab.clock.advance_ms(1000);
   admitted = 0;
-  for (int i = 0; i < 5; ++i)
-    admitted += lab.request(kFrontend, "GET", "/orders/1").action == Action::allow;
+  for (int i = 0; i < 5; ++i) admitted += lab.request(kFrontend, "GET", "/orders/1").action == Action::allow;
   CHECK(admitted == 2);
 
   // Block band: first block 1m, active until it expires, then 3m, then capped at 5m.
@@ -352,7 +354,7 @@ TEST_CASE("bands: limit admits at the bucket rate with Retry-After, blocks escal
   CHECK(ttls[0] == 60000);
   CHECK(ttls[1] == 180000);
   CHECK(ttls[2] == 300000);
-  const auto blocked = risk::to_verdict(lab.request(kFrontend, "GET", "/x"));
+  const auto blocked = agent::to_verdict(lab.request(kFrontend, "GET", "/x"));
   CHECK(blocked.status == 403);
   CHECK(blocked.close_after);
 }
@@ -362,16 +364,18 @@ TEST_CASE("a risky valid token is challenged with a step-up error")
   Lab lab(only("watchlist", "{weight: 45}", "  lists: {watch: {identities: [frontend]}}\n"));
   const Decision d = lab.request(kFrontend, "GET", "/orders/1");
   CHECK(d.action == Action::challenge);
-  const auto verdict = risk::to_verdict(d);
+  const auto verdict = agent::to_verdict(d);
   CHECK(verdict.reason == "risk_challenge");
   CHECK(verdict.header("www-authenticate") ==
-        "Bearer realm=\"riskgate\", error=\"insufficient_user_authentication\", error_description=\"risk score 45: "
+        "Bearer realm=\"riskgate\", error=\"insufficient_user_authentication\", error_description=\"risk "
+        "score 45: "
         "watchlist\"");
 }
 
 TEST_CASE("decisions carry identity, route, version, unique increasing ids and their cost")
 {
-  Lab lab(test::policy_from("apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: p}\nspec: {}\n"));
+  Lab lab(
+      test::policy_from("apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: p}\nspec: {}\n"));
   const Decision a = lab.request(kFrontend, "GET", "/orders/42");
   const Decision b = lab.request(kFrontend, "GET", "/orders/43");
   CHECK(b.id == a.id + 1);

@@ -11,7 +11,7 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/metrics.h>
+#include <riskgate/admin/metrics.h>
 
 #include "risk/state.h"
 #include "support/risk_traffic.h"
@@ -98,7 +98,8 @@ TEST_CASE("the table agrees with a reference LRU over random operations")
     // Keys share home slots often: only a few distinct high bits.
     const std::uint64_t key = (random() % 2000) << 20 | (random() % 3);
     bool created = false;
-    Counter &c = table.touch(key, static_cast<std::uint64_t>(op + 1) * 1'000'000'000, UINT64_MAX / 2, created);
+    Counter &c =
+        table.touch(key, static_cast<std::uint64_t>(op + 1) * 1'000'000'000, UINT64_MAX / 2, created);
     auto it = model.find(key);
     REQUIRE(created == (it == model.end()));
     if (it == model.end()) {
@@ -138,8 +139,8 @@ TEST_CASE("a million tracked tokens fit in 512 MB; the oldest are evicted beyond
   }
   const auto stats = lab.engine.stats();
   const std::uint64_t rss_growth = rss_bytes() - rss_before;
-  MESSAGE("tracked " << stats.tracked_tokens << " tokens in " << stats.state_bytes / (1 << 20) << " MiB of tables, RSS +"
-                     << rss_growth / (1 << 20) << " MiB");
+  MESSAGE("tracked " << stats.tracked_tokens << " tokens in " << stats.state_bytes / (1 << 20)
+                     << " MiB of tables, RSS +" << rss_growth / (1 << 20) << " MiB");
   CHECK(stats.tracked_tokens == options.max_tokens);
   CHECK(stats.evicted_tokens == kTokens - options.max_tokens);
   CHECK(stats.state_bytes < 512ull << 20);

@@ -16,11 +16,13 @@ namespace {
 
 policy::PolicySet rate_only()
 {
-  std::string yaml = "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: frontend}\nspec: {}\n---\n"
-                     "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: batch}\nspec: {}\n---\n"
-                     "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: t}\nspec:\n  signals:\n"
-                     "    rate: {weight: 50, warmup: 2m, halfLife: 5m, sigma: 6, minRate: 5}\n";
-  for (const char *off : {"credential", "binding", "roaming", "novelty", "failures", "payload", "health", "watchlist"})
+  std::string yaml =
+      "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: frontend}\nspec: {}\n---\n"
+      "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: batch}\nspec: {}\n---\n"
+      "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: t}\nspec:\n  signals:\n"
+      "    rate: {weight: 50, warmup: 2m, halfLife: 5m, sigma: 6, minRate: 5}\n";
+  for (const char *off :
+       {"credential", "binding", "roaming", "novelty", "failures", "payload", "health", "watchlist"})
     yaml += std::string("    ") + off + ": {enabled: false}\n";
   return test::policy_from(yaml);
 }
@@ -36,8 +38,8 @@ TEST_CASE("rate: one token bursting within an identity's normal total is seen pe
   for (int second = 0; second < 600; ++second) {
     lab.clock.advance_ms(1000);
     for (int t = 0; t < 40; ++t)
-      fired += has_signal(lab.request(workload(7, "frontend", "10.0.1.5", "tok-" + std::to_string(t)), "GET", "/o"),
-                          "rate");
+      fired += has_signal(
+          lab.request(workload(7, "frontend", "10.0.1.5", "tok-" + std::to_string(t)), "GET", "/o"), "rate");
     fired += has_signal(lab.request(hot, "GET", "/o"), "rate");
   }
   CHECK(fired == 0);
@@ -46,8 +48,7 @@ TEST_CASE("rate: one token bursting within an identity's normal total is seen pe
   // noise, the token's own use is not.
   lab.clock.advance_ms(1000);
   Decision last;
-  for (int i = 0; i < 15; ++i)
-    last = lab.request(hot, "GET", "/o");
+  for (int i = 0; i < 15; ++i) last = lab.request(hot, "GET", "/o");
   REQUIRE(has_signal(last, "rate"));
   CHECK(last.contributions.at(0).evidence.find("requests this second with this token from frontend") !=
         std::string::npos);
@@ -55,6 +56,5 @@ TEST_CASE("rate: one token bursting within an identity's normal total is seen pe
   // The same token from batch starts its own baseline: in warm-up, not scored.
   const auto thief = workload(9, "batch", "10.0.2.9", "tok-hot");
   lab.clock.advance_ms(1000);
-  for (int i = 0; i < 15; ++i)
-    CHECK_FALSE(has_signal(lab.request(thief, "GET", "/o"), "rate"));
+  for (int i = 0; i < 15; ++i) CHECK_FALSE(has_signal(lab.request(thief, "GET", "/o"), "rate"));
 }

@@ -1,7 +1,7 @@
 // riskgated's wiring: policy -> identity registry (fed to the kernel) -> resolver -> risk engine ->
 // enforcer -> decision log and metrics, all behind the Gate that the proxy calls per request.
 // Everything that is not per request runs here on the main thread or on the housekeeping thread.
-#include "agent/agent.h"
+#include "agent.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -19,24 +19,24 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/admin.h>
-#include <riskgate/audit.h>
-#include <riskgate/policy.h>
-#include <riskgate/risk.h>
-#include <riskgate/thread_name.h>
+#include <riskgate/admin/admin.h>
+#include <riskgate/audit/decision_log.h>
+#include <riskgate/policy/policy.h>
+#include <riskgate/risk/engine.h>
+#include <riskgate/common/thread_name.h>
 
-#include "agent/datapath_startup.h"
-#include "agent/gate.h"
-#include "agent/trusted_pairs.h"
-#include "enforce/map_enforcer.h"
-#include "identity/feed.h"
-#include "identity/kubernetes.h"
-#include "identity/registry.h"
-#include "identity/resolver.h"
-#include "kernel/datapath.h"
-#include "kernel/events.h"
-#include "kernel/mounts.h"
-#include "proxy/proxy.h"
+#include "datapath_startup.h"
+#include "gate.h"
+#include "trusted_pairs.h"
+#include <riskgate/enforce/map_enforcer.h>
+#include <riskgate/identity/feed.h>
+#include <riskgate/identity/kubernetes.h>
+#include <riskgate/identity/registry.h>
+#include <riskgate/identity/resolver.h>
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/kernel/events.h>
+#include <riskgate/kernel/mounts.h>
+#include <riskgate/proxy/proxy.h>
 
 namespace riskgate::agent {
 
@@ -119,8 +119,9 @@ struct Agent {
   std::shared_ptr<identity::WorkloadRegistry> registry;
   std::unique_ptr<identity::IdentityResolver> resolver;
   std::unique_ptr<TrustedPairs> trusted_pairs;  // the policy's fastPath pairs -> rg_trusted
-  std::unique_ptr<identity::IdentityFeed> identity_feed;  // registry -> kernel maps, pods, JWKS/revocation reloads
-  std::unique_ptr<RegistryNames> identity_names;          // for the engine's evidence
+  std::unique_ptr<identity::IdentityFeed>
+      identity_feed;                              // registry -> kernel maps, pods, JWKS/revocation reloads
+  std::unique_ptr<RegistryNames> identity_names;  // for the engine's evidence
   std::unique_ptr<risk::Engine> engine;
   metrics::Registry metrics;
   std::unique_ptr<audit::DecisionMetrics> decision_metrics;
@@ -174,9 +175,9 @@ Result<void> Agent::start()
 {
   auto loaded = load_policy(options);
   if (!loaded.ok()) {
-    std::string message = fmt::format("policy {} has errors:", options.policy_dir.empty() ? "(embedded default)" : options.policy_dir);
-    for (const auto &d : loaded.diagnostics)
-      message += "\n  " + policy::to_string(d);
+    std::string message = fmt::format("policy {} has errors:",
+                                      options.policy_dir.empty() ? "(embedded default)" : options.policy_dir);
+    for (const auto &d : loaded.diagnostics) message += "\n  " + policy::to_string(d);
     return make_error(message);
   }
   const policy::PolicySet &set = *loaded.set;
@@ -222,7 +223,8 @@ Result<void> Agent::start()
           return synced;
         return trusted->sync(snapshot);  // an identity's id may be what a declared pair waited for
       },
-      feed_options, [](const std::string &message) { fmt::print(stderr, "riskgated: identity: {}\n", message); });
+      feed_options,
+      [](const std::string &message) { fmt::print(stderr, "riskgated: identity: {}\n", message); });
   identity_names = std::make_unique<RegistryNames>(registry);
   risk::EngineOptions engine_options;
   engine_options.names = identity_names.get();
@@ -245,7 +247,8 @@ Result<void> Agent::start()
     enforcer = std::make_unique<enforce::MapEnforcer>(datapath->maps());
     enforcer->watch(metrics);
     enforcer->start();
-    auto reader = kernel::EventReader::open(options.pin_root, [this](const rg_event &event) { log->record(event); });
+    auto reader =
+        kernel::EventReader::open(options.pin_root, [this](const rg_event &event) { log->record(event); });
     if (!reader)
       return make_error(fmt::format("kernel events: {}", reader.error()));
     events = std::move(*reader);
@@ -255,7 +258,9 @@ Result<void> Agent::start()
   if (!options.admin_metrics.empty() && options.admin_metrics != "off") {
     auto server = admin::HttpServer::start(options.admin_metrics, metrics, [this]() -> std::string {
       const int s = state.load();
-      return s == kReady ? "" : s == kStarting ? "starting: policy, programs and listeners not all up yet" : "draining";
+      return s == kReady      ? ""
+             : s == kStarting ? "starting: policy, programs and listeners not all up yet"
+                              : "draining";
     });
     if (!server)
       return make_error(fmt::format("admin HTTP port {}: {}", options.admin_metrics, server.error()));
@@ -277,8 +282,9 @@ Result<void> Agent::start()
       auto action = audit::operator_action_from_json(request);
       if (!action)
         return nlohmann::json{{"error", action.error()}};
-      return log->record(std::move(*action)) ? nlohmann::json{{"ok", true}}
-                                            : nlohmann::json{{"error", "audit queue full: action not logged"}};
+      return log->record(std::move(*action))
+                 ? nlohmann::json{{"ok", true}}
+                 : nlohmann::json{{"error", "audit queue full: action not logged"}};
     };
     auto admin_socket = admin::Socket::start(std::move(socket_options));
     if (!admin_socket)
@@ -288,13 +294,14 @@ Result<void> Agent::start()
   }
 
   if (!options.policy_dir.empty()) {
-    watcher = std::make_unique<risk::PolicyWatcher>(*engine, options.policy_dir, [this](const policy::LoadResult &r) {
-      if (r.ok())
-        apply_policy(*r.set);
-      decision_metrics->policy_loaded(r.ok() ? r.set->version : engine->policy_version(), r.ok());
-      fmt::print(stderr, "riskgated: policy reload {}: version {}\n", r.ok() ? "installed" : "rejected",
-                 engine->policy_version());
-    });
+    watcher = std::make_unique<risk::PolicyWatcher>(
+        *engine, options.policy_dir, [this](const policy::LoadResult &r) {
+          if (r.ok())
+            apply_policy(*r.set);
+          decision_metrics->policy_loaded(r.ok() ? r.set->version : engine->policy_version(), r.ok());
+          fmt::print(stderr, "riskgated: policy reload {}: version {}\n", r.ok() ? "installed" : "rejected",
+                     engine->policy_version());
+        });
     if (auto watching = watcher->start(); !watching)
       return make_error(fmt::format("policy watch: {}", watching.error()));
   }
@@ -304,7 +311,8 @@ Result<void> Agent::start()
     return make_error(config.error());
   proxy_config = *config;
   if (!proxy_config.listeners.empty()) {
-    gate = std::make_unique<Gate>(GateParts{*resolver, *engine, enforcer.get(), log.get(), decision_metrics.get()});
+    gate = std::make_unique<Gate>(
+        GateParts{*resolver, *engine, enforcer.get(), log.get(), decision_metrics.get()});
     auto created = proxy::Proxy::create(proxy_config, *gate);
     if (!created)
       return make_error(created.error());
@@ -313,16 +321,18 @@ Result<void> Agent::start()
       return make_error(running.error());
     for (std::size_t i = 0; i < proxy_config.listeners.size(); ++i) {
       const auto &l = proxy_config.listeners[i];
-      fmt::print(stderr, "riskgated: {} {} on port {} -> {}\n", l.transparent ? "transparent" : "gateway", l.service,
-                 proxy->listen_port(i), l.transparent ? "original destination" : l.upstream);
+      fmt::print(stderr, "riskgated: {} {} on port {} -> {}\n", l.transparent ? "transparent" : "gateway",
+                 l.service, proxy->listen_port(i), l.transparent ? "original destination" : l.upstream);
     }
   } else if (!datapath) {
-    return make_error("nothing to run: give --listen HOST:PORT --upstream HOST:PORT, or a policy with Services");
+    return make_error(
+        "nothing to run: give --listen HOST:PORT --upstream HOST:PORT, or a policy with Services");
   } else {
     fmt::print(stderr, "riskgated: no listener: running the kernel datapath only\n");
   }
   fmt::print(stderr, "riskgated: policy {} ({}), decision log {}{}\n",
-             options.policy_dir.empty() ? "embedded default" : options.policy_dir, set.version, options.audit_path,
+             options.policy_dir.empty() ? "embedded default" : options.policy_dir, set.version,
+             options.audit_path,
              http ? fmt::format(", metrics on {}", options.admin_metrics) : std::string());
 
   state = kReady;
@@ -347,8 +357,7 @@ void Agent::housekeeping_pass()
   (void)identity_feed->rescan_once();  // the identity file and cgroup tree; logs once per error
   if (!proxy)
     return;
-  for (const auto &h : proxy->upstream_health())
-    decision_metrics->upstream_health(h.name, h.healthy);
+  for (const auto &h : proxy->upstream_health()) decision_metrics->upstream_health(h.name, h.healthy);
 }
 
 nlohmann::json Agent::status() const
@@ -372,8 +381,11 @@ nlohmann::json Agent::status() const
                          {"port", proxy ? proxy->listen_port(i) : 0},
                          {"transparent", proxy_config.listeners[i].transparent}});
   const auto es = engine->stats();
-  s["decisions"] = {{"allow", es.decisions[0]}, {"challenge", es.decisions[1]}, {"limit", es.decisions[2]},
-                    {"block", es.decisions[3]}, {"unenforced", es.unenforced}};
+  s["decisions"] = {{"allow", es.decisions[0]},
+                    {"challenge", es.decisions[1]},
+                    {"limit", es.decisions[2]},
+                    {"block", es.decisions[3]},
+                    {"unenforced", es.unenforced}};
   s["tracked"] = {{"tokens", es.tracked_tokens}, {"subjects", es.tracked_subjects}};
   s["policy_reloads"] = {{"ok", es.reloads_ok}, {"failed", es.reloads_failed}};
   const auto ls = log->stats();
@@ -444,7 +456,9 @@ int run(const Options &options)
     else
       fmt::print(stderr, "riskgated: SIGHUP: the embedded default policy has nothing to reload\n");
   }
-  fmt::print(stderr, "riskgated: stopping: draining requests; kernel blocks stay pinned (riskgated --uninstall removes them)\n");
+  fmt::print(stderr,
+             "riskgated: stopping: draining requests; kernel blocks stay pinned (riskgated --uninstall "
+             "removes them)\n");
   agent.stop();
   return 0;
 }

@@ -4,7 +4,8 @@
 #include <string>
 #include <vector>
 
-#include <riskgate/result.h>
+#include <riskgate/common/paths.h>
+#include <riskgate/common/result.h>
 
 namespace riskgate::agent {
 
@@ -12,22 +13,22 @@ struct Options {
   std::string config_file;
   std::string listen;
   std::string upstream;
-  unsigned workers = 0;  // 0 = one per core
-  std::string policy_dir;  // empty = the embedded default policy
+  unsigned workers = 0;       // 0 = one per core
+  std::string policy_dir;     // empty = the embedded default policy
   std::string identity_file;  // static identities (YAML), reloaded on change; empty = none
-  std::string cgroup;      // empty = cgroup v2 root
+  std::string cgroup;         // empty = cgroup v2 root
   std::vector<std::string> xdp_interfaces;
-  std::string pin_root = "/sys/fs/bpf/riskgate";
-  std::string admin_metrics = "127.0.0.1:9464";  // "" or "off": no admin HTTP port
-  std::string admin_socket = "/run/riskgate/admin.sock";
-  std::string audit_path = "/var/log/riskgate/decisions.jsonl";
+  std::string pin_root = paths::kPinRoot;
+  std::string admin_metrics = paths::kMetricsListen;  // "" or "off": no admin HTTP port
+  std::string admin_socket = paths::kAdminSocket;
+  std::string audit_path = paths::kAuditLog;
   unsigned audit_rotate_mb = 100;
   unsigned audit_keep = 10;
   bool no_kernel = false;
   bool uninstall = false;
 };
 
-// Reads the agent settings file (DESIGN.md section 6, docs/operations.md "Agent settings") into
+// Reads the agent settings file (docs/operations.md "Agent settings") into
 // `options`, for every key the file sets. Errors name file:line:column; all of them are reported.
 Result<void> load_settings(const std::string &path, Options &options);
 

@@ -1,10 +1,10 @@
-#include "agent/datapath_startup.h"
+#include "datapath_startup.h"
 
 #include <cstdio>
 
 #include <fmt/format.h>
 
-#include "kernel/mounts.h"
+#include <riskgate/kernel/mounts.h>
 
 namespace riskgate::agent {
 
@@ -22,8 +22,8 @@ Result<std::unique_ptr<kernel::Datapath>> start_datapath(const Options &options)
   }
   auto datapath = kernel::Datapath::start(config);
   if (!datapath)
-    return make_error(fmt::format("kernel datapath: {} (run with --no-kernel to start the proxy alone)",
-                                  datapath.error()));
+    return make_error(
+        fmt::format("kernel datapath: {} (run with --no-kernel to start the proxy alone)", datapath.error()));
   // riskgated's own connections (the proxy's upstream connects) are never redirected nor denied,
   // and its sockets stay out of sk_msg: the proxy enforces at L7 itself.
   auto own = kernel::own_cgroup_dir();
@@ -48,7 +48,8 @@ Result<std::unique_ptr<kernel::Datapath>> start_datapath(const Options &options)
     if (xdp.native)
       fmt::print(stderr, "riskgated: XDP gate on {} (native)\n", xdp.interface);
     else
-      fmt::print(stderr, "riskgated: WARNING: XDP gate on {} in GENERIC mode (slower): native attach failed: {}\n",
+      fmt::print(stderr,
+                 "riskgated: WARNING: XDP gate on {} in GENERIC mode (slower): native attach failed: {}\n",
                  xdp.interface, xdp.fallback_reason);
   }
   return datapath;

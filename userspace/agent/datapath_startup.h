@@ -5,10 +5,10 @@
 
 #include <memory>
 
-#include <riskgate/result.h>
+#include <riskgate/common/result.h>
 
-#include "agent/agent.h"
-#include "kernel/datapath.h"
+#include "agent.h"
+#include <riskgate/kernel/datapath.h>
 
 namespace riskgate::agent {
 

@@ -1,4 +1,6 @@
-#include "agent/gate.h"
+#include "gate.h"
+
+#include "answer.h"
 
 #include <array>
 
@@ -44,8 +46,8 @@ void Gate::enforce(const RequestView &request, const Decision &decision)
   }
   if (auto written = parts_.enforcer->block(*block); !written) {
     enforce_failures_.fetch_add(1, std::memory_order_relaxed);
-    fmt::print(stderr, "riskgated: decision {}: kernel block ({}) failed: {}\n", decision.id, describe(block->target),
-               written.error());
+    fmt::print(stderr, "riskgated: decision {}: kernel block ({}) failed: {}\n", decision.id,
+               describe(block->target), written.error());
   }
 }
 
@@ -77,7 +79,7 @@ void Gate::on_request(const RequestView &request, HookVerdict &verdict)
   slot.subject = decision.subject;
   slot.action = decision.action;
 
-  risk::to_verdict(decision, verdict);
+  agent::to_verdict(decision, verdict);
   if (parts_.log)
     parts_.log->record(decision);  // copies: the log owns its entries until written
 }

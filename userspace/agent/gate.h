@@ -6,26 +6,26 @@
 #include <atomic>
 #include <string_view>
 
-#include <riskgate/enforce.h>
-#include <riskgate/request.h>
-#include <riskgate/risk.h>
+#include <riskgate/enforce/enforce.h>
+#include <riskgate/proxy/request.h>
+#include <riskgate/risk/engine.h>
 
-#include <riskgate/audit.h>
-#include "identity/resolver.h"
+#include <riskgate/audit/decision_log.h>
+#include <riskgate/identity/resolver.h>
 
 namespace riskgate::agent {
 
 struct GateParts {
   identity::IdentityResolver &resolver;
   risk::Engine &engine;
-  Enforcer *enforcer = nullptr;             // null: no kernel (--no-kernel), blocks are 403 only
+  Enforcer *enforcer = nullptr;  // null: no kernel (--no-kernel), blocks are 403 only
   audit::DecisionLog *log = nullptr;
   audit::DecisionMetrics *metrics = nullptr;
 };
 
 struct GateStats {
-  std::uint64_t enforce_failures = 0;   // block decisions whose map write failed (also logged)
-  std::uint64_t unobserved = 0;         // completions whose decision had left the per-worker table
+  std::uint64_t enforce_failures = 0;  // block decisions whose map write failed (also logged)
+  std::uint64_t unobserved = 0;        // completions whose decision had left the per-worker table
 };
 
 class Gate final : public RequestHook {

@@ -7,7 +7,7 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
-#include "agent/agent.h"
+#include "agent.h"
 
 namespace riskgate::agent {
 
@@ -33,7 +33,8 @@ class SettingsReader {
     for (const auto &entry : map) {
       const auto key = entry.first.as<std::string>();
       if (!allowed.count(key))
-        error(entry.first, fmt::format("unknown key '{}' in {}", key, where.empty() ? "the settings" : where));
+        error(entry.first,
+              fmt::format("unknown key '{}' in {}", key, where.empty() ? "the settings" : where));
     }
     return true;
   }
@@ -81,25 +82,27 @@ Result<void> load_settings(const std::string &path, Options &options)
   if (r.mapping(root, "", {"node", "policyDir", "identityFile"})) {
     r.string(root, "policyDir", options.policy_dir);
     r.string(root, "identityFile", options.identity_file);
-    if (const auto node = root["node"]; node && r.mapping(node, "node", {"cgroup", "xdp", "pinRoot", "workers", "admin", "audit"})) {
+    if (const auto node = root["node"];
+        node && r.mapping(node, "node", {"cgroup", "xdp", "pinRoot", "workers", "admin", "audit"})) {
       r.string(node, "cgroup", options.cgroup);
       r.string(node, "pinRoot", options.pin_root);
-      if (const auto workers = node["workers"]; workers && !(workers.IsScalar() && workers.as<std::string>() == "auto"))
+      if (const auto workers = node["workers"];
+          workers && !(workers.IsScalar() && workers.as<std::string>() == "auto"))
         r.number(node, "workers", options.workers, 1, 256);
       if (const auto xdp = node["xdp"]) {
         if (!xdp.IsSequence()) {
           r.error(xdp, "xdp must be a list of interface names");
         } else {
           options.xdp_interfaces.clear();
-          for (const auto &iface : xdp)
-            options.xdp_interfaces.push_back(iface.as<std::string>());
+          for (const auto &iface : xdp) options.xdp_interfaces.push_back(iface.as<std::string>());
         }
       }
       if (const auto admin = node["admin"]; admin && r.mapping(admin, "node.admin", {"metrics", "socket"})) {
         r.string(admin, "metrics", options.admin_metrics);
         r.string(admin, "socket", options.admin_socket);
       }
-      if (const auto audit = node["audit"]; audit && r.mapping(audit, "node.audit", {"path", "rotateMB", "keep"})) {
+      if (const auto audit = node["audit"];
+          audit && r.mapping(audit, "node.audit", {"path", "rotateMB", "keep"})) {
         r.string(audit, "path", options.audit_path);
         r.number(audit, "rotateMB", options.audit_rotate_mb, 1, 1 << 20);
         r.number(audit, "keep", options.audit_keep, 0, 1000);
@@ -108,8 +111,7 @@ Result<void> load_settings(const std::string &path, Options &options)
   }
   if (!r.errors_.empty()) {
     std::string message;
-    for (const auto &e : r.errors_)
-      message += (message.empty() ? "" : "\n") + e;
+    for (const auto &e : r.errors_) message += (message.empty() ? "" : "\n") + e;
     return make_error(message);
   }
   return {};

@@ -1,4 +1,4 @@
-#include "agent/trusted_pairs.h"
+#include "trusted_pairs.h"
 
 #include <set>
 #include <string>

@@ -6,11 +6,11 @@
 #include <mutex>
 #include <vector>
 
-#include <riskgate/policy.h>
-#include <riskgate/result.h>
+#include <riskgate/policy/policy.h>
+#include <riskgate/common/result.h>
 
-#include "identity/registry.h"
-#include "kernel/pinned_maps.h"
+#include <riskgate/identity/registry.h>
+#include <riskgate/kernel/pinned_maps.h>
 
 namespace riskgate::agent {
 

@@ -10,7 +10,7 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/audit.h>
+#include <riskgate/audit/decision_log.h>
 
 namespace riskgate::audit {
 
@@ -100,7 +100,10 @@ std::vector<Line> read_lines(const std::string &file, VerifyReport &report)
   return lines;
 }
 
-std::string where(const Line &line) { return fmt::format("{}:{}", line.file, line.number); }
+std::string where(const Line &line)
+{
+  return fmt::format("{}:{}", line.file, line.number);
+}
 
 }  // namespace
 
@@ -154,8 +157,7 @@ VerifyReport verify_chain(const std::vector<std::string> &files)
                    [](const auto &a, const auto &b) { return a.first < b.first; });
   std::vector<Line> all;
   for (auto &[first, lines] : ordered)
-    for (auto &line : lines)
-      all.push_back(std::move(line));
+    for (auto &line : lines) all.push_back(std::move(line));
 
   // Where each seq sits, to tell a reordered line from a removed one.
   std::vector<Result<ParsedLine>> parsed;
@@ -223,14 +225,14 @@ std::vector<std::string> log_files(const std::string &path)
     if (!name.starts_with(prefix))
       continue;
     const std::string suffix = name.substr(prefix.size());
-    if (suffix.empty() || !std::all_of(suffix.begin(), suffix.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    if (suffix.empty() ||
+        !std::all_of(suffix.begin(), suffix.end(), [](char c) { return c >= '0' && c <= '9'; }))
       continue;
     rotated.emplace_back(std::stoul(suffix), entry.path().string());
   }
   std::sort(rotated.begin(), rotated.end(), [](const auto &a, const auto &b) { return a.first > b.first; });
   std::vector<std::string> files;
-  for (auto &[n, file] : rotated)
-    files.push_back(std::move(file));
+  for (auto &[n, file] : rotated) files.push_back(std::move(file));
   if (fs::exists(active, ec))
     files.push_back(path);
   return files;

@@ -6,9 +6,10 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/audit.h>
+#include <riskgate/audit/decision_log.h>
 
-#include "kernel/pinned_maps.h"
+#include <riskgate/common/net.h>
+#include <riskgate/common/reasons.h>
 
 namespace riskgate::audit {
 
@@ -21,24 +22,20 @@ constexpr BlockScope kScopes[] = {BlockScope::ip, BlockScope::identity, BlockSco
 const char *event_type_name(std::uint32_t type)
 {
   switch (type) {
-  case RG_EV_XDP_DROP: return "xdp_drop";
-  case RG_EV_CONNECT_DENY: return "connect_deny";
-  case RG_EV_MSG_DROP: return "msg_drop";
-  case RG_EV_SOCK_TAGGED: return "sock_tagged";
-  default: return "unknown";
+    case RG_EV_XDP_DROP: return "xdp_drop";
+    case RG_EV_CONNECT_DENY: return "connect_deny";
+    case RG_EV_MSG_DROP: return "msg_drop";
+    case RG_EV_SOCK_TAGGED: return "sock_tagged";
+    default: return "unknown";
   }
 }
 
 // v4-mapped addresses print as dotted quads: that is what operators grep for.
 std::string address_text(const rg_u8 (&addr)[RG_IPV6_LEN])
 {
-  static constexpr rg_u8 kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  char text[INET6_ADDRSTRLEN] = {};
-  if (std::memcmp(addr, kMapped, sizeof kMapped) == 0)
-    inet_ntop(AF_INET, addr + 12, text, sizeof text);
-  else
-    inet_ntop(AF_INET6, addr, text, sizeof text);
-  return text;
+  net::MappedAddr mapped;
+  std::memcpy(mapped.data(), addr, mapped.size());
+  return net::address_string(mapped);
 }
 
 template <class T>
@@ -111,12 +108,12 @@ Result<Decision> decision_from_json(const nlohmann::json &o)
   if (!o.is_object())
     return make_error("a decision is a JSON object");
   Decision d;
-#define RG_FIELD(name, type)                                                                       \
-  do {                                                                                             \
-    auto value = field<type>(o, #name);                                                            \
-    if (!value)                                                                                    \
-      return make_error(value.error());                                                            \
-    d.name = std::move(*value);                                                                    \
+#define RG_FIELD(name, type)            \
+  do {                                  \
+    auto value = field<type>(o, #name); \
+    if (!value)                         \
+      return make_error(value.error()); \
+    d.name = std::move(*value);         \
   } while (0)
   RG_FIELD(id, std::uint64_t);
   RG_FIELD(time_unix_ns, std::uint64_t);
@@ -179,7 +176,7 @@ nlohmann::json to_json(const rg_event &e)
       {"type", event_type_name(e.type)},
       {"ts_ns", e.ts_ns},
       {"reason", e.reason},
-      {"reason_name", kernel::reason_name(e.reason)},
+      {"reason_name", reason_name(e.reason)},
       {"decision_id", e.decision_id},
       {"cookie", e.cookie},
       {"src_identity", e.src_identity},
@@ -194,8 +191,8 @@ nlohmann::json to_json(const rg_event &e)
 
 nlohmann::json to_json(const OperatorAction &a)
 {
-  return {{"action", a.action},       {"target", a.target}, {"ttl_ms", a.ttl_ms},
-          {"reason", a.reason},       {"user", a.user},     {"time_unix_ns", a.time_unix_ns}};
+  return {{"action", a.action}, {"target", a.target}, {"ttl_ms", a.ttl_ms},
+          {"reason", a.reason}, {"user", a.user},     {"time_unix_ns", a.time_unix_ns}};
 }
 
 Result<OperatorAction> operator_action_from_json(const nlohmann::json &o)
@@ -288,8 +285,7 @@ class BodyWriter {
                          : c >= 0xf0 && c <= 0xf4 ? 4
                                                   : 0;
       bool valid = length > 0 && end - p >= length;
-      for (int i = 1; valid && i < length; ++i)
-        valid = (p[i] & 0xc0) == 0x80;
+      for (int i = 1; valid && i < length; ++i) valid = (p[i] & 0xc0) == 0x80;
       if (valid && length == 3)
         valid = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
       if (valid && length == 4)
@@ -331,8 +327,7 @@ void append_decision_body(std::string &out, const Decision &d)
   std::size_t text = d.service.size() + d.source_identity_name.size() + d.destination_identity_name.size() +
                      d.source_address.size() + d.method.size() + d.route.size() + d.token_fingerprint.size() +
                      d.rule.size() + d.policy_version.size();
-  for (const auto &c : d.contributions)
-    text += c.signal.size() + c.evidence.size() + 64;
+  for (const auto &c : d.contributions) text += c.signal.size() + c.evidence.size() + 64;
   const std::size_t start = out.size();
   out.resize(start + 1024 + text * BodyWriter::kStringExpansion);
   BodyWriter w(out.data() + start);

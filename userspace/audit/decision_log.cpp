@@ -14,10 +14,11 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/audit.h>
-#include <riskgate/thread_name.h>
+#include <riskgate/audit/decision_log.h>
+#include <riskgate/common/errors.h>
+#include <riskgate/common/thread_name.h>
 
-#include "audit/mpsc_queue.h"
+#include "mpsc_queue.h"
 
 namespace riskgate::audit {
 
@@ -38,8 +39,11 @@ Result<std::string> last_line(const std::string &file)
 {
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return make_error(fmt::format("open {}: {}", file, std::strerror(errno)));
-  const std::unique_ptr<int, void (*)(int *)> closer(new int(fd), [](int *p) { ::close(*p); delete p; });
+    return make_error(fmt::format("open {}: {}", file, errno_text()));
+  const std::unique_ptr<int, void (*)(int *)> closer(new int(fd), [](int *p) {
+    ::close(*p);
+    delete p;
+  });
   struct stat st {};
   fstat(fd, &st);
   std::string tail;
@@ -47,7 +51,7 @@ Result<std::string> last_line(const std::string &file)
     const off_t start = st.st_size > window ? st.st_size - window : 0;
     tail.resize(static_cast<std::size_t>(st.st_size - start));
     if (pread(fd, tail.data(), tail.size(), start) != static_cast<ssize_t>(tail.size()))
-      return make_error(fmt::format("read {}: {}", file, std::strerror(errno)));
+      return make_error(fmt::format("read {}: {}", file, errno_text()));
     const auto last_newline = tail.rfind('\n');
     if (last_newline == std::string::npos) {
       if (start == 0)
@@ -73,9 +77,10 @@ Result<ChainState> recover_chain(const std::string &path)
       continue;
     const auto object = nlohmann::json::parse(*line, nullptr, false);
     if (object.is_discarded() || !object.contains("seq") || !object.contains("hash"))
-      return make_error(fmt::format("{}: the last line is not a riskgate audit line, so the chain cannot "
-                                    "continue: move the file away (after `riskgatectl audit verify`)",
-                                    *it));
+      return make_error(
+          fmt::format("{}: the last line is not a riskgate audit line, so the chain cannot "
+                      "continue: move the file away (after `riskgatectl audit verify`)",
+                      *it));
     return ChainState{object["seq"].get<std::uint64_t>(), object["hash"].get<std::string>()};
   }
   return ChainState{};
@@ -84,7 +89,10 @@ Result<ChainState> recover_chain(const std::string &path)
 class FileDecisionLog final : public DecisionLog {
  public:
   FileDecisionLog(const LogOptions &options, ChainState chain, int fd, std::uint64_t size)
-      : options_(options), queue_(kRingCells, options.queue_capacity), chain_(std::move(chain)), fd_(fd),
+      : options_(options),
+        queue_(kRingCells, options.queue_capacity),
+        chain_(std::move(chain)),
+        fd_(fd),
         size_(size)
   {
     thread_ = std::thread([this] { run(); });
@@ -117,8 +125,8 @@ class FileDecisionLog final : public DecisionLog {
 
   LogStats stats() const override
   {
-    return {queued_.load(),       written_.load(),      dropped_.load(),
-            queue_.spilled(),     write_errors_.load(), rotations_.load()};
+    return {queued_.load(),   written_.load(),      dropped_.load(),
+            queue_.spilled(), write_errors_.load(), rotations_.load()};
   }
 
   void set_listener(std::function<void(std::string_view line)> listener) override
@@ -274,8 +282,7 @@ class FileDecisionLog final : public DecisionLog {
     const ssize_t wrote = ::write(fd_, batch_.data(), batch_.size());
     const std::size_t on_disk = wrote > 0 ? static_cast<std::size_t>(wrote) : 0;
     std::size_t whole = 0;
-    while (whole < marks_.size() && marks_[whole].end <= on_disk)
-      ++whole;
+    while (whole < marks_.size() && marks_[whole].end <= on_disk) ++whole;
     if (whole > 0) {
       chain_.seq = marks_[whole - 1].seq;
       chain_.hash.assign(marks_[whole - 1].hash_view());
@@ -286,7 +293,7 @@ class FileDecisionLog final : public DecisionLog {
       const std::size_t lost = marks_.size() - whole;
       write_errors_.fetch_add(lost);
       fmt::print(stderr, "riskgated: audit log {}: write failed ({}); {} line(s) lost so far\n",
-                 options_.path, wrote < 0 ? std::strerror(errno) : "short write", write_errors_.load());
+                 options_.path, wrote < 0 ? errno_text() : "short write", write_errors_.load());
     }
     {
       std::lock_guard lock(listener_mutex_);
@@ -318,7 +325,7 @@ class FileDecisionLog final : public DecisionLog {
     if (fd < 0) {
       write_errors_.fetch_add(1);
       fmt::print(stderr, "riskgated: audit log rotation: open {}: {}; still writing to the rotated file\n",
-                 path, std::strerror(errno));
+                 path, errno_text());
       return;
     }
     ::close(fd_);
@@ -363,7 +370,7 @@ Result<std::unique_ptr<DecisionLog>> DecisionLog::open(const LogOptions &options
     return make_error(fmt::format("audit log: {}", chain.error()));
   const int fd = ::open(options.path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0)
-    return make_error(fmt::format("audit log: open {}: {}", options.path, std::strerror(errno)));
+    return make_error(fmt::format("audit log: open {}: {}", options.path, errno_text()));
   struct stat st {};
   fstat(fd, &st);
   // A torn last line (crash mid-write) is closed off so the next line starts clean; verify names it.

@@ -1,5 +1,5 @@
 // The standard riskgate metrics for decisions, policy, upstreams and the audit log itself.
-#include <riskgate/audit.h>
+#include <riskgate/audit/decision_log.h>
 
 namespace riskgate::audit {
 
@@ -18,9 +18,12 @@ DecisionMetrics::DecisionMetrics(metrics::Registry &registry)
                  .get()),
       signals_(registry.counter_family("riskgate_signal_firings_total",
                                        "Signals that contributed points to a decision", {"signal"})),
-      policy_(registry.gauge_family("riskgate_policy_info", "The policy version in force (value 1)", {"version"})),
-      reloads_(registry.counter_family("riskgate_policy_reloads_total", "Policy loads by result", {"result"})),
-      upstream_(registry.gauge_family("riskgate_upstream_up", "Upstream health (1 healthy, 0 not)", {"upstream"}))
+      policy_(registry.gauge_family("riskgate_policy_info", "The policy version in force (value 1)",
+                                    {"version"})),
+      reloads_(
+          registry.counter_family("riskgate_policy_reloads_total", "Policy loads by result", {"result"})),
+      upstream_(
+          registry.gauge_family("riskgate_upstream_up", "Upstream health (1 healthy, 0 not)", {"upstream"}))
 {
 }
 

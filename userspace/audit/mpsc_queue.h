@@ -26,8 +26,7 @@ class MpscQueue {
   explicit MpscQueue(std::size_t capacity)
       : mask_(std::bit_ceil(capacity < 2 ? std::size_t{2} : capacity) - 1), cells_(new Cell[mask_ + 1])
   {
-    for (std::size_t i = 0; i <= mask_; ++i)
-      cells_[i].sequence.store(i, std::memory_order_relaxed);
+    for (std::size_t i = 0; i <= mask_; ++i) cells_[i].sequence.store(i, std::memory_order_relaxed);
   }
 
   std::size_t capacity() const { return mask_ + 1; }

@@ -1,9 +1,9 @@
 // riskgatectl audit verify FILE...: proves the decision log's chain is whole, or names the line.
 #include <fmt/format.h>
 
-#include <riskgate/audit.h>
+#include <riskgate/audit/decision_log.h>
 
-#include "ctl/ctl.h"
+#include "ctl.h"
 
 namespace riskgate::ctl {
 namespace {
@@ -38,16 +38,16 @@ void add_audit(CLI::App &app, Context &ctx)
                   {"starts_mid_chain", report.starts_mid_chain},
                   {"problems", problems}});
     } else {
-      for (const auto &p : report.problems)
-        fmt::print("{}:{}: {}\n", p.file, p.line, p.message);
+      for (const auto &p : report.problems) fmt::print("{}:{}: {}\n", p.file, p.line, p.message);
       if (report.ok())
         fmt::print("ok: {} lines, seq {}..{}{}, head {}\n", report.lines, report.first_seq, report.last_seq,
                    report.starts_mid_chain ? " (older lines rotated away)" : "", report.last_hash);
     }
     if (!report.ok())
-      fail(fmt::format("audit chain broken: {} problem(s); the lines named above were removed, edited or "
-                       "reordered after they were written",
-                       report.problems.size()));
+      fail(
+          fmt::format("audit chain broken: {} problem(s); the lines named above were removed, edited or "
+                      "reordered after they were written",
+                      report.problems.size()));
   });
 }
 

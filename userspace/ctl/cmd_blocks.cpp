@@ -7,12 +7,12 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/admin.h>
-#include <riskgate/enforce.h>
+#include <riskgate/admin/admin.h>
+#include <riskgate/enforce/enforce.h>
 
-#include "ctl/ctl.h"
-#include "enforce/map_enforcer.h"
-#include "kernel/addr.h"
+#include "ctl.h"
+#include <riskgate/enforce/map_enforcer.h>
+#include <riskgate/common/net.h>
 
 namespace riskgate::ctl {
 namespace {
@@ -37,7 +37,7 @@ BlockTarget target_from(const TargetArgs &args, const std::map<IdentityId, std::
 {
   BlockTarget t;
   if (!args.ip.empty()) {
-    auto prefix = kernel::parse_prefix(args.ip);
+    auto prefix = net::parse_prefix(args.ip);
     if (!prefix)
       fail(fmt::format("--ip {}: {}", args.ip, prefix.error()));
     t.scope = BlockScope::ip;
@@ -65,15 +65,16 @@ BlockTarget target_from(const TargetArgs &args, const std::map<IdentityId, std::
 std::string target_text(const BlockTarget &t, const std::map<IdentityId, std::string> &names)
 {
   switch (t.scope) {
-  case BlockScope::ip: {
-    kernel::IpPrefix prefix;
-    prefix.address = t.address;
-    prefix.prefix_len = t.prefix_len;
-    return kernel::to_string(prefix);
-  }
-  case BlockScope::identity: return identity_label(t.identity, names);
-  case BlockScope::pair: return identity_label(t.identity, names) + " -> " + identity_label(t.peer_identity, names);
-  case BlockScope::connection: return std::to_string(t.socket_cookie);
+    case BlockScope::ip: {
+      net::IpPrefix prefix;
+      prefix.address = t.address;
+      prefix.prefix_len = t.prefix_len;
+      return net::to_string(prefix);
+    }
+    case BlockScope::identity: return identity_label(t.identity, names);
+    case BlockScope::pair:
+      return identity_label(t.identity, names) + " -> " + identity_label(t.peer_identity, names);
+    case BlockScope::connection: return std::to_string(t.socket_cookie);
   }
   return "";
 }
@@ -91,8 +92,8 @@ nlohmann::json target_json(const BlockTarget &t, const std::map<IdentityId, std:
 }
 
 // Logs the operator's action in the agent's audit chain; false when no agent is running to do it.
-bool audit_action(const Context &ctx, const std::string &action, const BlockTarget &target, std::uint64_t ttl_ms,
-                  const std::string &reason)
+bool audit_action(const Context &ctx, const std::string &action, const BlockTarget &target,
+                  std::uint64_t ttl_ms, const std::string &reason)
 {
   const char *sudo_user = std::getenv("SUDO_USER");
   const std::string user = sudo_user ? sudo_user : fmt::format("uid {}", ::getuid());
@@ -148,9 +149,9 @@ void add_blocks(CLI::App &app, Context &ctx)
     }
     Table table({"SCOPE", "TARGET", "EXPIRES IN", "BY"});
     for (const auto &b : *active)
-      table.add({to_string(b.target.scope), target_text(b.target, names), expiry_text(b.value, now),
-                 b.value.flags & RG_BLOCK_F_MANUAL ? "operator"
-                                                   : fmt::format("decision {}", b.value.decision_id)});
+      table.add(
+          {to_string(b.target.scope), target_text(b.target, names), expiry_text(b.value, now),
+           b.value.flags & RG_BLOCK_F_MANUAL ? "operator" : fmt::format("decision {}", b.value.decision_id)});
     table.print();
   });
 
@@ -177,7 +178,8 @@ void add_blocks(CLI::App &app, Context &ctx)
     request.manual = true;
     enforce::MapEnforcer enforcer(maps);
     if (auto ok = enforcer.block(request); !ok)
-      fail(fmt::format("{}: run as root; if the map is full, unblock something or raise its size", ok.error()));
+      fail(fmt::format("{}: run as root; if the map is full, unblock something or raise its size",
+                       ok.error()));
     const bool audited = audit_action(ctx, "block", request.target, ttl_ms, reason);
     if (ctx.json()) {
       auto out = target_json(request.target, names);
@@ -195,7 +197,8 @@ void add_blocks(CLI::App &app, Context &ctx)
   });
 
   static TargetArgs unblock_args;
-  auto *unblock = app.add_subcommand("unblock", "lift a block now; automatic re-blocks of it wait out a grace period");
+  auto *unblock =
+      app.add_subcommand("unblock", "lift a block now; automatic re-blocks of it wait out a grace period");
   add_target_options(unblock, unblock_args);
   unblock->callback([&ctx] {
     auto maps = open_maps(ctx);

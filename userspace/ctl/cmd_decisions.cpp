@@ -9,10 +9,10 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/admin.h>
-#include <riskgate/audit.h>
+#include <riskgate/admin/admin.h>
+#include <riskgate/audit/decision_log.h>
 
-#include "ctl/ctl.h"
+#include "ctl.h"
 
 namespace riskgate::ctl {
 namespace {
@@ -27,9 +27,9 @@ struct Filter {
 
 std::uint64_t now_unix_ns()
 {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count());
 }
 
 // "10m" (ago) or "2026-11-29T14:00:00Z".
@@ -37,7 +37,7 @@ std::optional<std::uint64_t> parse_since(const std::string &text)
 {
   if (auto ms = parse_duration_ms(text))
     return now_unix_ns() - *ms * 1'000'000;
-  std::tm tm {};
+  std::tm tm{};
   const char *end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
   if (!end || (*end != '\0' && std::string(end) != "Z"))
     return std::nullopt;
@@ -50,7 +50,8 @@ bool matches(const Filter &filter, const nlohmann::json &d)
     return false;
   if (!filter.identity.empty()) {
     const auto &id = filter.identity;
-    const bool hit = d.value("source_identity_name", "") == id || d.value("destination_identity_name", "") == id ||
+    const bool hit = d.value("source_identity_name", "") == id ||
+                     d.value("destination_identity_name", "") == id ||
                      std::to_string(d.value("source_identity", 0u)) == id ||
                      std::to_string(d.value("destination_identity", 0u)) == id;
     if (!hit)
@@ -79,8 +80,8 @@ std::string source_text(const nlohmann::json &d)
   return name.empty() ? std::to_string(d.value("source_identity", 0u)) : name;
 }
 
-const std::vector<std::string> kDecisionColumns = {"TIME", "ID", "SERVICE", "SOURCE", "ADDRESS", "REQUEST",
-                                                   "SCORE", "ACTION"};
+const std::vector<std::string> kDecisionColumns = {"TIME",    "ID",      "SERVICE", "SOURCE",
+                                                   "ADDRESS", "REQUEST", "SCORE",   "ACTION"};
 
 std::vector<std::string> decision_row(const nlohmann::json &d)
 {
@@ -146,10 +147,13 @@ void add_decisions(CLI::App &app, Context &ctx)
   auto *decisions = app.add_subcommand("decisions", "decisions from the audit log, newest last");
   decisions->add_option("--action", filter.action, "only this action")
       ->check(CLI::IsMember({"allow", "challenge", "limit", "block"}));
-  decisions->add_option("--identity", filter.identity, "only decisions from or to this identity (name or id)");
-  decisions->add_option("--since", filter.since, "only decisions after this: a duration ago (10m) or 2026-11-29T14:00:00Z");
-  decisions->add_flag("-f,--follow", filter.follow,
-                      "keep printing new decisions: live from the agent's admin socket, else from the log file");
+  decisions->add_option("--identity", filter.identity,
+                        "only decisions from or to this identity (name or id)");
+  decisions->add_option("--since", filter.since,
+                        "only decisions after this: a duration ago (10m) or 2026-11-29T14:00:00Z");
+  decisions->add_flag(
+      "-f,--follow", filter.follow,
+      "keep printing new decisions: live from the agent's admin socket, else from the log file");
   decisions->callback([&ctx] {
     if (!filter.since.empty()) {
       auto since = parse_since(filter.since);
@@ -194,17 +198,18 @@ void add_decisions(CLI::App &app, Context &ctx)
         found = std::move(d);
     });
     if (!found)
-      fail(fmt::format("decision {} is not in {} (or its rotated files): check the id with `riskgatectl "
-                       "decisions`, or pass --audit-log PATH",
-                       explain_id, ctx.audit_log));
+      fail(
+          fmt::format("decision {} is not in {} (or its rotated files): check the id with `riskgatectl "
+                      "decisions`, or pass --audit-log PATH",
+                      explain_id, ctx.audit_log));
     const auto &d = *found;
     if (ctx.json()) {
       print_json(d);
       return;
     }
     fmt::print("decision {} at {}\n", explain_id, format_unix_ns(d.value("time_unix_ns", std::uint64_t{0})));
-    fmt::print("  {} {} -> {} from {} ({})\n", d.value("method", ""), d.value("route", ""), d.value("service", ""),
-               source_text(d), d.value("source_address", ""));
+    fmt::print("  {} {} -> {} from {} ({})\n", d.value("method", ""), d.value("route", ""),
+               d.value("service", ""), source_text(d), d.value("source_address", ""));
     std::string outcome = d.value("action", "");
     if (outcome == "block")
       outcome += fmt::format(" (scope {}, ttl {})", d.value("block_scope", ""),

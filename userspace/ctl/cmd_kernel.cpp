@@ -1,17 +1,18 @@
 // riskgatectl conns / identities / trusted / stats: the datapath's tables and counters, from the pins.
 #include <fmt/format.h>
 
-#include "ctl/ctl.h"
-#include "kernel/addr.h"
+#include "ctl.h"
+#include <riskgate/common/reasons.h>
+#include <riskgate/common/net.h>
 
 namespace riskgate::ctl {
 namespace {
 
 std::string endpoint_text(const rg_u8 (&addr)[RG_IPV6_LEN], std::uint16_t port)
 {
-  kernel::MappedAddr mapped;
+  net::MappedAddr mapped;
   std::copy(std::begin(addr), std::end(addr), mapped.begin());
-  return kernel::endpoint_string(kernel::from_mapped(mapped, port));
+  return net::endpoint_string(net::from_mapped(mapped, port));
 }
 
 std::vector<std::string> sock_flags(std::uint32_t flags)
@@ -71,19 +72,18 @@ void add_kernel_views(CLI::App &app, Context &ctx)
     if (!cgroups || !ipcache)
       fail(fmt::format("{}: run as root", !cgroups ? cgroups.error() : ipcache.error()));
     std::map<IdentityId, std::pair<std::vector<std::string>, std::vector<std::string>>> by_id;
-    for (const auto &[id, name] : names)
-      by_id[id];
+    for (const auto &[id, name] : names) by_id[id];
     for (const auto &c : *cgroups)
       by_id[c.identity].first.push_back(std::to_string(c.cgroup_id) +
                                         (c.flags & RG_CGROUP_F_PROXY ? " (proxy)" : ""));
-    for (const auto &e : *ipcache)
-      by_id[e.identity].second.push_back(kernel::to_string(e.prefix));
+    for (const auto &e : *ipcache) by_id[e.identity].second.push_back(net::to_string(e.prefix));
     nlohmann::json out = nlohmann::json::array();
     Table table({"ID", "NAME", "CGROUPS", "ADDRESSES"});
     for (const auto &[id, members] : by_id) {
       const auto name = identity_name(id, names);
       if (ctx.json())
-        out.push_back({{"id", id}, {"name", name}, {"cgroups", members.first}, {"addresses", members.second}});
+        out.push_back(
+            {{"id", id}, {"name", name}, {"cgroups", members.first}, {"addresses", members.second}});
       else
         table.add({std::to_string(id), name, fmt::format("{}", fmt::join(members.first, " ")),
                    fmt::format("{}", fmt::join(members.second, " "))});
@@ -130,7 +130,7 @@ void add_kernel_views(CLI::App &app, Context &ctx)
     Table table({"REASON", "COUNT"});
     for (std::uint32_t reason = 1; reason < RG_R_MAX; ++reason) {
       const auto value = (*counters)[reason];
-      const auto name = kernel::reason_name(reason);
+      const auto name = reason_name(reason);
       if (value == 0 && (!all_reasons || name.starts_with("reason_")))
         continue;
       out[name] = value;

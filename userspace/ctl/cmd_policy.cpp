@@ -3,9 +3,9 @@
 // single file. Every error is printed as file:line:column: message; any error exits 1.
 #include <fmt/format.h>
 
-#include <riskgate/policy.h>
+#include <riskgate/policy/policy.h>
 
-#include "ctl/ctl.h"
+#include "ctl.h"
 
 namespace riskgate::ctl {
 namespace {
@@ -44,8 +44,10 @@ void add_policy(CLI::App &app, Context &ctx)
       if (ctx.json()) {
         nlohmann::json diagnostics = nlohmann::json::array();
         for (const auto &d : loaded.diagnostics)
-          diagnostics.push_back(
-              {{"file", d.where.file}, {"line", d.where.line}, {"column", d.where.column}, {"message", d.message}});
+          diagnostics.push_back({{"file", d.where.file},
+                                 {"line", d.where.line},
+                                 {"column", d.where.column},
+                                 {"message", d.message}});
         nlohmann::json result = {{"path", path}, {"ok", loaded.ok()}, {"errors", diagnostics}};
         if (loaded.ok()) {
           result["version"] = loaded.set->version;
@@ -61,15 +63,15 @@ void add_policy(CLI::App &app, Context &ctx)
         results.push_back(std::move(result));
         continue;
       }
-      for (const auto &d : loaded.diagnostics)
-        fmt::print("{}\n", policy::to_string(d));
+      for (const auto &d : loaded.diagnostics) fmt::print("{}\n", policy::to_string(d));
       if (loaded.ok())
         fmt::print("{}: ok, {}\n", path, summary(*loaded.set));
     }
     if (ctx.json())
       print_json(results);
     if (errors)
-      fail(fmt::format("{} error(s): riskgated would refuse this policy and keep running the one it has", errors));
+      fail(fmt::format("{} error(s): riskgated would refuse this policy and keep running the one it has",
+                       errors));
   });
 }
 

@@ -4,10 +4,10 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/admin.h>
+#include <riskgate/admin/admin.h>
 
-#include "ctl/ctl.h"
-#include "kernel/inventory.h"
+#include "ctl.h"
+#include <riskgate/kernel/inventory.h>
 
 namespace riskgate::ctl {
 namespace {
@@ -20,7 +20,9 @@ void add_status(CLI::App &app, Context &ctx)
     // An agent without the kernel datapath (--no-kernel) is still worth reporting.
     if (agent && !std::filesystem::is_directory(ctx.pin_root)) {
       if (ctx.json()) {
-        print_json({{"agent", {{"up", true}, {"status", *agent}}}, {"pin_root", ctx.pin_root}, {"links", nullptr},
+        print_json({{"agent", {{"up", true}, {"status", *agent}}},
+                    {"pin_root", ctx.pin_root},
+                    {"links", nullptr},
                     {"maps", nullptr}});
       } else {
         fmt::print("agent: up ({})\n", ctx.admin_socket);
@@ -53,11 +55,12 @@ void add_status(CLI::App &app, Context &ctx)
                                 {"xlated_insns", l.xlated_insns}});
       out["maps"] = nlohmann::json::array();
       for (const auto &m : *inventory)
-        out["maps"].push_back({{"name", m.name},
-                               {"type", m.type},
-                               {"id", m.id},
-                               {"max_entries", m.max_entries},
-                               {"entries", m.entries ? nlohmann::json(*m.entries) : nlohmann::json(nullptr)}});
+        out["maps"].push_back(
+            {{"name", m.name},
+             {"type", m.type},
+             {"id", m.id},
+             {"max_entries", m.max_entries},
+             {"entries", m.entries ? nlohmann::json(*m.entries) : nlohmann::json(nullptr)}});
       print_json(out);
       return;
     }

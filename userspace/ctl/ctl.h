@@ -19,18 +19,19 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include <riskgate/identity.h>
+#include <riskgate/common/paths.h>
+#include <riskgate/common/identity.h>
 
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/pinned_maps.h>
 
 namespace riskgate::ctl {
 
 // Options every subcommand sees (set before any callback runs).
 struct Context {
-  std::string pin_root = "/sys/fs/bpf/riskgate";
+  std::string pin_root = paths::kPinRoot;
   std::string output = "table";  // "table" or "json"
-  std::string admin_socket = "/run/riskgate/admin.sock";
-  std::string audit_log = "/var/log/riskgate/decisions.jsonl";
+  std::string admin_socket = paths::kAdminSocket;
+  std::string audit_log = paths::kAuditLog;
   bool json() const { return output == "json"; }
 };
 
@@ -70,13 +71,13 @@ IdentityId resolve_identity(const std::string &text, const std::map<IdentityId, 
 
 // "90s", "10m", "2h", "1d", "500ms" -> milliseconds; a bare number is seconds.
 std::optional<std::uint64_t> parse_duration_ms(const std::string &text);
-std::string format_duration_ms(std::uint64_t ms);           // "9m58s"
-std::string format_unix_ns(std::uint64_t unix_ns);          // "2026-11-29T14:03:12.345Z"
+std::string format_duration_ms(std::uint64_t ms);   // "9m58s"
+std::string format_unix_ns(std::uint64_t unix_ns);  // "2026-11-29T14:03:12.345Z"
 
 }  // namespace riskgate::ctl
 
 #define RG_CTL_CONCAT_(a, b) a##b
 #define RG_CTL_CONCAT(a, b) RG_CTL_CONCAT_(a, b)
-#define RG_CTL_COMMAND_GROUP(fn)                                                                   \
-  [[maybe_unused]] static const bool RG_CTL_CONCAT(rg_ctl_group_, __LINE__) =                      \
+#define RG_CTL_COMMAND_GROUP(fn)                                              \
+  [[maybe_unused]] static const bool RG_CTL_CONCAT(rg_ctl_group_, __LINE__) = \
       ::riskgate::ctl::add_command_group(fn)

@@ -3,15 +3,14 @@
 
 #include <fmt/format.h>
 
-#include "ctl/ctl.h"
+#include "ctl.h"
 
 namespace riskgate::ctl {
 
 std::optional<std::uint64_t> parse_duration_ms(const std::string &text)
 {
   std::size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9')
-    ++digits;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
   if (digits == 0 || digits > 12)
     return std::nullopt;
   const std::uint64_t value = std::stoull(text.substr(0, digits));
@@ -44,10 +43,10 @@ std::string format_duration_ms(std::uint64_t ms)
 std::string format_unix_ns(std::uint64_t unix_ns)
 {
   const std::time_t seconds = static_cast<std::time_t>(unix_ns / 1'000'000'000ull);
-  std::tm tm {};
+  std::tm tm{};
   gmtime_r(&seconds, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, unix_ns / 1'000'000 % 1000);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, unix_ns / 1'000'000 % 1000);
 }
 
 }  // namespace riskgate::ctl

@@ -6,7 +6,7 @@
 
 #include <fmt/format.h>
 
-#include "ctl/ctl.h"
+#include "ctl.h"
 
 namespace riskgate::ctl {
 
@@ -26,7 +26,10 @@ bool add_command_group(CommandGroup group)
   return true;
 }
 
-const std::vector<CommandGroup> &command_groups() { return groups(); }
+const std::vector<CommandGroup> &command_groups()
+{
+  return groups();
+}
 
 void fail(const std::string &message)
 {
@@ -47,8 +50,7 @@ void Table::print(std::FILE *out) const
   std::vector<std::size_t> width(headers_.size());
   for (std::size_t i = 0; i < headers_.size(); ++i) {
     width[i] = headers_[i].size();
-    for (const auto &row : rows_)
-      width[i] = std::max(width[i], row[i].size());
+    for (const auto &row : rows_) width[i] = std::max(width[i], row[i].size());
   }
   auto line = [&](const std::vector<std::string> &cells) {
     std::string text;
@@ -59,11 +61,13 @@ void Table::print(std::FILE *out) const
     fmt::print(out, "{}\n", text);
   };
   line(headers_);
-  for (const auto &row : rows_)
-    line(row);
+  for (const auto &row : rows_) line(row);
 }
 
-void print_json(const nlohmann::json &value) { fmt::print("{}\n", value.dump(2)); }
+void print_json(const nlohmann::json &value)
+{
+  fmt::print("{}\n", value.dump(2));
+}
 
 }  // namespace riskgate::ctl
 
@@ -76,13 +80,13 @@ int main(int argc, char **argv)
   app.add_option("--pin-root", ctx.pin_root, "bpffs directory of riskgate's pins")->default_val(ctx.pin_root);
   app.add_option("--admin-socket", ctx.admin_socket, "riskgated's admin unix socket")
       ->default_val(ctx.admin_socket);
-  app.add_option("--audit-log", ctx.audit_log, "riskgated's decision log (rotated files beside it are read too)")
+  app.add_option("--audit-log", ctx.audit_log,
+                 "riskgated's decision log (rotated files beside it are read too)")
       ->default_val(ctx.audit_log);
   app.add_option("-o,--output", ctx.output, "output format")
       ->check(CLI::IsMember({"table", "json"}))
       ->default_val(ctx.output);
-  for (CommandGroup group : command_groups())
-    group(app, ctx);
+  for (CommandGroup group : command_groups()) group(app, ctx);
 
   try {
     app.parse(argc, argv);

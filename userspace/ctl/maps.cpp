@@ -3,7 +3,7 @@
 
 #include <fmt/format.h>
 
-#include "ctl/ctl.h"
+#include "ctl.h"
 
 namespace riskgate::ctl {
 
@@ -49,8 +49,7 @@ IdentityId resolve_identity(const std::string &text, const std::map<IdentityId, 
   if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos && text.size() < 10)
     return static_cast<IdentityId>(std::stoul(text));
   std::string known;
-  for (const auto &[id, name] : names)
-    known += (known.empty() ? "" : ", ") + name;
+  for (const auto &[id, name] : names) known += (known.empty() ? "" : ", ") + name;
   fail(fmt::format("unknown identity \"{}\": known identities are {} (see `riskgatectl identities`)", text,
                    known.empty() ? "none yet" : known));
 }

@@ -1,9 +1,9 @@
 // From a decision to the block it asks for, and how targets are named.
-#include <riskgate/enforce.h>
+#include <riskgate/enforce/enforce.h>
 
 #include <fmt/format.h>
 
-#include "kernel/addr.h"
+#include <riskgate/common/net.h>
 
 namespace riskgate {
 
@@ -18,7 +18,8 @@ std::string block_reason(const Decision &decision)
   for (const auto &c : decision.contributions)
     if (!top || c.points > top->points)
       top = &c;
-  return top ? fmt::format("{} (score {})", top->signal, decision.score) : fmt::format("score {}", decision.score);
+  return top ? fmt::format("{} (score {})", top->signal, decision.score)
+             : fmt::format("score {}", decision.score);
 }
 
 }  // namespace
@@ -35,22 +36,19 @@ Result<BlockRequest> block_request(const Decision &decision, const sockaddr_stor
   BlockTarget &t = request.target;
   t.scope = decision.block_scope;
   switch (decision.block_scope) {
-  case BlockScope::identity:
-    t.identity = decision.source_identity;
-    break;
-  case BlockScope::pair:
-    t.identity = decision.source_identity;
-    t.peer_identity = decision.destination_identity;
-    if (t.peer_identity == 0)  // gateway mode: the destination is a service, not a workload
-      t.scope = BlockScope::identity;
-    break;
-  case BlockScope::connection:
-    t.socket_cookie = socket_cookie;
-    if (socket_cookie == 0)
-      t.scope = BlockScope::ip;
-    break;
-  case BlockScope::ip:
-    break;
+    case BlockScope::identity: t.identity = decision.source_identity; break;
+    case BlockScope::pair:
+      t.identity = decision.source_identity;
+      t.peer_identity = decision.destination_identity;
+      if (t.peer_identity == 0)  // gateway mode: the destination is a service, not a workload
+        t.scope = BlockScope::identity;
+      break;
+    case BlockScope::connection:
+      t.socket_cookie = socket_cookie;
+      if (socket_cookie == 0)
+        t.scope = BlockScope::ip;
+      break;
+    case BlockScope::ip: break;
   }
   // Identity 0 is "world": blocking it would block every unknown peer, so the peer's address is
   // blocked instead.
@@ -68,15 +66,16 @@ Result<BlockRequest> block_request(const Decision &decision, const sockaddr_stor
 std::string describe(const BlockTarget &target)
 {
   switch (target.scope) {
-  case BlockScope::ip: {
-    kernel::IpPrefix prefix;
-    prefix.address = target.address;
-    prefix.prefix_len = target.prefix_len ? target.prefix_len : (target.address.ss_family == AF_INET ? 32 : 128);
-    return "ip " + kernel::to_string(prefix);
-  }
-  case BlockScope::identity: return fmt::format("identity {}", target.identity);
-  case BlockScope::pair: return fmt::format("pair {}->{}", target.identity, target.peer_identity);
-  case BlockScope::connection: return fmt::format("connection {}", target.socket_cookie);
+    case BlockScope::ip: {
+      net::IpPrefix prefix;
+      prefix.address = target.address;
+      prefix.prefix_len =
+          target.prefix_len ? target.prefix_len : (target.address.ss_family == AF_INET ? 32 : 128);
+      return "ip " + net::to_string(prefix);
+    }
+    case BlockScope::identity: return fmt::format("identity {}", target.identity);
+    case BlockScope::pair: return fmt::format("pair {}->{}", target.identity, target.peer_identity);
+    case BlockScope::connection: return fmt::format("connection {}", target.socket_cookie);
   }
   return "unknown target";
 }

@@ -1,21 +1,22 @@
-#include "enforce/map_enforcer.h"
+#include <riskgate/common/reasons.h>
+#include <riskgate/enforce/map_enforcer.h>
 
 #include <cerrno>
 #include <map>
 
 #include <fmt/format.h>
 
-#include <riskgate/thread_name.h>
+#include <riskgate/common/thread_name.h>
 
-#include "kernel/addr.h"
+#include <riskgate/common/net.h>
 
 namespace riskgate::enforce {
 
 namespace {
 
-kernel::IpPrefix prefix_of(const BlockTarget &target)
+net::IpPrefix prefix_of(const BlockTarget &target)
 {
-  kernel::IpPrefix prefix;
+  net::IpPrefix prefix;
   prefix.address = target.address;
   const std::uint8_t host = target.address.ss_family == AF_INET ? 32 : 128;
   prefix.prefix_len = target.prefix_len == 0 ? host : target.prefix_len;
@@ -25,24 +26,25 @@ kernel::IpPrefix prefix_of(const BlockTarget &target)
 Result<void> validate(const BlockTarget &target)
 {
   switch (target.scope) {
-  case BlockScope::ip:
-    if (target.address.ss_family != AF_INET && target.address.ss_family != AF_INET6)
-      return make_error("ip block without an IPv4/IPv6 address");
-    if (target.prefix_len > (target.address.ss_family == AF_INET ? 32 : 128))
-      return make_error(fmt::format("ip block: prefix /{} is too long for the address family", target.prefix_len));
-    return {};
-  case BlockScope::identity:
-    if (target.identity == RG_IDENTITY_WORLD)
-      return make_error("identity 0 is 'world' (every unknown peer): block by ip instead");
-    return {};
-  case BlockScope::pair:
-    if (target.identity == RG_IDENTITY_WORLD && target.peer_identity == RG_IDENTITY_WORLD)
-      return make_error("pair block between 'world' and 'world' would block every unknown peer");
-    return {};
-  case BlockScope::connection:
-    if (target.socket_cookie == 0)
-      return make_error("connection block without a socket cookie");
-    return {};
+    case BlockScope::ip:
+      if (target.address.ss_family != AF_INET && target.address.ss_family != AF_INET6)
+        return make_error("ip block without an IPv4/IPv6 address");
+      if (target.prefix_len > (target.address.ss_family == AF_INET ? 32 : 128))
+        return make_error(
+            fmt::format("ip block: prefix /{} is too long for the address family", target.prefix_len));
+      return {};
+    case BlockScope::identity:
+      if (target.identity == RG_IDENTITY_WORLD)
+        return make_error("identity 0 is 'world' (every unknown peer): block by ip instead");
+      return {};
+    case BlockScope::pair:
+      if (target.identity == RG_IDENTITY_WORLD && target.peer_identity == RG_IDENTITY_WORLD)
+        return make_error("pair block between 'world' and 'world' would block every unknown peer");
+      return {};
+    case BlockScope::connection:
+      if (target.socket_cookie == 0)
+        return make_error("connection block without a socket cookie");
+      return {};
   }
   return make_error("unknown block scope");
 }
@@ -78,10 +80,10 @@ MapEnforcer::~MapEnforcer()
 Result<std::optional<rg_block_val>> MapEnforcer::lookup(const BlockTarget &target) const
 {
   switch (target.scope) {
-  case BlockScope::ip: return maps_.ip_block(prefix_of(target));
-  case BlockScope::identity: return maps_.identity_block(target.identity);
-  case BlockScope::pair: return maps_.pair_block(target.identity, target.peer_identity);
-  case BlockScope::connection: return maps_.connection_block(target.socket_cookie);
+    case BlockScope::ip: return maps_.ip_block(prefix_of(target));
+    case BlockScope::identity: return maps_.identity_block(target.identity);
+    case BlockScope::pair: return maps_.pair_block(target.identity, target.peer_identity);
+    case BlockScope::connection: return maps_.connection_block(target.socket_cookie);
   }
   return make_error("unknown block scope");
 }
@@ -89,10 +91,10 @@ Result<std::optional<rg_block_val>> MapEnforcer::lookup(const BlockTarget &targe
 Result<void> MapEnforcer::write(const BlockTarget &target, const rg_block_val &value)
 {
   switch (target.scope) {
-  case BlockScope::ip: return maps_.block_ip(prefix_of(target), value);
-  case BlockScope::identity: return maps_.block_identity(target.identity, value);
-  case BlockScope::pair: return maps_.block_pair(target.identity, target.peer_identity, value);
-  case BlockScope::connection: return maps_.block_connection(target.socket_cookie, value);
+    case BlockScope::ip: return maps_.block_ip(prefix_of(target), value);
+    case BlockScope::identity: return maps_.block_identity(target.identity, value);
+    case BlockScope::pair: return maps_.block_pair(target.identity, target.peer_identity, value);
+    case BlockScope::connection: return maps_.block_connection(target.socket_cookie, value);
   }
   return make_error("unknown block scope");
 }
@@ -185,10 +187,10 @@ Result<bool> MapEnforcer::remove(const BlockTarget &target, bool manual)
   // The datapath's unblock also releases sockets sk_msg was dropping on for this block.
   Result<bool> removed = false;
   switch (target.scope) {
-  case BlockScope::ip: removed = maps_.unblock_ip(prefix_of(target)); break;
-  case BlockScope::identity: removed = maps_.unblock_identity(target.identity); break;
-  case BlockScope::pair: removed = maps_.unblock_pair(target.identity, target.peer_identity); break;
-  case BlockScope::connection: removed = maps_.unblock_connection(target.socket_cookie); break;
+    case BlockScope::ip: removed = maps_.unblock_ip(prefix_of(target)); break;
+    case BlockScope::identity: removed = maps_.unblock_identity(target.identity); break;
+    case BlockScope::pair: removed = maps_.unblock_pair(target.identity, target.peer_identity); break;
+    case BlockScope::connection: removed = maps_.unblock_connection(target.socket_cookie); break;
   }
   if (!removed)
     return make_error(fmt::format("unblock {}: {}", key, removed.error()));
@@ -312,37 +314,41 @@ Stats MapEnforcer::stats() const
 
 void MapEnforcer::watch(metrics::Registry &registry)
 {
-  auto &active_blocks = registry.gauge_family("riskgate_active_blocks", "Blocks in force, by scope", {"scope"});
-  auto &actions = registry.counter_family("riskgate_enforce_total",
-                                          "Enforcement outcomes (written, extended, deduplicated, suppressed, "
-                                          "unblocked, retried, failed, map_full, gc_removed, sockets_released)",
-                                          {"outcome"});
+  auto &active_blocks =
+      registry.gauge_family("riskgate_active_blocks", "Blocks in force, by scope", {"scope"});
+  auto &actions =
+      registry.counter_family("riskgate_enforce_total",
+                              "Enforcement outcomes (written, extended, deduplicated, suppressed, "
+                              "unblocked, retried, failed, map_full, gc_removed, sockets_released)",
+                              {"outcome"});
   auto &pending = registry.gauge("riskgate_enforce_pending", "Failed block writes still being retried");
-  auto &kernel_counts = registry.counter_family("riskgate_kernel_total",
-                                                "Kernel datapath counters by reason (rg_counters)", {"reason"});
+  auto &kernel_counts = registry.counter_family(
+      "riskgate_kernel_total", "Kernel datapath counters by reason (rg_counters)", {"reason"});
   auto &ringbuf = registry.counter("riskgate_ringbuf_dropped_total",
                                    "Kernel events lost because the ring buffer was full");
   registry.add_collector([this, &active_blocks, &actions, &pending, &kernel_counts, &ringbuf] {
     if (auto blocks = active(); blocks.ok()) {
       std::map<std::string, double> by_scope = {{"ip", 0}, {"identity", 0}, {"pair", 0}, {"connection", 0}};
-      for (const auto &b : *blocks)
-        by_scope[to_string(b.target.scope)] += 1;
-      for (const auto &[scope, n] : by_scope)
-        active_blocks.with({scope}).set(n);
+      for (const auto &b : *blocks) by_scope[to_string(b.target.scope)] += 1;
+      for (const auto &[scope, n] : by_scope) active_blocks.with({scope}).set(n);
     }
     const Stats s = stats();
-    const std::pair<const char *, std::uint64_t> outcomes[] = {
-        {"written", s.written},       {"extended", s.extended}, {"deduplicated", s.deduplicated},
-        {"suppressed", s.suppressed}, {"unblocked", s.unblocked}, {"retried", s.retried},
-        {"failed", s.failed},         {"map_full", s.map_full}, {"gc_removed", s.gc_removed},
-        {"sockets_released", s.sockets_released}};
-    for (const auto &[name, value] : outcomes)
-      actions.with({name}).set_total(value);
+    const std::pair<const char *, std::uint64_t> outcomes[] = {{"written", s.written},
+                                                               {"extended", s.extended},
+                                                               {"deduplicated", s.deduplicated},
+                                                               {"suppressed", s.suppressed},
+                                                               {"unblocked", s.unblocked},
+                                                               {"retried", s.retried},
+                                                               {"failed", s.failed},
+                                                               {"map_full", s.map_full},
+                                                               {"gc_removed", s.gc_removed},
+                                                               {"sockets_released", s.sockets_released}};
+    for (const auto &[name, value] : outcomes) actions.with({name}).set_total(value);
     pending.set(static_cast<double>(s.pending));
     if (auto counters = maps_.counters(); counters.ok()) {
       for (std::uint32_t reason = 1; reason < RG_R_MAX; ++reason)
         if ((*counters)[reason] != 0)
-          kernel_counts.with({kernel::reason_name(reason)}).set_total((*counters)[reason]);
+          kernel_counts.with({reason_name(reason)}).set_total((*counters)[reason]);
       ringbuf.set_total((*counters)[RG_R_RINGBUF_FULL]);
     }
   });

@@ -1,4 +1,5 @@
-#include "identity/encoding.h"
+#include <riskgate/identity/encoding.h>
+#include <riskgate/common/errors.h>
 
 #include <sys/stat.h>
 
@@ -22,10 +23,8 @@ constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 constexpr std::array<std::int8_t, 256> make_decode_table()
 {
   std::array<std::int8_t, 256> table{};
-  for (auto &v : table)
-    v = -1;
-  for (int i = 0; i < 64; ++i)
-    table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+  for (auto &v : table) v = -1;
+  for (int i = 0; i < 64; ++i) table[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
   return table;
 }
 constexpr auto kDecode = make_decode_table();
@@ -117,12 +116,15 @@ Fingerprint fingerprint(std::string_view token)
   return fp;
 }
 
-std::string to_hex(const Fingerprint &fp) { return hex(fp.data(), fp.size()); }
+std::string to_hex(const Fingerprint &fp)
+{
+  return hex(fp.data(), fp.size());
+}
 
 std::uint64_t fast_hash(std::string_view data, std::uint64_t seed)
 {
-  constexpr std::uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull,
-                          k2 = 0x8ebc6af09c88c6e3ull, k3 = 0x589965cc75374cc3ull;
+  constexpr std::uint64_t k0 = 0xa0761d6478bd642full, k1 = 0xe7037ed1a0b428dbull, k2 = 0x8ebc6af09c88c6e3ull,
+                          k3 = 0x589965cc75374cc3ull;
   const char *p = data.data();
   std::size_t n = data.size();
   std::uint64_t h1 = seed ^ mix(n ^ k0, k1), h2 = seed ^ k2;
@@ -131,8 +133,7 @@ std::uint64_t fast_hash(std::string_view data, std::uint64_t seed)
     h1 = mix(load64(p) ^ k1, load64(p + 8) ^ h1);
     h2 = mix(load64(p + 16) ^ k2, load64(p + 24) ^ h2);
   }
-  for (; n >= 8; n -= 8, p += 8)
-    h1 = mix(load64(p) ^ k3, h1 ^ k0);
+  for (; n >= 8; n -= 8, p += 8) h1 = mix(load64(p) ^ k3, h1 ^ k0);
   std::uint64_t tail = 0;
   std::memcpy(&tail, p, n);
   h1 = mix(tail ^ k1, h1 ^ (n << 56));
@@ -161,7 +162,7 @@ std::string openssl_error(const char *if_none)
 
 std::optional<FileStamp> file_stamp(const std::string &path)
 {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0)
     return std::nullopt;
   return FileStamp{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
@@ -173,7 +174,7 @@ Result<std::optional<std::string>> read_if_changed(const std::string &path, std:
 {
   auto stamp = file_stamp(path);
   if (!stamp)
-    return make_error(fmt::format("{}: {}", path, std::strerror(errno)));
+    return make_error(fmt::format("{}: {}", path, errno_text()));
   if (last && *last == *stamp)
     return std::optional<std::string>();
   last = stamp;

@@ -1,6 +1,6 @@
-#include "identity/feed.h"
+#include <riskgate/identity/feed.h>
 
-#include <riskgate/thread_name.h>
+#include <riskgate/common/thread_name.h>
 
 namespace riskgate::identity {
 namespace {
@@ -30,7 +30,10 @@ IdentityFeed::IdentityFeed(std::shared_ptr<WorkloadRegistry> registry, IdentityR
 {
 }
 
-IdentityFeed::~IdentityFeed() { stop(); }
+IdentityFeed::~IdentityFeed()
+{
+  stop();
+}
 
 void IdentityFeed::report(const Result<void> &result)
 {
@@ -72,8 +75,7 @@ Result<bool> IdentityFeed::rescan_once()
     report(make_error(snapshot.error()));
     return make_error(snapshot.error());
   }
-  for (const auto &warning : (*snapshot)->warnings)
-    report(make_error(warning));
+  for (const auto &warning : (*snapshot)->warnings) report(make_error(warning));
   if (last_sent_ && same_content(*last_sent_, **snapshot))
     return false;
   if (sink_) {

@@ -1,4 +1,5 @@
-#include "identity/https_client.h"
+#include <riskgate/identity/https_client.h>
+#include <riskgate/common/errors.h>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -19,7 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "identity/encoding.h"
+#include <riskgate/identity/encoding.h>
 
 namespace riskgate::identity {
 namespace {
@@ -90,7 +91,7 @@ Result<void> connect_with_deadline(Fd &sock, const HttpsUrl &url, Clock::time_po
     if (candidate.fd < 0)
       continue;
     if (::connect(candidate.fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-      last_error = std::strerror(errno);
+      last_error = errno_text();
       continue;
     }
     pollfd pfd{candidate.fd, POLLOUT, 0};
@@ -103,7 +104,7 @@ Result<void> connect_with_deadline(Fd &sock, const HttpsUrl &url, Clock::time_po
     socklen_t len = sizeof err;
     ::getsockopt(candidate.fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err != 0) {
-      last_error = std::strerror(err);
+      last_error = errno_text(err);
       continue;
     }
     ::fcntl(candidate.fd, F_SETFL, ::fcntl(candidate.fd, F_GETFL) & ~O_NONBLOCK);
@@ -125,8 +126,7 @@ void set_timeouts(int fd, Clock::time_point deadline)
 
 std::string lower(std::string s)
 {
-  for (auto &c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
@@ -200,10 +200,12 @@ Result<HttpsResponse> https_get(const HttpsRequest &request)
     return make_error(where + ": " + openssl_error("connection closed"));
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  const bool loaded = request.ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx.get()) == 1
-                                              : SSL_CTX_load_verify_locations(ctx.get(), request.ca_file.c_str(), nullptr) == 1;
+  const bool loaded = request.ca_file.empty()
+                          ? SSL_CTX_set_default_verify_paths(ctx.get()) == 1
+                          : SSL_CTX_load_verify_locations(ctx.get(), request.ca_file.c_str(), nullptr) == 1;
   if (!loaded)
-    return make_error(fmt::format("{}: load CA {}: {}", where, request.ca_file, openssl_error("connection closed")));
+    return make_error(
+        fmt::format("{}: load CA {}: {}", where, request.ca_file, openssl_error("connection closed")));
 
   SigpipeBlock no_sigpipe;
   Fd sock;
@@ -218,7 +220,8 @@ Result<HttpsResponse> https_get(const HttpsRequest &request)
   if (is_ip_literal(url.host)) {
     X509_VERIFY_PARAM_set1_ip_asc(param, url.host.c_str());
   } else {
-    SSL_ctrl(ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name, const_cast<char *>(url.host.c_str()));  // SNI
+    SSL_ctrl(ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char *>(url.host.c_str()));  // SNI
     X509_VERIFY_PARAM_set1_host(param, url.host.c_str(), 0);
   }
   if (SSL_connect(ssl.get()) != 1) {
@@ -229,9 +232,10 @@ Result<HttpsResponse> https_get(const HttpsRequest &request)
     return make_error(fmt::format("{}: TLS handshake: {}", where, why));
   }
 
-  std::string head = fmt::format("GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nUser-Agent: riskgate\r\n"
-                                 "Connection: close\r\n",
-                                 url.path, url.host);
+  std::string head = fmt::format(
+      "GET {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nUser-Agent: riskgate\r\n"
+      "Connection: close\r\n",
+      url.path, url.host);
   if (!request.bearer_token.empty())
     head += "Authorization: Bearer " + request.bearer_token + "\r\n";
   head += "\r\n";
@@ -263,7 +267,8 @@ Result<HttpsResponse> https_get(const HttpsRequest &request)
   }
 
   const auto head_end = raw.find("\r\n\r\n");
-  if (head_end == std::string::npos || (raw.compare(0, 9, "HTTP/1.1 ") != 0 && raw.compare(0, 9, "HTTP/1.0 ") != 0))
+  if (head_end == std::string::npos ||
+      (raw.compare(0, 9, "HTTP/1.1 ") != 0 && raw.compare(0, 9, "HTTP/1.0 ") != 0))
     return make_error(where + ": malformed HTTP response");
   HttpsResponse response;
   response.status = std::atoi(raw.c_str() + 9);

@@ -1,4 +1,4 @@
-#include "identity/jwk.h"
+#include <riskgate/identity/jwk.h>
 
 #include <algorithm>
 
@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
-#include "identity/encoding.h"
+#include <riskgate/identity/encoding.h>
 
 namespace riskgate::identity {
 namespace {
@@ -62,7 +62,7 @@ Result<std::string> b64_member(const nlohmann::json &jwk, const char *member)
 Result<EvpKey> key_from_params(const char *type, OSSL_PARAM_BLD *bld)
 {
   std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(OSSL_PARAM_BLD_to_param(bld),
-                                                                  OSSL_PARAM_free);
+                                                                 OSSL_PARAM_free);
   std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
       EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr), EVP_PKEY_CTX_free);
   EVP_PKEY *raw = nullptr;
@@ -88,9 +88,12 @@ Result<EvpKey> rsa_key(const nlohmann::json &jwk)
     return make_error(e.error());
   if (static_cast<int>(n->size()) * 8 < kMinRsaBits)
     return make_error(fmt::format("RSA modulus of {} bits is below {}", n->size() * 8, kMinRsaBits));
-  Bn bn_n(BN_bin2bn(reinterpret_cast<const unsigned char *>(n->data()), static_cast<int>(n->size()), nullptr));
-  Bn bn_e(BN_bin2bn(reinterpret_cast<const unsigned char *>(e->data()), static_cast<int>(e->size()), nullptr));
-  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+  Bn bn_n(
+      BN_bin2bn(reinterpret_cast<const unsigned char *>(n->data()), static_cast<int>(n->size()), nullptr));
+  Bn bn_e(
+      BN_bin2bn(reinterpret_cast<const unsigned char *>(e->data()), static_cast<int>(e->size()), nullptr));
+  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(),
+                                                                      OSSL_PARAM_BLD_free);
   if (!bn_n || !bn_e || !bld || !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) ||
       !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get()))
     return make_error(openssl_error());
@@ -113,7 +116,8 @@ Result<EvpKey> ec_key(const nlohmann::json &jwk, std::string_view crv)
   if (x->size() != field || y->size() != field)
     return make_error(fmt::format("EC coordinates must be {} bytes for {}", field, crv));
   const std::string point = std::string(1, '\x04') + *x + *y;
-  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(),
+                                                                      OSSL_PARAM_BLD_free);
   if (!bld || !OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
       !OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()))
     return make_error(openssl_error());
@@ -197,7 +201,8 @@ Result<std::optional<Jwk>> parse_key(const nlohmann::json &entry, std::string &w
 
   if (!alg.empty()) {
     auto declared = parse_alg(alg);
-    if (!declared || std::find(jwk.algorithms.begin(), jwk.algorithms.end(), *declared) == jwk.algorithms.end())
+    if (!declared ||
+        std::find(jwk.algorithms.begin(), jwk.algorithms.end(), *declared) == jwk.algorithms.end())
       return make_error(fmt::format("\"alg\": \"{}\" does not fit a {} key", alg, jwk.kty));
     jwk.algorithms = {*declared};
   }
@@ -227,16 +232,12 @@ const EVP_MD *alg_digest(Alg alg)
   switch (alg) {
     case Alg::RS384:
     case Alg::PS384:
-    case Alg::ES384:
-      return EVP_sha384();
+    case Alg::ES384: return EVP_sha384();
     case Alg::RS512:
     case Alg::PS512:
-    case Alg::ES512:
-      return EVP_sha512();
-    case Alg::EdDSA:
-      return nullptr;
-    default:
-      return EVP_sha256();
+    case Alg::ES512: return EVP_sha512();
+    case Alg::EdDSA: return nullptr;
+    default: return EVP_sha256();
   }
 }
 
@@ -245,7 +246,10 @@ bool is_rsa(Alg alg)
   return alg == Alg::RS256 || alg == Alg::RS384 || alg == Alg::RS512 || is_rsa_pss(alg);
 }
 
-bool is_rsa_pss(Alg alg) { return alg == Alg::PS256 || alg == Alg::PS384 || alg == Alg::PS512; }
+bool is_rsa_pss(Alg alg)
+{
+  return alg == Alg::PS256 || alg == Alg::PS384 || alg == Alg::PS512;
+}
 
 const char *ecdsa_curve(Alg alg)
 {
@@ -263,7 +267,10 @@ std::size_t ecdsa_field_bytes(Alg alg)
   return 0;
 }
 
-void EvpKeyDeleter::operator()(EVP_PKEY *key) const { EVP_PKEY_free(key); }
+void EvpKeyDeleter::operator()(EVP_PKEY *key) const
+{
+  EVP_PKEY_free(key);
+}
 
 bool Jwk::allows(Alg alg) const
 {
@@ -309,7 +316,10 @@ bool KeySet::has_kid(std::string_view kid) const
   return std::any_of(keys_.begin(), keys_.end(), [&](const Jwk &k) { return k.kid == kid; });
 }
 
-void KeySet::append(const KeySet &other) { keys_.insert(keys_.end(), other.keys_.begin(), other.keys_.end()); }
+void KeySet::append(const KeySet &other)
+{
+  keys_.insert(keys_.end(), other.keys_.begin(), other.keys_.end());
+}
 
 KeyStore::KeyStore() : current_(std::make_shared<const KeySet>()) {}
 

@@ -1,11 +1,11 @@
-#include "identity/jwks_url.h"
+#include <riskgate/identity/jwks_url.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include <fmt/format.h>
 
-#include "identity/encoding.h"
+#include <riskgate/identity/encoding.h>
 
 namespace riskgate::identity {
 
@@ -58,7 +58,8 @@ Result<bool> JwksUrl::poll(std::chrono::steady_clock::time_point now)
     std::error_code ec;
     std::filesystem::rename(tmp, options_.cache_file, ec);
     if (ec)
-      return make_error(fmt::format("JWKS cache {}: {} (keys are in force)", options_.cache_file, ec.message()));
+      return make_error(
+          fmt::format("JWKS cache {}: {} (keys are in force)", options_.cache_file, ec.message()));
   }
   return true;
 }

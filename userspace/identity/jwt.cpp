@@ -1,4 +1,4 @@
-#include "identity/jwt.h"
+#include <riskgate/identity/jwt.h>
 
 #include <time.h>
 
@@ -14,7 +14,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rsa.h>
 
-#include <riskgate/policy.h>
+#include <riskgate/policy/policy.h>
 
 namespace riskgate::identity {
 namespace {
@@ -28,8 +28,10 @@ std::optional<std::string> ecdsa_raw_to_der(std::string_view raw, std::size_t fi
   if (raw.size() != 2 * field)
     return std::nullopt;
   ECDSA_SIG *sig = ECDSA_SIG_new();
-  BIGNUM *r = BN_bin2bn(reinterpret_cast<const unsigned char *>(raw.data()), static_cast<int>(field), nullptr);
-  BIGNUM *s = BN_bin2bn(reinterpret_cast<const unsigned char *>(raw.data() + field), static_cast<int>(field), nullptr);
+  BIGNUM *r =
+      BN_bin2bn(reinterpret_cast<const unsigned char *>(raw.data()), static_cast<int>(field), nullptr);
+  BIGNUM *s = BN_bin2bn(reinterpret_cast<const unsigned char *>(raw.data() + field), static_cast<int>(field),
+                        nullptr);
   if (!sig || !r || !s || !ECDSA_SIG_set0(sig, r, s)) {
     BN_free(r);
     BN_free(s);
@@ -85,7 +87,8 @@ std::optional<std::int64_t> numeric_date(const Json &claims, const char *name)
     return 0;
   if (it->is_number_integer() && !it->is_number_unsigned())
     return it->get<std::int64_t>();
-  if (it->is_number_unsigned() && it->get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+  if (it->is_number_unsigned() &&
+      it->get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
     return static_cast<std::int64_t>(it->get<std::uint64_t>());
   if (it->is_number_float()) {
     const double v = it->get<double>();
@@ -204,7 +207,10 @@ std::uint64_t JwtVerifier::generation() const
   return (keys_->generation() << 32) ^ revocation;
 }
 
-Verification JwtVerifier::verify(std::string_view token) const { return verify(token, wall_clock_s()); }
+Verification JwtVerifier::verify(std::string_view token) const
+{
+  return verify(token, wall_clock_s());
+}
 
 Verification JwtVerifier::verify(std::string_view token, std::int64_t now_s) const
 {
@@ -345,11 +351,13 @@ Verification JwtVerifier::verify_uncached(std::string_view token, std::int64_t n
     } else if (aud->is_array()) {
       for (const auto &a : *aud) {
         if (!a.is_string())
-          return failure(CredentialStatus::invalid, "malformed token: aud is not a string or array of strings", fp);
+          return failure(CredentialStatus::invalid,
+                         "malformed token: aud is not a string or array of strings", fp);
         audiences.push_back(a.get<std::string>());
       }
     } else {
-      return failure(CredentialStatus::invalid, "malformed token: aud is not a string or array of strings", fp);
+      return failure(CredentialStatus::invalid, "malformed token: aud is not a string or array of strings",
+                     fp);
     }
   }
   if (config_.audiences.empty()) {
@@ -368,7 +376,8 @@ Verification JwtVerifier::verify_uncached(std::string_view token, std::int64_t n
     return failure(CredentialStatus::wrong_issuer, std::move(reason), fp, std::move(verified));
   }
   if (!config_.audiences.empty() && verified->audience.empty())
-    return failure(CredentialStatus::wrong_audience, "token is not for this audience", fp, std::move(verified));
+    return failure(CredentialStatus::wrong_audience, "token is not for this audience", fp,
+                   std::move(verified));
   if (config_.require_exp && verified->expires_at == 0)
     return failure(CredentialStatus::invalid, "token has no exp", fp, std::move(verified));
   return check_time_and_revocation(std::move(verified), now_s, false);

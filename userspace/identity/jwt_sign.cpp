@@ -1,4 +1,4 @@
-#include "identity/jwt_sign.h"
+#include <riskgate/identity/jwt_sign.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -10,7 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 
-#include "identity/encoding.h"
+#include <riskgate/identity/encoding.h>
 
 namespace riskgate::identity {
 namespace {
@@ -69,7 +69,8 @@ Result<SigningKey> generate_signing_key(Alg alg, std::string kid)
   return out;
 }
 
-Result<std::string> sign_compact(const SigningKey &key, std::string_view header_json, std::string_view claims_json)
+Result<std::string> sign_compact(const SigningKey &key, std::string_view header_json,
+                                 std::string_view claims_json)
 {
   const std::string input = base64url_encode(header_json) + "." + base64url_encode(claims_json);
   std::string sig;
@@ -93,7 +94,8 @@ Result<std::string> sign_compact(const SigningKey &key, std::string_view header_
     if (EVP_DigestSign(ctx.get(), nullptr, &len, data, input.size()) <= 0)
       return make_error("EVP_DigestSign (size) failed");
     sig.resize(len);
-    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char *>(sig.data()), &len, data, input.size()) <= 0)
+    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char *>(sig.data()), &len, data, input.size()) <=
+        0)
       return make_error("EVP_DigestSign failed");
     sig.resize(len);
     if (const std::size_t field = ecdsa_field_bytes(key.alg)) {

@@ -1,4 +1,4 @@
-#include "identity/kubernetes.h"
+#include <riskgate/identity/kubernetes.h>
 
 #include <cctype>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "identity/https_client.h"
+#include <riskgate/identity/https_client.h>
 
 namespace riskgate::identity {
 namespace {
@@ -129,8 +129,8 @@ Result<std::vector<KubernetesPod>> list_node_pods(const KubernetesConfig &config
   if (!response)
     return make_error("list pods: " + response.error());
   if (response->status != 200)
-    return make_error(fmt::format("list pods: HTTP {} from the API server (RBAC: the agent needs list on pods)",
-                                  response->status));
+    return make_error(fmt::format(
+        "list pods: HTTP {} from the API server (RBAC: the agent needs list on pods)", response->status));
   auto pods = parse_pod_list(response->body);
   if (!pods)
     return make_error("list pods: " + pods.error());

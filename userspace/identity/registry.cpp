@@ -1,4 +1,5 @@
-#include "identity/registry.h"
+#include <riskgate/identity/registry.h>
+#include <riskgate/common/errors.h>
 
 #include <dirent.h>
 #include <fnmatch.h>
@@ -65,12 +66,11 @@ std::string_view RegistrySnapshot::name_of(IdentityId id) const
   return w ? std::string_view(w->name) : std::string_view("world");
 }
 
-std::vector<kernel::IdentityRecord> RegistrySnapshot::records() const
+std::vector<IdentityRecord> RegistrySnapshot::records() const
 {
-  std::vector<kernel::IdentityRecord> out;
+  std::vector<IdentityRecord> out;
   out.reserve(identities.size());
-  for (const auto &w : identities)
-    out.push_back({w.id, w.name, w.cgroup_ids, w.cidrs});
+  for (const auto &w : identities) out.push_back({w.id, w.name, w.cgroup_ids, w.cidrs});
   return out;
 }
 
@@ -90,15 +90,17 @@ Result<void> WorkloadRegistry::add_identity(Specs &specs, const policy::Identity
   for (const auto &sel : identity.selectors) {
     if (!sel.cgroup.empty()) {
       if (sel.cgroup.front() != '/')
-        return make_error(fmt::format("{}identity {}: cgroup glob \"{}\" must start with '/' (relative to the "
-                                      "cgroup v2 root)", at, identity.name, sel.cgroup));
+        return make_error(
+            fmt::format("{}identity {}: cgroup glob \"{}\" must start with '/' (relative to the "
+                        "cgroup v2 root)",
+                        at, identity.name, sel.cgroup));
       spec.cgroup_globs.push_back(sel.cgroup);
     }
     if (!sel.k8s_namespace.empty())
       spec.kubernetes.emplace_back(sel.k8s_namespace,
                                    sel.k8s_service_account.empty() ? "*" : sel.k8s_service_account);
     if (!sel.cidr.empty()) {
-      auto cidr = kernel::parse_prefix(sel.cidr);
+      auto cidr = net::parse_prefix(sel.cidr);
       if (!cidr)
         return make_error(fmt::format("{}identity {}: {}", at, identity.name, cidr.error()));
       spec.cidrs.push_back(*cidr);
@@ -162,7 +164,8 @@ Result<WorkloadRegistry::Specs> WorkloadRegistry::parse_static(const std::string
             return make_error(where(location(file, k8s.Mark())) + "kubernetes selector needs a namespace");
         }
         if (s.cgroup.empty() && s.cidr.empty() && s.k8s_namespace.empty())
-          return make_error(where(location(file, sel.Mark())) + "selector needs one of cgroup, cidr, kubernetes");
+          return make_error(where(location(file, sel.Mark())) +
+                            "selector needs one of cgroup, cidr, kubernetes");
         identity.selectors.push_back(std::move(s));
       }
       if (auto added = add_identity(specs, identity); !added)
@@ -195,8 +198,7 @@ void WorkloadRegistry::adopt_ids(const std::map<IdentityId, std::string> &ids)
 {
   std::lock_guard lock(mu_);
   std::set<IdentityId> used;
-  for (const auto &[name, id] : assigned_)
-    used.insert(id);
+  for (const auto &[name, id] : assigned_) used.insert(id);
   for (const auto &[id, name] : ids)
     if (id != 0 && !assigned_.count(name) && used.insert(id).second)
       assigned_[name] = id;
@@ -217,8 +219,7 @@ Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
 
   auto snap = std::make_shared<RegistrySnapshot>();
   std::set<IdentityId> used;
-  for (const auto &[name, id] : assigned_)
-    used.insert(id);
+  for (const auto &[name, id] : assigned_) used.insert(id);
   for (const auto &[name, spec] : specs) {
     auto it = assigned_.find(name);
     if (it == assigned_.end()) {
@@ -246,14 +247,14 @@ Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
         return sel.first == pod.namespace_name && (sel.second == "*" || sel.second == pod.service_account);
       });
       if (match) {
-        for (const auto &marker : pod_dir_markers(pod.uid))
-          pod_markers.emplace_back(marker, index);
+        for (const auto &marker : pod_dir_markers(pod.uid)) pod_markers.emplace_back(marker, index);
         for (const auto &ip : pod.ips) {
-          auto cidr = kernel::parse_prefix(ip);
+          auto cidr = net::parse_prefix(ip);
           if (cidr)
             snap->identities[index].cidrs.push_back(*cidr);
           else
-            snap->warnings.push_back(fmt::format("pod {}/{}: {}", pod.namespace_name, pod.name, cidr.error()));
+            snap->warnings.push_back(
+                fmt::format("pod {}/{}: {}", pod.namespace_name, pod.name, cidr.error()));
         }
         break;
       }
@@ -266,8 +267,7 @@ Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
   {
     std::size_t index = 0;
     for (const auto &[name, spec] : specs) {
-      for (const auto &glob : spec.cgroup_globs)
-        globs.emplace_back(glob, index);
+      for (const auto &glob : spec.cgroup_globs) globs.emplace_back(glob, index);
       ++index;
     }
   }
@@ -275,12 +275,13 @@ Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
   constexpr std::size_t kNone = static_cast<std::size_t>(-1);
   // Depth-first walk; a cgroup without a match of its own inherits its parent's identity (the
   // processes of a service's sub-cgroups are still that service).
-  auto walk = [&](auto &&self, const std::string &abs, const std::string &rel, std::size_t inherited) -> Result<void> {
+  auto walk = [&](auto &&self, const std::string &abs, const std::string &rel,
+                  std::size_t inherited) -> Result<void> {
     DIR *dir = ::opendir(abs.c_str());
     if (!dir) {
       if (errno == ENOENT)  // removed while we walked
         return {};
-      return make_error(fmt::format("scan cgroups: opendir {}: {}", abs, std::strerror(errno)));
+      return make_error(fmt::format("scan cgroups: opendir {}: {}", abs, errno_text()));
     }
     std::vector<std::pair<std::string, std::uint64_t>> children;
     while (const dirent *entry = ::readdir(dir)) {

@@ -1,4 +1,4 @@
-#include "identity/resolver.h"
+#include <riskgate/identity/resolver.h>
 
 #include <fnmatch.h>
 
@@ -10,12 +10,15 @@ namespace riskgate::identity {
 namespace {
 
 // ASCII only, inline: std::tolower is a locale-aware call per character on the request path.
-constexpr char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c; }
+constexpr char ascii_lower(char c)
+{
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c;
+}
 
 bool iequals(std::string_view a, std::string_view b)
 {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
 }
 
 bool glob_match(const std::string &pattern, const std::string &value)
@@ -30,8 +33,7 @@ bool glob_match(const std::string &pattern, const std::string &value)
 std::string join(const std::vector<std::string> &items)
 {
   std::string out;
-  for (const auto &item : items)
-    out += (out.empty() ? "" : ", ") + item;
+  for (const auto &item : items) out += (out.empty() ? "" : ", ") + item;
   return out;
 }
 
@@ -61,8 +63,7 @@ BearerToken bearer_token(const RequestView &request)
     }
     value.remove_prefix(space);
     value.remove_prefix(std::min(value.find_first_not_of(' '), value.size()));
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
-      value.remove_suffix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
     if (value.empty())
       out.error = "empty bearer token";
     out.token = value;
@@ -74,7 +75,8 @@ BearerToken bearer_token(const RequestView &request)
 
 std::string x5t_s256(const ClientCertificate &cert)
 {
-  return base64url_encode(std::string_view(reinterpret_cast<const char *>(cert.sha256.data()), cert.sha256.size()));
+  return base64url_encode(
+      std::string_view(reinterpret_cast<const char *>(cert.sha256.data()), cert.sha256.size()));
 }
 
 BindingCheck check_binding(const std::vector<policy::Binding> &bindings, const VerifiedToken &token,
@@ -105,11 +107,12 @@ BindingCheck check_binding(const std::vector<policy::Binding> &bindings, const V
     return {};
   }
   const std::string &who = token.subject.empty() ? token.client_id : token.subject;
-  return {BindingVerdict::violation,
-          fmt::format("token of {} presented by workload {}; bound to {}", who, workload_name, join(allowed))};
+  return {BindingVerdict::violation, fmt::format("token of {} presented by workload {}; bound to {}", who,
+                                                 workload_name, join(allowed))};
 }
 
-IdentityResolver::IdentityResolver(const PeerIdentitySource &peers, std::shared_ptr<WorkloadRegistry> registry)
+IdentityResolver::IdentityResolver(const PeerIdentitySource &peers,
+                                   std::shared_ptr<WorkloadRegistry> registry)
     : peers_(peers), registry_(std::move(registry)), services_(std::make_shared<const ServiceTable>())
 {
 }
@@ -181,7 +184,8 @@ Result<void> IdentityResolver::refresh()
   return {};
 }
 
-RequestIdentity IdentityResolver::resolve(const RequestView &request, const ClientCertificate *client_cert) const
+RequestIdentity IdentityResolver::resolve(const RequestView &request,
+                                          const ClientCertificate *client_cert) const
 {
   RequestIdentity out;
   out.source = request.peer;
@@ -246,20 +250,6 @@ std::string bearer_challenge(std::string_view error, std::string_view descriptio
   }
   header += '"';
   return header;
-}
-
-HookVerdict unauthorized(const RequestIdentity &identity, std::string_view realm)
-{
-  HookVerdict verdict;
-  verdict.kind = HookVerdict::Kind::respond;
-  verdict.status = 401;
-  const bool presented = identity.credential != CredentialStatus::none;
-  verdict.reason = presented ? "invalid_token" : "missing_token";
-  const std::string_view reason =
-      identity.failure_reason.empty() ? std::string_view("invalid token") : std::string_view(identity.failure_reason);
-  verdict.add_header("WWW-Authenticate", presented ? bearer_challenge("invalid_token", reason, realm)
-                                                  : bearer_challenge({}, {}, realm));
-  return verdict;
 }
 
 }  // namespace riskgate::identity

@@ -1,4 +1,4 @@
-#include "identity/revocation.h"
+#include <riskgate/identity/revocation.h>
 
 #include <cctype>
 #include <sstream>
@@ -20,17 +20,18 @@ Result<void> RevocationList::load(std::string_view text, const std::string &orig
     if (!(fields >> kind))
       continue;
     if (!(fields >> value) || (fields >> extra))
-      return make_error(fmt::format("{}:{}: expected \"jti <value>\" or \"sha256 <fingerprint>\"", origin, number));
+      return make_error(
+          fmt::format("{}:{}: expected \"jti <value>\" or \"sha256 <fingerprint>\"", origin, number));
     if (kind == "jti") {
       entries->jtis.insert(value);
     } else if (kind == "sha256") {
-      for (auto &c : value)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (auto &c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       if (value.size() != 32 || value.find_first_not_of("0123456789abcdef") != std::string::npos)
         return make_error(fmt::format("{}:{}: a fingerprint is 32 hex digits", origin, number));
       entries->fingerprints.insert(value);
     } else {
-      return make_error(fmt::format("{}:{}: unknown entry kind \"{}\" (jti or sha256)", origin, number, kind));
+      return make_error(
+          fmt::format("{}:{}: unknown entry kind \"{}\" (jti or sha256)", origin, number, kind));
     }
   }
   entries_.store(std::move(entries), std::memory_order_release);

@@ -1,4 +1,6 @@
-#include "kernel/datapath.h"
+#include <riskgate/common/paths.h>
+#include <riskgate/kernel/datapath.h>
+#include <riskgate/common/errors.h>
 
 #include <fcntl.h>
 #include <linux/if_link.h>
@@ -17,7 +19,7 @@
 #include <fmt/format.h>
 #include <linux/magic.h>
 
-#include "kernel/mounts.h"
+#include <riskgate/kernel/mounts.h>
 #include "msg_gate.skel.h"
 #include "sock_gate.skel.h"
 #include "sockops_tag.skel.h"
@@ -44,8 +46,6 @@ struct Datapath::Objects {
 };
 
 namespace {
-
-std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
 class Fd {
  public:
@@ -89,16 +89,17 @@ Result<void> check_pinned_layout(const bpf_map *map, const std::string &pin)
   std::uint32_t len = sizeof(info);
   if (::bpf_obj_get_info_by_fd(pinned.get(), &info, &len) != 0)
     return make_error(fmt::format("inspect pinned map {}: {}", pin, errno_text(errno)));
-  const auto want = fmt::format("type {} key {} value {} entries {} flags {:#x}", static_cast<int>(bpf_map__type(map)),
-                                bpf_map__key_size(map), bpf_map__value_size(map), bpf_map__max_entries(map),
-                                bpf_map__map_flags(map));
+  const auto want = fmt::format("type {} key {} value {} entries {} flags {:#x}",
+                                static_cast<int>(bpf_map__type(map)), bpf_map__key_size(map),
+                                bpf_map__value_size(map), bpf_map__max_entries(map), bpf_map__map_flags(map));
   const auto have = fmt::format("type {} key {} value {} entries {} flags {:#x}", info.type, info.key_size,
                                 info.value_size, info.max_entries, info.map_flags);
   if (want != have)
-    return make_error(fmt::format("pinned map {} has {} but this riskgate needs {} (a different version or map "
-                                  "sizes made it): keep the previous binary and settings, or `riskgated --uninstall "
-                                  "--pin-root {}` first (that drops every block)",
-                                  pin, have, want, fs::path(pin).parent_path().string()));
+    return make_error(
+        fmt::format("pinned map {} has {} but this riskgate needs {} (a different version or map "
+                    "sizes made it): keep the previous binary and settings, or `riskgated --uninstall "
+                    "--pin-root {}` first (that drops every block)",
+                    pin, have, want, fs::path(pin).parent_path().string()));
   return {};
 }
 
@@ -125,14 +126,14 @@ Result<void> prepare_maps(bpf_object *obj, const DatapathConfig &config)
 
 Result<void> prepare_pin_root(const std::string &pin_root)
 {
-  if (pin_root.rfind("/sys/fs/bpf", 0) == 0)
-    if (auto ok = ensure_bpffs("/sys/fs/bpf"); !ok)
+  if (pin_root.rfind(paths::kBpffs, 0) == 0)
+    if (auto ok = ensure_bpffs(paths::kBpffs); !ok)
       return ok;
   std::error_code ec;
   fs::create_directories(pin_root + "/links", ec);
   if (ec)
     return make_error(fmt::format("create {}/links: {}", pin_root, ec.message()));
-  struct statfs st{};
+  struct statfs st {};
   if (::statfs(pin_root.c_str(), &st) != 0 || static_cast<unsigned long>(st.f_type) != BPF_FS_MAGIC)
     return make_error(fmt::format("{} is not on a bpffs: maps and links cannot be pinned there", pin_root));
   return {};
@@ -284,7 +285,8 @@ Result<void> Datapath::attach()
       return ok;
   }
 
-  auto attach_cgroup = [&](const std::string &dir, const std::string &suffix, bool all_programs) -> Result<void> {
+  auto attach_cgroup = [&](const std::string &dir, const std::string &suffix,
+                           bool all_programs) -> Result<void> {
     auto cgid = cgroup_id(dir);
     if (!cgid)
       return make_error(cgid.error());
@@ -338,8 +340,7 @@ Result<void> Datapath::attach()
     if (name.rfind("xdp_", 0) != 0)
       continue;
     bool wanted = false;
-    for (const auto &iface : config_.xdp_interfaces)
-      wanted = wanted || name == "xdp_" + iface;
+    for (const auto &iface : config_.xdp_interfaces) wanted = wanted || name == "xdp_" + iface;
     if (!wanted)
       fs::remove(entry.path(), ec);
   }
@@ -418,8 +419,8 @@ Result<std::size_t> Datapath::uninstall(const std::string &pin_root)
   };
   // Links first: removing a link pin detaches its program; then the maps, then the directories.
   const fs::path links = fs::path(pin_root) / "links";
-  const std::set<std::string> link_names = {"sk_msg",   "connect4",         "connect6", "sockops",
-                                            "getsockopt", "getsockopt_proxy"};
+  const std::set<std::string> link_names = {"sk_msg",  "connect4",   "connect6",
+                                            "sockops", "getsockopt", "getsockopt_proxy"};
   for (const auto &entry : fs::directory_iterator(links, ec)) {
     const std::string name = entry.path().filename();
     if (link_names.count(name) || name.rfind("xdp_", 0) == 0)

@@ -1,4 +1,5 @@
-#include "kernel/events.h"
+#include <riskgate/kernel/events.h>
+#include <riskgate/common/errors.h>
 
 #include <unistd.h>
 
@@ -9,7 +10,7 @@
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
 
-#include <riskgate/thread_name.h>
+#include <riskgate/common/thread_name.h>
 
 namespace riskgate::kernel {
 
@@ -19,11 +20,11 @@ Result<std::unique_ptr<EventReader>> EventReader::open(const std::string &pin_ro
   const std::string path = pin_root + "/rg_events";
   reader->map_fd_ = ::bpf_obj_get(path.c_str());
   if (reader->map_fd_ < 0)
-    return make_error(fmt::format("open pinned ring buffer {}: {}", path, std::strerror(errno)));
+    return make_error(fmt::format("open pinned ring buffer {}: {}", path, errno_text()));
   reader->callback_ = std::move(callback);
   reader->ring_ = ::ring_buffer__new(reader->map_fd_, &EventReader::on_sample, reader.get(), nullptr);
   if (!reader->ring_)
-    return make_error(fmt::format("ring_buffer__new on {}: {}", path, std::strerror(errno)));
+    return make_error(fmt::format("ring_buffer__new on {}: {}", path, errno_text()));
   return reader;
 }
 
@@ -51,7 +52,7 @@ Result<int> EventReader::poll(int timeout_ms)
 {
   const int n = ::ring_buffer__poll(ring_, timeout_ms);
   if (n < 0 && n != -EINTR)
-    return make_error(fmt::format("poll ring buffer: {}", std::strerror(-n)));
+    return make_error(fmt::format("poll ring buffer: {}", errno_text(n)));
   return n < 0 ? 0 : n;
 }
 
@@ -61,8 +62,7 @@ void EventReader::start()
     return;
   thread_ = std::thread([this] {
     name_this_thread("rg-events");
-    while (running_.load(std::memory_order_relaxed))
-      (void)poll(100);
+    while (running_.load(std::memory_order_relaxed)) (void)poll(100);
   });
 }
 

@@ -1,4 +1,5 @@
-#include "kernel/inventory.h"
+#include <riskgate/kernel/inventory.h>
+#include <riskgate/common/errors.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -24,7 +25,10 @@ struct OwnedFd {
   }
 };
 
-const char *or_unknown(const char *text) { return text ? text : "unknown"; }
+const char *or_unknown(const char *text)
+{
+  return text ? text : "unknown";
+}
 
 }  // namespace
 
@@ -38,16 +42,17 @@ Result<std::vector<LinkInventory>> pinned_links(const std::string &pin_root)
     item.pin = entry.path().filename().string();
     OwnedFd link{::bpf_obj_get(entry.path().c_str())};
     if (link.fd < 0)
-      return make_error(fmt::format("open link pin {}: {}", entry.path().string(), std::strerror(errno)));
+      return make_error(fmt::format("open link pin {}: {}", entry.path().string(), errno_text()));
     bpf_link_info info{};
     std::uint32_t len = sizeof info;
     if (::bpf_obj_get_info_by_fd(link.fd, &info, &len) != 0)
-      return make_error(fmt::format("link info {}: {}", entry.path().string(), std::strerror(errno)));
+      return make_error(fmt::format("link info {}: {}", entry.path().string(), errno_text()));
     item.link_id = info.id;
     item.link_type = or_unknown(libbpf_bpf_link_type_str(static_cast<bpf_link_type>(info.type)));
     item.prog_id = info.prog_id;
     if (info.type == BPF_LINK_TYPE_CGROUP) {
-      item.attach_type = or_unknown(libbpf_bpf_attach_type_str(static_cast<bpf_attach_type>(info.cgroup.attach_type)));
+      item.attach_type =
+          or_unknown(libbpf_bpf_attach_type_str(static_cast<bpf_attach_type>(info.cgroup.attach_type)));
       item.attached_to = fmt::format("cgroup {}", info.cgroup.cgroup_id);
     } else if (info.type == BPF_LINK_TYPE_XDP) {
       char name[IF_NAMESIZE] = {};
@@ -80,7 +85,7 @@ Result<std::vector<MapInventory>> map_inventory(const PinnedMaps &maps)
     bpf_map_info info{};
     std::uint32_t len = sizeof info;
     if (::bpf_obj_get_info_by_fd(fd, &info, &len) != 0)
-      return make_error(fmt::format("map info {}: {}", map_name(static_cast<MapId>(i)), std::strerror(errno)));
+      return make_error(fmt::format("map info {}: {}", map_name(static_cast<MapId>(i)), errno_text()));
     MapInventory item;
     item.name = map_name(static_cast<MapId>(i));
     item.type = or_unknown(libbpf_bpf_map_type_str(static_cast<bpf_map_type>(info.type)));

@@ -1,4 +1,5 @@
-#include "kernel/mounts.h"
+#include <riskgate/kernel/mounts.h>
+#include <riskgate/common/errors.h>
 
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -21,7 +22,7 @@ Result<std::string> cgroup2_root()
 {
   std::ifstream mounts("/proc/mounts");
   if (!mounts)
-    return make_error(fmt::format("open /proc/mounts: {}", std::strerror(errno)));
+    return make_error(fmt::format("open /proc/mounts: {}", errno_text()));
   std::string line;
   while (std::getline(mounts, line)) {
     std::istringstream fields(line);
@@ -30,7 +31,8 @@ Result<std::string> cgroup2_root()
     if (type == "cgroup2")
       return mount_point;
   }
-  return make_error("no cgroup2 filesystem in /proc/mounts: riskgate needs cgroup v2 (see docs/operations.md)");
+  return make_error(
+      "no cgroup2 filesystem in /proc/mounts: riskgate needs cgroup v2 (see docs/operations.md)");
 }
 
 namespace {
@@ -73,28 +75,29 @@ Result<std::string> own_cgroup_dir()
   for (std::filesystem::recursive_directory_iterator it(*root, ec), end; !ec && it != end; it.increment(ec))
     if (it->is_directory(ec) && lists_pid(it->path(), pid))
       return it->path().string();
-  return make_error(fmt::format("no cgroup under {} lists this process (/proc/self/cgroup says '{}', relative to "
-                                "a cgroup namespace?)",
-                                *root, relative));
+  return make_error(
+      fmt::format("no cgroup under {} lists this process (/proc/self/cgroup says '{}', relative to "
+                  "a cgroup namespace?)",
+                  *root, relative));
 }
 
 Result<std::uint64_t> cgroup_id(const std::string &cgroup_dir)
 {
-  struct stat st{};
+  struct stat st {};
   if (::stat(cgroup_dir.c_str(), &st) != 0)
-    return make_error(fmt::format("stat {}: {}", cgroup_dir, std::strerror(errno)));
+    return make_error(fmt::format("stat {}: {}", cgroup_dir, errno_text()));
   return static_cast<std::uint64_t>(st.st_ino);
 }
 
 Result<void> ensure_bpffs(const std::string &dir)
 {
-  struct statfs fs{};
+  struct statfs fs {};
   if (::statfs(dir.c_str(), &fs) == 0 && static_cast<unsigned long>(fs.f_type) == BPF_FS_MAGIC)
     return {};
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-    return make_error(fmt::format("mkdir {}: {}", dir, std::strerror(errno)));
+    return make_error(fmt::format("mkdir {}: {}", dir, errno_text()));
   if (::mount("bpf", dir.c_str(), "bpf", 0, "mode=0700") != 0)
-    return make_error(fmt::format("mount bpffs on {}: {}", dir, std::strerror(errno)));
+    return make_error(fmt::format("mount bpffs on {}: {}", dir, errno_text()));
   return {};
 }
 

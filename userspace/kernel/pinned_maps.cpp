@@ -1,4 +1,5 @@
-#include "kernel/pinned_maps.h"
+#include <riskgate/kernel/pinned_maps.h>
+#include <riskgate/common/errors.h>
 
 #include <unistd.h>
 
@@ -13,16 +14,16 @@
 
 namespace riskgate::kernel {
 
+using namespace net;
+
 namespace {
 
 constexpr const char *kMapNames[kMapCount] = {
-    "rg_counters", "rg_events", "rg_ipcache", "rg_blk_ip", "rg_blk_id", "rg_blk_pair", "rg_blk_port",
-    "rg_blk_conn", "rg_grace", "rg_hint_id", "rg_hint_ip", "rg_cgroups", "rg_id_names", "rg_trusted",
-    "rg_l7_cfg", "rg_l7_dst", "rg_xdp_cfg", "rg_syn", "rg_sock_stg", "rg_orig_stg", "rg_conns",
-    "rg_endpoints", "rg_orig_dst", "rg_sockhash",
+    "rg_counters", "rg_events",   "rg_ipcache", "rg_blk_ip",    "rg_blk_id",   "rg_blk_pair",
+    "rg_blk_port", "rg_blk_conn", "rg_grace",   "rg_hint_id",   "rg_hint_ip",  "rg_cgroups",
+    "rg_id_names", "rg_trusted",  "rg_l7_cfg",  "rg_l7_dst",    "rg_xdp_cfg",  "rg_syn",
+    "rg_sock_stg", "rg_orig_stg", "rg_conns",   "rg_endpoints", "rg_orig_dst", "rg_sockhash",
 };
-
-std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
 template <class K, class V>
 Result<void> put(const PinnedMaps &maps, MapId id, const K &key, const V &value)
@@ -67,16 +68,15 @@ Result<std::vector<std::pair<K, V>>> entries(const PinnedMaps &maps, MapId id)
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
   for (bool first = true;; first = false) {
     std::uint32_t count = kBatch;
-    const int rc = ::bpf_map_lookup_batch(maps.fd(id), first ? nullptr : token, token, keys.data(), values.data(),
-                                          &count, &opts);
+    const int rc = ::bpf_map_lookup_batch(maps.fd(id), first ? nullptr : token, token, keys.data(),
+                                          values.data(), &count, &opts);
     const int err = rc == 0 ? 0 : errno;
     if (err != 0 && err != ENOENT) {
       if (first && (err == EINVAL || err == EOPNOTSUPP || err == 524 /* ENOTSUPP */))
         break;  // no batch support for this map type: walk it
       return make_error(fmt::format("read {}: {}", map_name(id), errno_text(err)));
     }
-    for (std::uint32_t i = 0; i < count; ++i)
-      out.emplace_back(keys[i], values[i]);
+    for (std::uint32_t i = 0; i < count; ++i) out.emplace_back(keys[i], values[i]);
     if (err == ENOENT)
       return out;
   }
@@ -169,7 +169,8 @@ Result<std::vector<std::uint32_t>> read_hints(const PinnedMaps &maps, MapId id)
   std::vector<std::uint32_t> keys(RG_HINT_SLOTS), values(RG_HINT_SLOTS);
   std::uint32_t count = RG_HINT_SLOTS, out_batch = 0;
   LIBBPF_OPTS(bpf_map_batch_opts, opts);
-  if (::bpf_map_lookup_batch(maps.fd(id), nullptr, &out_batch, keys.data(), values.data(), &count, &opts) != 0 &&
+  if (::bpf_map_lookup_batch(maps.fd(id), nullptr, &out_batch, keys.data(), values.data(), &count, &opts) !=
+          0 &&
       errno != ENOENT)
     return make_error(fmt::format("read {}: {}", map_name(id), errno_text(errno)));
   std::vector<std::uint32_t> out(RG_HINT_SLOTS, 0);
@@ -188,7 +189,10 @@ Result<void> check_identity(IdentityId identity)
 
 }  // namespace
 
-const char *map_name(MapId id) { return kMapNames[static_cast<std::size_t>(id)]; }
+const char *map_name(MapId id)
+{
+  return kMapNames[static_cast<std::size_t>(id)];
+}
 
 std::uint64_t monotonic_now_ns()
 {
@@ -220,37 +224,6 @@ bool block_live(const rg_block_val &value, std::uint64_t now_ns)
   return value.expires_ns == RG_EXPIRES_NEVER || now_ns < value.expires_ns;
 }
 
-std::string reason_name(std::uint32_t reason)
-{
-  switch (reason) {
-  case RG_R_NONE: return "none";
-  case RG_R_XDP_PASS: return "xdp_pass";
-  case RG_R_XDP_MALFORMED: return "xdp_malformed";
-  case RG_R_XDP_DROP_IP: return "xdp_drop_ip";
-  case RG_R_XDP_DROP_IDENTITY: return "xdp_drop_identity";
-  case RG_R_XDP_DROP_PORT: return "xdp_drop_port";
-  case RG_R_XDP_DROP_SYN_RATE: return "xdp_drop_syn_rate";
-  case RG_R_CONNECT_ALLOW: return "connect_allow";
-  case RG_R_CONNECT_DENY_IDENTITY: return "connect_deny_identity";
-  case RG_R_CONNECT_DENY_PAIR: return "connect_deny_pair";
-  case RG_R_CONNECT_DENY_IP: return "connect_deny_ip";
-  case RG_R_CONNECT_REDIRECT: return "connect_redirect";
-  case RG_R_SOCK_TAGGED: return "sock_tagged";
-  case RG_R_SOCK_CLOSED: return "sock_closed";
-  case RG_R_MSG_PASS: return "msg_pass";
-  case RG_R_MSG_DROP_IDENTITY: return "msg_drop_identity";
-  case RG_R_MSG_DROP_PAIR: return "msg_drop_pair";
-  case RG_R_MSG_DROP_CONN: return "msg_drop_conn";
-  case RG_R_MSG_REDIRECT: return "msg_redirect";
-  case RG_R_RINGBUF_FULL: return "ringbuf_full";
-  case RG_R_USER_BLOCK: return "user_block";
-  case RG_R_SOCKHASH_FULL: return "sockhash_full";
-  case RG_R_CONNECT_DENY_PORT: return "connect_deny_port";
-  case RG_R_CONNTAB_FULL: return "conntab_full";
-  default: return fmt::format("reason_{}", reason);
-  }
-}
-
 Result<PinnedMaps> PinnedMaps::open(const std::string &pin_root)
 {
   PinnedMaps maps;
@@ -259,8 +232,8 @@ Result<PinnedMaps> PinnedMaps::open(const std::string &pin_root)
     const std::string path = pin_root + "/" + kMapNames[i];
     const int fd = ::bpf_obj_get(path.c_str());
     if (fd < 0)
-      return make_error(fmt::format("open pinned map {}: {} (is riskgated installed with --pin-root {}?)", path,
-                                    errno_text(errno), pin_root));
+      return make_error(fmt::format("open pinned map {}: {} (is riskgated installed with --pin-root {}?)",
+                                    path, errno_text(errno), pin_root));
     maps.fds_[i] = fd;
   }
   return maps;
@@ -282,7 +255,10 @@ PinnedMaps &PinnedMaps::operator=(PinnedMaps &&other) noexcept
   return *this;
 }
 
-PinnedMaps::~PinnedMaps() { close_all(); }
+PinnedMaps::~PinnedMaps()
+{
+  close_all();
+}
 
 void PinnedMaps::close_all()
 {
@@ -333,8 +309,7 @@ Result<std::vector<IpBlock>> PinnedMaps::ip_blocks() const
   if (!all)
     return make_error(all.error());
   std::vector<IpBlock> out;
-  for (const auto &[key, value] : *all)
-    out.push_back({prefix_of(key), value});
+  for (const auto &[key, value] : *all) out.push_back({prefix_of(key), value});
   return out;
 }
 
@@ -370,8 +345,7 @@ Result<std::vector<IdentityBlock>> PinnedMaps::identity_blocks() const
   if (!all)
     return make_error(all.error());
   std::vector<IdentityBlock> out;
-  for (const auto &[key, value] : *all)
-    out.push_back({key, value});
+  for (const auto &[key, value] : *all) out.push_back({key, value});
   return out;
 }
 
@@ -394,8 +368,7 @@ Result<std::vector<PairBlock>> PinnedMaps::pair_blocks() const
   if (!all)
     return make_error(all.error());
   std::vector<PairBlock> out;
-  for (const auto &[key, value] : *all)
-    out.push_back({key.src_identity, key.dst_identity, value});
+  for (const auto &[key, value] : *all) out.push_back({key.src_identity, key.dst_identity, value});
   return out;
 }
 
@@ -422,8 +395,7 @@ Result<std::vector<PortBlock>> PinnedMaps::port_blocks() const
   if (!all)
     return make_error(all.error());
   std::vector<PortBlock> out;
-  for (const auto &[key, value] : *all)
-    out.push_back({key.identity, key.port, key.proto, value});
+  for (const auto &[key, value] : *all) out.push_back({key.identity, key.port, key.proto, value});
   return out;
 }
 
@@ -446,8 +418,7 @@ Result<std::vector<ConnectionBlock>> PinnedMaps::connection_blocks() const
   if (!all)
     return make_error(all.error());
   std::vector<ConnectionBlock> out;
-  for (const auto &[key, value] : *all)
-    out.push_back({key, value});
+  for (const auto &[key, value] : *all) out.push_back({key, value});
   return out;
 }
 
@@ -514,14 +485,11 @@ Result<void> PinnedMaps::rebuild_block_hints()
     auto ips = entries<rg_lpm_key, rg_block_val>(*this, MapId::blk_ip);
     if (!ids || !ports || !ips)
       return make_error(!ids ? ids.error() : !ports ? ports.error() : ips.error());
-    for (const auto &entry : *ids)
-      slots[0].insert(entry.first & RG_HINT_MASK);
-    for (const auto &entry : *ports)
-      slots[0].insert(entry.first.identity & RG_HINT_MASK);
+    for (const auto &entry : *ids) slots[0].insert(entry.first & RG_HINT_MASK);
+    for (const auto &entry : *ports) slots[0].insert(entry.first.identity & RG_HINT_MASK);
     for (const auto &entry : *ips) {
       const auto [first, last] = ip_hint_slots(entry.first);
-      for (std::uint32_t slot = first; slot < last; ++slot)
-        slots[1].insert(slot);
+      for (std::uint32_t slot = first; slot < last; ++slot) slots[1].insert(slot);
     }
     return slots;
   };
@@ -560,8 +528,7 @@ Result<std::vector<rg_sock_tag>> PinnedMaps::connections() const
     return make_error(all.error());
   std::vector<rg_sock_tag> out;
   out.reserve(all->size());
-  for (const auto &entry : *all)
-    out.push_back(entry.second);
+  for (const auto &entry : *all) out.push_back(entry.second);
   return out;
 }
 
@@ -599,9 +566,7 @@ Result<std::size_t> PinnedMaps::release_unblocked_sockets()
   if (!conns)
     return make_error(conns.error());
   const std::uint64_t now = monotonic_now_ns();
-  auto live = [&](auto result) {
-    return result.ok() && result->has_value() && block_live(**result, now);
-  };
+  auto live = [&](auto result) { return result.ok() && result->has_value() && block_live(**result, now); };
   std::size_t released = 0;
   for (const rg_sock_tag &tag : *conns) {
     if (!(tag.flags & RG_SOCK_F_DROPPED))
@@ -611,8 +576,10 @@ Result<std::size_t> PinnedMaps::release_unblocked_sockets()
     const IdentityId server = passive ? tag.src_identity : tag.dst_identity;
     const bool still_blocked =
         live(lookup<std::uint64_t, rg_block_val>(*this, MapId::blk_conn, tag.cookie)) ||
-        (tag.src_identity && live(lookup<IdentityId, rg_block_val>(*this, MapId::blk_id, tag.src_identity))) ||
-        (tag.dst_identity && live(lookup<IdentityId, rg_block_val>(*this, MapId::blk_id, tag.dst_identity))) ||
+        (tag.src_identity &&
+         live(lookup<IdentityId, rg_block_val>(*this, MapId::blk_id, tag.src_identity))) ||
+        (tag.dst_identity &&
+         live(lookup<IdentityId, rg_block_val>(*this, MapId::blk_id, tag.dst_identity))) ||
         live(lookup<rg_pair_key, rg_block_val>(*this, MapId::blk_pair, rg_pair_key{client, server}));
     if (still_blocked)
       continue;
@@ -648,8 +615,7 @@ Result<std::vector<IpcacheEntry>> PinnedMaps::ipcache() const
   if (!all)
     return make_error(all.error());
   std::vector<IpcacheEntry> out;
-  for (const auto &[key, value] : *all)
-    out.push_back({prefix_of(key), value.identity, value.flags});
+  for (const auto &[key, value] : *all) out.push_back({prefix_of(key), value.identity, value.flags});
   return out;
 }
 
@@ -669,7 +635,10 @@ Result<void> PinnedMaps::put_cgroup(std::uint64_t cgroup_id, IdentityId identity
   return put(*this, MapId::cgroups, cgroup_id, rg_cgroup_val{identity, flags});
 }
 
-Result<bool> PinnedMaps::remove_cgroup(std::uint64_t cgroup_id) { return remove(*this, MapId::cgroups, cgroup_id); }
+Result<bool> PinnedMaps::remove_cgroup(std::uint64_t cgroup_id)
+{
+  return remove(*this, MapId::cgroups, cgroup_id);
+}
 
 Result<std::vector<CgroupEntry>> PinnedMaps::cgroups() const
 {
@@ -677,8 +646,7 @@ Result<std::vector<CgroupEntry>> PinnedMaps::cgroups() const
   if (!all)
     return make_error(all.error());
   std::vector<CgroupEntry> out;
-  for (const auto &[key, value] : *all)
-    out.push_back({key, value.identity, value.flags});
+  for (const auto &[key, value] : *all) out.push_back({key, value.identity, value.flags});
   return out;
 }
 
@@ -727,7 +695,8 @@ Result<void> PinnedMaps::sync_identities(const std::vector<IdentityRecord> &reco
     }
     for (const auto &prefix : record.cidrs) {
       if (auto ok = put_ipcache(prefix, record.id); !ok)
-        return make_error(fmt::format("identity '{}' cidr {}: {}", record.name, to_string(prefix), ok.error()));
+        return make_error(
+            fmt::format("identity '{}' cidr {}: {}", record.name, to_string(prefix), ok.error()));
       auto key = lpm_key(prefix);
       MappedAddr addr;
       std::memcpy(addr.data(), key->addr, addr.size());
@@ -788,8 +757,7 @@ Result<std::vector<TrustedPair>> PinnedMaps::trusted() const
   if (!all)
     return make_error(all.error());
   std::vector<TrustedPair> out;
-  for (const auto &[key, origin] : *all)
-    out.push_back({key.src_identity, key.dst_identity, origin});
+  for (const auto &[key, origin] : *all) out.push_back({key.src_identity, key.dst_identity, origin});
   return out;
 }
 
@@ -922,8 +890,7 @@ Result<Counters> PinnedMaps::counters() const
   for (std::uint32_t reason = 0; reason < RG_R_MAX; ++reason) {
     if (::bpf_map_lookup_elem(fd(MapId::counters), &reason, per_cpu.data()) != 0)
       return make_error(fmt::format("read {}[{}]: {}", map_name(MapId::counters), reason, errno_text(errno)));
-    for (std::uint64_t v : per_cpu)
-      out[reason] += v;
+    for (std::uint64_t v : per_cpu) out[reason] += v;
   }
   return out;
 }

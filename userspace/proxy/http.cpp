@@ -1,4 +1,4 @@
-#include "proxy/http.h"
+#include "http.h"
 
 #include <algorithm>
 #include <array>
@@ -268,10 +268,13 @@ HttpParser::Step HttpParser::step(llhttp_errno_t rc, const char *data, std::size
     return {Status::more, len};
   if (rc == HPE_PAUSED || rc == HPE_PAUSED_UPGRADE) {
     const char *pos = llhttp_get_error_pos(&parser_);
-    const std::size_t consumed = pos != nullptr && data != nullptr ? static_cast<std::size_t>(pos - data) : len;
+    const std::size_t consumed =
+        pos != nullptr && data != nullptr ? static_cast<std::size_t>(pos - data) : len;
     if (parser_.type == HTTP_REQUEST && chunked() && data != nullptr) {
       // A chunked body ends with a blank line, which must be CRLF (see HeadLineEnds).
-      const char before_last = consumed >= 2 ? data[consumed - 2] : consumed == 1 ? last_fed_[1] : last_fed_[0];
+      const char before_last = consumed >= 2   ? data[consumed - 2]
+                               : consumed == 1 ? last_fed_[1]
+                                               : last_fed_[0];
       if (before_last != '\r') {
         fail(400, "malformed request: line ended by LF without CR");
         return {Status::error, len};
@@ -525,72 +528,39 @@ void emit_error_response(int status, std::string_view reason, std::uint64_t deci
 std::string_view status_text(int status)
 {
   switch (status) {
-    case 100:
-      return "Continue";
-    case 101:
-      return "Switching Protocols";
-    case 103:
-      return "Early Hints";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 206:
-      return "Partial Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 303:
-      return "See Other";
-    case 304:
-      return "Not Modified";
-    case 307:
-      return "Temporary Redirect";
-    case 308:
-      return "Permanent Redirect";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 411:
-      return "Length Required";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 415:
-      return "Unsupported Media Type";
-    case 422:
-      return "Unprocessable Content";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     default:
       return status < 200   ? "Informational"
              : status < 300 ? "Success"

@@ -14,17 +14,10 @@
 #include <utility>
 #include <vector>
 
-#include <riskgate/request.h>
+#include <riskgate/proxy/proxy.h>
+#include <riskgate/proxy/request.h>
 
 namespace riskgate::proxy {
-
-// Limits of one request; beyond them the client gets the status in the comment and the connection
-// closes.
-struct HttpLimits {
-  std::size_t max_head_bytes = 16 * 1024;     // request line + header block: 431
-  std::size_t max_headers = 100;              // header count: 431
-  std::uint64_t max_body_bytes = 8ull << 20;  // Content-Length or running chunked total: 413
-};
 
 // A status and a short machine-readable reason, for the JSON error body.
 struct HttpError {
@@ -39,7 +32,10 @@ class HttpParser;
 
 // Whether a string's characters live on the heap (not in the object itself): what a parked buffer
 // would keep allocated.
-inline bool holds_heap(const std::string &s) { return s.capacity() > std::string().capacity(); }
+inline bool holds_heap(const std::string &s)
+{
+  return s.capacity() > std::string().capacity();
+}
 
 // Receives the complete head of each message, synchronously inside HttpParser::feed().
 class HeadHandler {

@@ -1,4 +1,6 @@
-#include "proxy/proxy.h"
+#include <riskgate/proxy/proxy.h>
+#include <riskgate/common/errors.h>
+#include <riskgate/common/net.h>
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -12,7 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "proxy/worker.h"
+#include "worker.h"
 
 namespace riskgate::proxy {
 
@@ -39,35 +41,13 @@ Result<sockaddr_storage> parse_address(const std::string &text)
   return address;
 }
 
-std::string format_address(const sockaddr_storage &address)
-{
-  char host[INET6_ADDRSTRLEN] = "?";
-  if (address.ss_family == AF_INET) {
-    const auto &in = reinterpret_cast<const sockaddr_in &>(address);
-    inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
-    return fmt::format("{}:{}", host, ntohs(in.sin_port));
-  }
-  if (address.ss_family == AF_INET6) {
-    const auto &in6 = reinterpret_cast<const sockaddr_in6 &>(address);
-    inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
-    return fmt::format("[{}]:{}", host, ntohs(in6.sin6_port));
-  }
-  return "unknown";
-}
-
 namespace {
-
-std::uint16_t port_of(const sockaddr_storage &a)
-{
-  return ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6 &>(a).sin6_port
-                                       : reinterpret_cast<const sockaddr_in &>(a).sin_port);
-}
 
 Result<int> open_listener(sockaddr_storage &address, const std::string &text)
 {
   const int fd = ::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
-    return make_error(fmt::format("listen {}: socket: {}", text, std::strerror(errno)));
+    return make_error(fmt::format("listen {}: socket: {}", text, errno_text()));
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
@@ -76,7 +56,7 @@ Result<int> open_listener(sockaddr_storage &address, const std::string &text)
   if (::bind(fd, reinterpret_cast<sockaddr *>(&address), len) != 0 || ::listen(fd, 4096) != 0) {
     const int err = errno;
     ::close(fd);
-    return make_error(fmt::format("listen {}: {}", text, std::strerror(err)));
+    return make_error(fmt::format("listen {}: {}", text, errno_text(err)));
   }
   socklen_t bound_len = sizeof address;
   getsockname(fd, reinterpret_cast<sockaddr *>(&address), &bound_len);
@@ -131,7 +111,7 @@ Result<std::unique_ptr<Proxy>> Proxy::create(ProxyConfig config, RequestHook &ho
         return make_error(fmt::format("listener '{}': {}", l.service, fd.error()));
       worker->add_listener(*fd, l, upstream, upstream_name);  // port 0 is now the bound port
     }
-    proxy->ports_.push_back(port_of(*address));
+    proxy->ports_.push_back(net::port_of(*address));
   }
   return proxy;
 }

@@ -1,8 +1,8 @@
-#include <riskgate/request.h>
+#include <riskgate/proxy/request.h>
 
 #include <algorithm>
 
-#include "proxy/http.h"
+#include "http.h"
 
 namespace riskgate {
 

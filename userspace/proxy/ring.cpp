@@ -1,4 +1,5 @@
-#include "proxy/ring.h"
+#include "ring.h"
+#include <riskgate/common/errors.h>
 
 #include <sys/mman.h>
 
@@ -32,7 +33,7 @@ Result<void> Ring::init(unsigned entries)
     if (rc != -EINVAL)
       break;
   }
-  return make_error(fmt::format("io_uring_queue_init({} entries): {}", entries, std::strerror(-rc)));
+  return make_error(fmt::format("io_uring_queue_init({} entries): {}", entries, errno_text(rc)));
 }
 
 io_uring_sqe *Ring::sqe()
@@ -63,12 +64,12 @@ Result<void> BufferRing::init(Ring &ring, std::uint16_t group, std::uint32_t cou
   ring_bytes_ = count * sizeof(io_uring_buf);
   void *mem = mmap(nullptr, ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED)
-    return make_error(fmt::format("buffer ring: mmap {} bytes: {}", ring_bytes_, std::strerror(errno)));
+    return make_error(fmt::format("buffer ring: mmap {} bytes: {}", ring_bytes_, errno_text()));
   ring_ = static_cast<io_uring_buf_ring *>(mem);
   data_bytes_ = static_cast<std::size_t>(count) * size;
   mem = mmap(nullptr, data_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED)
-    return make_error(fmt::format("buffer ring: mmap {} bytes: {}", data_bytes_, std::strerror(errno)));
+    return make_error(fmt::format("buffer ring: mmap {} bytes: {}", data_bytes_, errno_text()));
   base_ = static_cast<char *>(mem);
 
   io_uring_buf_ring_init(ring_);
@@ -77,7 +78,7 @@ Result<void> BufferRing::init(Ring &ring, std::uint16_t group, std::uint32_t cou
   reg.ring_entries = count;
   reg.bgid = group;
   if (const int rc = io_uring_register_buf_ring(ring.get(), &reg, 0); rc != 0)
-    return make_error(fmt::format("io_uring_register_buf_ring(group {}): {}", group, std::strerror(-rc)));
+    return make_error(fmt::format("io_uring_register_buf_ring(group {}): {}", group, errno_text(rc)));
   const int mask = io_uring_buf_ring_mask(count);
   for (std::uint32_t i = 0; i < count; ++i)
     io_uring_buf_ring_add(ring_, buffer(static_cast<std::uint16_t>(i)), size, static_cast<std::uint16_t>(i),

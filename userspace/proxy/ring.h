@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include <riskgate/result.h>
+#include <riskgate/common/result.h>
 
 namespace riskgate::proxy {
 

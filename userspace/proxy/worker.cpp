@@ -1,4 +1,4 @@
-#include "proxy/worker.h"
+#include "worker.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,7 +15,9 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/thread_name.h>
+#include <riskgate/common/thread_name.h>
+#include <riskgate/common/errors.h>
+#include <riskgate/common/net.h>
 
 namespace riskgate::proxy {
 
@@ -150,7 +152,7 @@ Target *Worker::gateway_target(const sockaddr_storage &address, const std::strin
   t->name = name;
   t->address = address;
   t->address_len = address_len(address);
-  t->host = format_address(address);
+  t->host = net::endpoint_string(address);
   t->view.name = name;
   auto *raw = t.get();
   targets_by_name_.emplace(name, raw);
@@ -160,14 +162,14 @@ Target *Worker::gateway_target(const sockaddr_storage &address, const std::strin
 
 Target *Worker::transparent_target(const sockaddr_storage &address)
 {
-  return gateway_target(address, format_address(address));
+  return gateway_target(address, net::endpoint_string(address));
 }
 
 Result<void> Worker::start()
 {
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
   if (wake_fd_ < 0)
-    return make_error(fmt::format("worker {}: eventfd: {}", index_, std::strerror(errno)));
+    return make_error(fmt::format("worker {}: eventfd: {}", index_, errno_text()));
   std::promise<Result<void>> ready;
   auto ready_future = ready.get_future();
   thread_ = std::thread([this, &ready] {
@@ -194,7 +196,7 @@ void Worker::request_stop()
 {
   const std::uint64_t one = 1;
   if (wake_fd_ >= 0 && ::write(wake_fd_, &one, sizeof one) < 0)
-    fmt::print(stderr, "riskgate: worker {}: wake-up: {}\n", index_, std::strerror(errno));
+    fmt::print(stderr, "riskgate: worker {}: wake-up: {}\n", index_, errno_text());
 }
 
 void Worker::join()
@@ -275,7 +277,7 @@ void Worker::run()
       !(stopping_ && clients_.empty() && open_listeners_ == 0 && all_clients_.empty() && all_ups_.empty())) {
     const int rc = io_uring_submit_and_wait(ring_.get(), 1);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-      fmt::print(stderr, "riskgate: worker {}: io_uring_submit_and_wait: {}\n", index_, std::strerror(-rc));
+      fmt::print(stderr, "riskgate: worker {}: io_uring_submit_and_wait: {}\n", index_, errno_text(rc));
       break;
     }
     now_ms_ = monotonic_ms();
@@ -317,26 +319,13 @@ void Worker::dispatch(io_uring_cqe *cqe)
   const auto op = static_cast<Op>(data & 7);
   void *object = reinterpret_cast<void *>(data & ~std::uint64_t{7});
   switch (op) {
-    case op_ignore:
-      return;
-    case op_accept:
-      on_accept(*static_cast<ListenerSocket *>(object), cqe);
-      return;
-    case op_client_recv:
-      on_client_recv(*static_cast<ClientConn *>(object), cqe);
-      return;
-    case op_client_send:
-      on_client_send(*static_cast<ClientConn *>(object), cqe->res);
-      return;
-    case op_up_recv:
-      on_up_recv(*static_cast<UpConn *>(object), cqe);
-      return;
-    case op_up_send:
-      on_up_send(*static_cast<UpConn *>(object), cqe->res);
-      return;
-    case op_up_connect:
-      on_up_connect(*static_cast<UpConn *>(object), cqe->res);
-      return;
+    case op_ignore: return;
+    case op_accept: on_accept(*static_cast<ListenerSocket *>(object), cqe); return;
+    case op_client_recv: on_client_recv(*static_cast<ClientConn *>(object), cqe); return;
+    case op_client_send: on_client_send(*static_cast<ClientConn *>(object), cqe->res); return;
+    case op_up_recv: on_up_recv(*static_cast<UpConn *>(object), cqe); return;
+    case op_up_send: on_up_send(*static_cast<UpConn *>(object), cqe->res); return;
+    case op_up_connect: on_up_connect(*static_cast<UpConn *>(object), cqe->res); return;
     case op_worker:
       if (object == &tick_ts_) {
         on_tick();
@@ -1046,7 +1035,7 @@ void Worker::on_up_connect(UpConn &u, int res)
     if (res == -ECANCELED)
       upstream_failed(u, 504, "upstream connect timeout");
     else
-      upstream_failed(u, 502, fmt::format("upstream connect: {}", std::strerror(-res)));
+      upstream_failed(u, 502, fmt::format("upstream connect: {}", errno_text(res)));
     return;
   }
   u.ep.ready = true;
@@ -1062,7 +1051,7 @@ void Worker::on_up_send(UpConn &u, int res)
     return;
   }
   if (res < 0) {
-    upstream_failed(u, 502, fmt::format("upstream send: {}", std::strerror(-res)));
+    upstream_failed(u, 502, fmt::format("upstream send: {}", errno_text(res)));
     return;
   }
   u.ep.out_off += static_cast<std::size_t>(res);

@@ -15,9 +15,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "proxy/http.h"
-#include "proxy/proxy.h"
-#include "proxy/ring.h"
+#include "http.h"
+#include <riskgate/proxy/proxy.h>
+#include "ring.h"
 
 namespace riskgate::proxy {
 
@@ -232,7 +232,7 @@ class Worker {
   std::unordered_set<UpConn *> all_ups_;
   std::vector<ClientConn *> dead_clients_;  // closed, freed by sweep() once their CQEs are in
   std::vector<UpConn *> dead_ups_;
-  std::vector<std::string> spare_buffers_;  // send buffers of idle connections, reused
+  std::vector<std::string> spare_buffers_;            // send buffers of idle connections, reused
   std::vector<HttpParser::HeadStorage> spare_heads_;  // their parsers' head storage, reused
   std::vector<std::unique_ptr<Exchange>> spare_exchanges_;
   std::uint64_t next_connection_ = 0;

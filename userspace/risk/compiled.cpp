@@ -1,8 +1,8 @@
-#include "risk/compiled.h"
+#include "compiled.h"
 
 #include <cmath>
 
-#include "risk/params.h"
+#include <riskgate/policy/params.h>
 
 namespace riskgate::risk {
 
@@ -37,7 +37,10 @@ class SignalReader {
 
 constexpr std::uint64_t kMsNs = 1'000'000;
 
-std::uint64_t ms_to_ns(double ms) { return static_cast<std::uint64_t>(ms) * kMsNs; }
+std::uint64_t ms_to_ns(double ms)
+{
+  return static_cast<std::uint64_t>(ms) * kMsNs;
+}
 
 }  // namespace
 
@@ -95,9 +98,9 @@ std::shared_ptr<const CompiledPolicy> compile(const policy::PolicySet &set)
   out->deny_identities.insert(p.deny_identities.begin(), p.deny_identities.end());
   out->watch_identities.insert(p.watch_identities.begin(), p.watch_identities.end());
   for (const auto &text : p.deny_cidrs)
-    out->deny_cidrs.push_back(kernel::to_mapped_prefix(*kernel::parse_prefix(text)));
+    out->deny_cidrs.push_back(net::to_mapped_prefix(*net::parse_prefix(text)));
   for (const auto &text : p.watch_cidrs)
-    out->watch_cidrs.push_back(kernel::to_mapped_prefix(*kernel::parse_prefix(text)));
+    out->watch_cidrs.push_back(net::to_mapped_prefix(*net::parse_prefix(text)));
   for (const auto &rule : p.rules) {
     CompiledRule compiled;
     compiled.name = rule.name;

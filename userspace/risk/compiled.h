@@ -10,11 +10,11 @@
 #include <string_view>
 #include <vector>
 
-#include <riskgate/policy.h>
-#include <riskgate/risk.h>
+#include <riskgate/policy/policy.h>
+#include <riskgate/risk/engine.h>
 
-#include "kernel/addr.h"
-#include "risk/route.h"
+#include <riskgate/common/net.h>
+#include <riskgate/policy/route.h>
 
 namespace riskgate::risk {
 
@@ -88,7 +88,7 @@ class CompiledPolicy {
   } health;
 
   std::set<std::string, std::less<>> deny_identities, watch_identities;
-  std::vector<kernel::MappedPrefix> deny_cidrs, watch_cidrs;
+  std::vector<net::MappedPrefix> deny_cidrs, watch_cidrs;
   std::vector<CompiledRule> rules;
   std::map<std::string, CompiledService, std::less<>> services;
 };

@@ -16,12 +16,12 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/risk.h>
+#include <riskgate/risk/engine.h>
 
-#include "risk/compiled.h"
-#include "risk/params.h"
-#include "risk/route.h"
-#include "risk/state.h"
+#include "compiled.h"
+#include <riskgate/policy/params.h>
+#include <riskgate/policy/route.h>
+#include "state.h"
 
 namespace riskgate::risk {
 
@@ -70,7 +70,7 @@ const char *credential_text(CredentialStatus status)
   return "unknown credential state";
 }
 
-using Address = kernel::MappedAddr;
+using Address = net::MappedAddr;
 
 std::uint64_t address_hash(const std::optional<Address> &address)
 {
@@ -83,49 +83,15 @@ std::uint64_t subject_key(IdentityId identity, std::uint64_t address_hash)
   return identity != 0 ? mix64(identity) & ~kSubjectAddressBit : address_hash | kSubjectAddressBit;
 }
 
-void append_decimal(unsigned value, std::string &out)
-{
-  char digits[10];
-  int n = 0;
-  do {
-    digits[n++] = static_cast<char>('0' + value % 10);
-    value /= 10;
-  } while (value);
-  while (n)
-    out.push_back(digits[--n]);
-}
-
-// On every request, so IPv4 is formatted by hand (inet_ntop goes through sprintf).
-void format_address(const sockaddr_storage &address, std::string &out)
-{
-  char host[INET6_ADDRSTRLEN] = "";
-  out.clear();
-  if (address.ss_family == AF_INET) {
-    sockaddr_in a{};
-    std::memcpy(&a, &address, sizeof a);
-    const auto *octets = reinterpret_cast<const unsigned char *>(&a.sin_addr);
-    for (int i = 0; i < 4; ++i) {
-      append_decimal(octets[i], out);
-      out.push_back(i < 3 ? '.' : ':');
-    }
-    append_decimal(ntohs(a.sin_port), out);
-  } else if (address.ss_family == AF_INET6) {
-    sockaddr_in6 a{};
-    std::memcpy(&a, &address, sizeof a);
-    ::inet_ntop(AF_INET6, &a.sin6_addr, host, sizeof host);
-    fmt::format_to(std::back_inserter(out), "[{}]:{}", host, ntohs(a.sin6_port));
-  }
-}
-
 std::optional<Address> address_bytes(const sockaddr_storage &address)
 {
-  auto mapped = kernel::to_mapped(address);
+  auto mapped = net::to_mapped(address);
   if (!mapped)
     return std::nullopt;
   return *mapped;
 }
 
-bool in_cidrs(const std::vector<kernel::MappedPrefix> &cidrs, const std::optional<Address> &address)
+bool in_cidrs(const std::vector<net::MappedPrefix> &cidrs, const std::optional<Address> &address)
 {
   if (!address)
     return false;
@@ -160,7 +126,10 @@ struct Findings {
   std::uint32_t roaming_ids[TokenState::kOrigins] = {};
 };
 
-double rate_z(const RateStat &rate) { return rate.z(); }
+double rate_z(const RateStat &rate)
+{
+  return rate.z();
+}
 
 std::atomic<std::uint64_t> engine_instances{0};
 
@@ -229,13 +198,15 @@ std::vector<policy::Diagnostic> Engine::last_rejection() const
   return rejection_;
 }
 
-std::string Engine::policy_version() const { return current()->version; }
+std::string Engine::policy_version() const
+{
+  return current()->version;
+}
 
 EngineStats Engine::stats() const
 {
   EngineStats s;
-  for (int i = 0; i < 4; ++i)
-    s.decisions[i] = decisions_[i].load(std::memory_order_relaxed);
+  for (int i = 0; i < 4; ++i) s.decisions[i] = decisions_[i].load(std::memory_order_relaxed);
   s.unenforced = unenforced_.load(std::memory_order_relaxed);
   const auto tokens = state_->tokens.totals();
   const auto subjects = state_->subjects.totals();
@@ -279,10 +250,12 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
   d.time_unix_ns = clock_.unix_ns();
   d.service.assign(input.service);
   d.source_identity = who.workload;
-  d.source_identity_name.assign(who.workload != 0 ? std::string_view(who.workload_name) : std::string_view("world"));
+  d.source_identity_name.assign(who.workload != 0 ? std::string_view(who.workload_name)
+                                                  : std::string_view("world"));
   d.destination_identity = input.destination_identity;
   d.destination_identity_name.assign(input.destination_name);
-  format_address(who.source, d.source_address);
+  d.source_address.clear();
+  net::append_endpoint(who.source, d.source_address);
   d.socket_cookie = input.socket_cookie;
   d.method.assign(input.method);
   template_route(input.path, d.route);
@@ -306,7 +279,8 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
     if (!d.enforced)
       unenforced_.fetch_add(1, std::memory_order_relaxed);
     d.evaluation_ns = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started)
+            .count());
   };
 
   // 1. Deny lists.
@@ -315,8 +289,9 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
     d.rule = "denylist";
     d.score = 100;
     d.contributions.push_back({"denylist", 100,
-                               denied_identity ? fmt::format("identity {} is on lists.deny", name)
-                                               : fmt::format("source {} is in lists.deny.cidrs", d.source_address)});
+                               denied_identity
+                                   ? fmt::format("identity {} is on lists.deny", name)
+                                   : fmt::format("source {} is in lists.deny.cidrs", d.source_address)});
     d.action = Action::block;
     // Unknown peers have no identity the kernel could block; their address is what they are.
     d.block_scope = denied_identity && who.workload != 0 ? BlockScope::identity : BlockScope::ip;
@@ -326,7 +301,8 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
   }
 
   // 2. Explicit rules.
-  const std::string_view destination = !input.destination_name.empty() ? input.destination_name : input.service;
+  const std::string_view destination =
+      !input.destination_name.empty() ? input.destination_name : input.service;
   const CompiledRule *allowed_by = nullptr;
   for (const auto &rule : p.rules) {
     if (!rule.from.empty() && !rule.from.count(name))
@@ -335,8 +311,7 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
       continue;
     if (!rule.routes.empty()) {
       bool any = false;
-      for (const auto &route : rule.routes)
-        any = any || route.matches(input.method, d.route);
+      for (const auto &route : rule.routes) any = any || route.matches(input.method, d.route);
       if (!any)
         continue;
     }
@@ -347,8 +322,9 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
       break;
     }
     d.score = 100;
-    d.contributions.push_back({"rule", 100, fmt::format("rule {} denies {} -> {} {} {}", rule.name, name,
-                                                        destination, input.method, d.route)});
+    d.contributions.push_back(
+        {"rule", 100,
+         fmt::format("rule {} denies {} -> {} {} {}", rule.name, name, destination, input.method, d.route)});
     d.action = Action::block;
     // A rule limited to some routes answers those requests; a whole-pair rule closes the pair.
     d.block_scope = BlockScope::pair;
@@ -454,8 +430,7 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
         if (!known)
           f.roaming_ids[f.roaming_identities++] = origin.identity;
         known = false;
-        for (unsigned i = 0; i < f.roaming_addresses; ++i)
-          known = known || addresses[i] == origin.address;
+        for (unsigned i = 0; i < f.roaming_addresses; ++i) known = known || addresses[i] == origin.address;
         if (!known)
           addresses[f.roaming_addresses++] = origin.address;
       }
@@ -467,8 +442,9 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
     const auto it = p.services.find(input.service);
     return it == p.services.end() ? nullptr : &it->second;
   }();
-  const bool credential_failed = who.credential != CredentialStatus::valid &&
-                                 (who.credential != CredentialStatus::none || (service && service->jwt_required));
+  const bool credential_failed =
+      who.credential != CredentialStatus::valid &&
+      (who.credential != CredentialStatus::none || (service && service->jwt_required));
   auto add = [&](const char *signal, int points, std::string evidence) {
     if (points <= 0)
       return;
@@ -488,7 +464,8 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
         if (binding.subject == who.subject || binding.subject == who.client_id)
           bound = fmt::format(" (bound to {})", fmt::join(binding.identities, ", "));
     add("binding", p.binding.weight,
-        fmt::format("token of {}{} presented by {}", who.subject.empty() ? who.client_id : who.subject, bound, name));
+        fmt::format("token of {}{} presented by {}", who.subject.empty() ? who.client_id : who.subject, bound,
+                    name));
   }
   if (f.roaming_identities > 1 && p.roaming.s.active()) {
     std::string origins;
@@ -498,8 +475,9 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
                              origin.empty() ? fmt::format("id {}", f.roaming_ids[i]) : origin);
     }
     add("roaming", p.roaming.s.weight,
-        fmt::format("token seen from {} workload identities ({}) within {}; now from {}", f.roaming_identities,
-                    origins, format_duration_ms(p.roaming.window_ns / 1'000'000), name));
+        fmt::format("token seen from {} workload identities ({}) within {}; now from {}",
+                    f.roaming_identities, origins, format_duration_ms(p.roaming.window_ns / 1'000'000),
+                    name));
   } else if (f.roaming_addresses > p.roaming.max_addresses && p.roaming.s.active()) {
     add("roaming", p.roaming.s.weight / 2,
         fmt::format("token seen from {} source addresses within {}", f.roaming_addresses,
@@ -507,15 +485,16 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
   }
   if (f.rate_fired)
     add("rate", p.rate.s.weight,
-        fmt::format("{} requests this second from {}, usual {:.1f}/s (z={:.1f})", f.rate_count, name, f.rate_mean,
-                    f.rate_z));
+        fmt::format("{} requests this second from {}, usual {:.1f}/s (z={:.1f})", f.rate_count, name,
+                    f.rate_mean, f.rate_z));
   else if (f.token_rate_fired)
     add("rate", p.rate.s.weight,
-        fmt::format("{} requests this second with this token from {}, usual {:.1f}/s", f.token_rate_count, name,
-                    f.token_rate_mean));
+        fmt::format("{} requests this second with this token from {}, usual {:.1f}/s", f.token_rate_count,
+                    name, f.token_rate_mean));
   if (f.novel) {
     int points = p.novelty.s.weight;
-    std::string evidence = fmt::format("{} never called {} {} {} before", name, input.service, input.method, d.route);
+    std::string evidence =
+        fmt::format("{} never called {} {} {} before", name, input.service, input.method, d.route);
     if (f.novel_in_window >= 2) {
       points += static_cast<int>(
           std::lround(p.novelty.scan_weight * std::min(1.0, f.novel_in_window / p.novelty.scan_burst)));
@@ -525,8 +504,9 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
     add("novelty", points, std::move(evidence));
   } else if (f.failures_fired && f.discovered_in_window >= p.novelty.scan_burst) {
     add("novelty", p.novelty.scan_weight,
-        fmt::format("{} swept {:.0f} endpoints within {} while still learning, most of them failing (scanning)", name,
-                    f.discovered_in_window, format_duration_ms(p.novelty.scan_window_ns / 1'000'000)));
+        fmt::format(
+            "{} swept {:.0f} endpoints within {} while still learning, most of them failing (scanning)", name,
+            f.discovered_in_window, format_duration_ms(p.novelty.scan_window_ns / 1'000'000)));
   }
   if (f.failures_fired)
     add("failures", p.failures.s.weight,
@@ -539,14 +519,15 @@ void Engine::evaluate(const RiskInput &input, Decision &d)
     const UpstreamHealth &h = *input.upstream;
     if (!h.healthy || h.error_ratio >= p.health.error_ratio || h.latency_ewma_ms >= p.health.latency_ms)
       add("health", p.health.s.weight,
-          fmt::format("upstream {} degraded: {:.0f}% errors, {:.0f} ms latency{}", h.name, h.error_ratio * 100,
-                      h.latency_ewma_ms, h.healthy ? "" : ", marked unhealthy"));
+          fmt::format("upstream {} degraded: {:.0f}% errors, {:.0f} ms latency{}", h.name,
+                      h.error_ratio * 100, h.latency_ewma_ms, h.healthy ? "" : ", marked unhealthy"));
   }
   if (p.watchlist.active()) {
     if (p.watch_identities.count(name))
       add("watchlist", p.watchlist.weight, fmt::format("identity {} is on lists.watch", name));
     else if (in_cidrs(p.watch_cidrs, address))
-      add("watchlist", p.watchlist.weight, fmt::format("source {} is in lists.watch.cidrs", d.source_address));
+      add("watchlist", p.watchlist.weight,
+          fmt::format("source {} is in lists.watch.cidrs", d.source_address));
   }
   d.score = std::min(d.score, 100);
 

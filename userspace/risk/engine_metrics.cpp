@@ -1,14 +1,14 @@
 // The engine's state tables in the Prometheus exposition: how much is tracked, what it costs, and
 // what the bounds pushed out (size: the table was full, oldest idle first; idle: expired).
-#include <riskgate/metrics.h>
-#include <riskgate/risk.h>
+#include <riskgate/admin/metrics.h>
+#include <riskgate/risk/engine.h>
 
 namespace riskgate::risk {
 
 void Engine::watch(metrics::Registry &registry) const
 {
-  auto &tracked = registry.gauge_family("riskgate_risk_tracked", "Entries in the risk engine's state tables",
-                                        {"table"});
+  auto &tracked =
+      registry.gauge_family("riskgate_risk_tracked", "Entries in the risk engine's state tables", {"table"});
   auto &bytes = registry.gauge("riskgate_risk_state_bytes", "Memory held by the risk engine's state tables");
   auto &evicted = registry.counter_family(
       "riskgate_risk_evicted_total",

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include <riskgate/decision.h>
+#include <riskgate/common/decision.h>
 
 namespace riskgate::risk {
 
@@ -137,7 +137,8 @@ struct EndpointSet {
   Seen insert(std::uint64_t key)
   {
     key |= 1;  // 0 marks an empty slot
-    for (unsigned i = 0, pos = static_cast<unsigned>(key >> 40) % kSlots; i < kSlots; ++i, pos = (pos + 1) % kSlots) {
+    for (unsigned i = 0, pos = static_cast<unsigned>(key >> 40) % kSlots; i < kSlots;
+         ++i, pos = (pos + 1) % kSlots) {
       if (keys[pos] == key)
         return Seen::known;
       if (keys[pos] == 0) {
@@ -156,11 +157,11 @@ struct SubjectState {
   std::uint64_t first_ns = 0;
   RateStat rate;
   EndpointSet endpoints;
-  WindowCount novel;      // novel endpoints within the scan window
-  WindowCount discovered; // endpoints first seen within the scan window while still learning
-  WindowCount requests;   // completed exchanges within the failure window
-  WindowCount failures;   // ... of which 401/403/404
-  float payload_mean = 0; // of ln(1 + body bytes)
+  WindowCount novel;       // novel endpoints within the scan window
+  WindowCount discovered;  // endpoints first seen within the scan window while still learning
+  WindowCount requests;    // completed exchanges within the failure window
+  WindowCount failures;    // ... of which 401/403/404
+  float payload_mean = 0;  // of ln(1 + body bytes)
   float payload_var = 0;
   std::uint32_t payload_samples = 0;
   double bucket_tokens = -1;  // limit band token bucket; < 0 = full, not yet used
@@ -191,11 +192,11 @@ struct TokenState {
 template <class State>
 class LruTable {
  public:
-  explicit LruTable(std::size_t capacity) : capacity_(static_cast<std::uint32_t>(std::max<std::size_t>(capacity, 1)))
+  explicit LruTable(std::size_t capacity)
+      : capacity_(static_cast<std::uint32_t>(std::max<std::size_t>(capacity, 1)))
   {
     std::size_t index_size = 16;
-    while (index_size < 2 * static_cast<std::size_t>(capacity_))
-      index_size *= 2;
+    while (index_size < 2 * static_cast<std::size_t>(capacity_)) index_size *= 2;
     index_.assign(index_size, kNil);
     mask_ = static_cast<std::uint32_t>(index_size - 1);
   }
@@ -235,8 +236,7 @@ class LruTable {
     s.state = State{};
     link_front(id);
     pos = home(key);
-    while (index_[pos] != kNil)
-      pos = (pos + 1) & mask_;
+    while (index_[pos] != kNil) pos = (pos + 1) & mask_;
     index_[pos] = id;
     ++size_;
     return s.state;
@@ -249,7 +249,10 @@ class LruTable {
   std::size_t size() const { return size_; }
   std::uint64_t evicted() const { return evicted_; }
   std::uint64_t expired() const { return expired_; }
-  std::size_t bytes() const { return chunks_.size() * kChunk * sizeof(Slot) + index_.size() * sizeof(std::uint32_t); }
+  std::size_t bytes() const
+  {
+    return chunks_.size() * kChunk * sizeof(Slot) + index_.size() * sizeof(std::uint32_t);
+  }
 
  private:
   static constexpr std::uint32_t kNil = UINT32_MAX;
@@ -309,8 +312,7 @@ class LruTable {
   {
     const std::uint64_t key = slot(id).key;
     std::uint32_t pos = home(key);
-    while (index_[pos] != id)
-      pos = (pos + 1) & mask_;
+    while (index_[pos] != id) pos = (pos + 1) & mask_;
     // Backward-shift deletion keeps every probe chain unbroken without tombstones.
     for (;;) {
       index_[pos] = kNil;
@@ -357,8 +359,7 @@ class ShardedTable {
   ShardedTable(std::size_t capacity, unsigned shards, std::uint64_t idle_ns) : idle_ns_(idle_ns)
   {
     unsigned count = 1;
-    while (count < shards)
-      count *= 2;
+    while (count < shards) count *= 2;
     mask_ = count - 1;
     for (unsigned i = 0; i < count; ++i)
       shards_.push_back(std::make_unique<Shard>((capacity + count - 1) / count));

@@ -14,8 +14,9 @@
 
 #include <fmt/format.h>
 
-#include <riskgate/risk.h>
-#include <riskgate/thread_name.h>
+#include <riskgate/risk/engine.h>
+#include <riskgate/common/errors.h>
+#include <riskgate/common/thread_name.h>
 
 namespace riskgate::risk {
 
@@ -48,13 +49,13 @@ Result<void> PolicyWatcher::start()
   const std::string watched = directory ? path_ : std::filesystem::path(path_).parent_path().string();
   inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (inotify_fd_ < 0)
-    return make_error(fmt::format("inotify_init1: {}", std::strerror(errno)));
+    return make_error(fmt::format("inotify_init1: {}", errno_text()));
   const auto mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_DELETE_SELF;
   if (::inotify_add_watch(inotify_fd_, watched.empty() ? "." : watched.c_str(), mask) < 0)
-    return make_error(fmt::format("watch {}: {}", watched, std::strerror(errno)));
+    return make_error(fmt::format("watch {}: {}", watched, errno_text()));
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
   if (stop_fd_ < 0)
-    return make_error(fmt::format("eventfd: {}", std::strerror(errno)));
+    return make_error(fmt::format("eventfd: {}", errno_text()));
   thread_ = std::thread([this] { run(); });
   return {};
 }
@@ -82,8 +83,8 @@ bool PolicyWatcher::reload()
 void PolicyWatcher::run()
 {
   name_this_thread("rg-policy");
-  const std::string file_name = std::filesystem::is_directory(path_) ? std::string()
-                                                                      : std::filesystem::path(path_).filename().string();
+  const std::string file_name =
+      std::filesystem::is_directory(path_) ? std::string() : std::filesystem::path(path_).filename().string();
   bool pending = false;
   alignas(inotify_event) char buffer[4096];
   for (;;) {

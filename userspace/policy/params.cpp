@@ -1,0 +1,205 @@
+#include <riskgate/policy/params.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace riskgate::risk {
+
+namespace {
+
+constexpr double kDay = 86400000.0;
+
+constexpr ParamSpec kRoaming[] = {
+    {"window", ParamKind::duration, 1000, 7 * kDay, "10m"},
+    {"maxAddresses", ParamKind::integer, 1, 4, "3"},
+};
+constexpr ParamSpec kRate[] = {
+    {"warmup", ParamKind::duration, 0, 30 * kDay, "2m"},
+    {"halfLife", ParamKind::duration, 1000, kDay, "10m"},
+    {"sigma", ParamKind::number, 1, 100, "6"},
+    {"minRate", ParamKind::number, 0, 1e6, "5"},
+};
+constexpr ParamSpec kNovelty[] = {
+    {"learn", ParamKind::duration, 0, 30 * kDay, "10m"},
+    {"scanWindow", ParamKind::duration, 1000, kDay, "1m"},
+    {"scanBurst", ParamKind::integer, 2, 1000, "10"},
+    {"scanWeight", ParamKind::integer, 0, 100, "60"},
+};
+constexpr ParamSpec kFailures[] = {
+    {"window", ParamKind::duration, 1000, kDay, "1m"},
+    {"ratio", ParamKind::number, 0.01, 1, "0.5"},
+    {"minRequests", ParamKind::integer, 1, 1e6, "10"},
+};
+constexpr ParamSpec kPayload[] = {
+    {"warmup", ParamKind::integer, 1, 1e6, "50"},
+    {"sigma", ParamKind::number, 1, 100, "6"},
+};
+constexpr ParamSpec kHealth[] = {
+    {"errorRatio", ParamKind::number, 0, 1, "0.25"},
+    {"latency", ParamKind::duration, 1, 600000, "1s"},
+};
+
+constexpr SignalSpec kSignals[] = {
+    {"credential", 40, {}},    {"binding", 100, {}},      {"roaming", 60, kRoaming},
+    {"rate", 30, kRate},       {"novelty", 25, kNovelty}, {"failures", 30, kFailures},
+    {"payload", 15, kPayload}, {"health", 10, kHealth},   {"watchlist", 20, {}},
+};
+
+std::size_t edit_distance(std::string_view a, std::string_view b)
+{
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      const bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
+                        std::tolower(static_cast<unsigned char>(b[j - 1]));
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> parse_duration_ms(std::string_view text)
+{
+  if (text.empty())
+    return std::nullopt;
+  std::uint64_t total = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::uint64_t number = 0;
+    const auto [end, ec] = std::from_chars(text.data() + i, text.data() + text.size(), number);
+    if (ec != std::errc{} || end == text.data() + i)
+      return std::nullopt;
+    i = static_cast<std::size_t>(end - text.data());
+    std::size_t unit_end = i;
+    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) ++unit_end;
+    const std::string_view unit = text.substr(i, unit_end - i);
+    std::uint64_t scale = 0;
+    if (unit == "ms")
+      scale = 1;
+    else if (unit == "s")
+      scale = 1000;
+    else if (unit == "m")
+      scale = 60000;
+    else if (unit == "h")
+      scale = 3600000;
+    else if (unit == "d")
+      scale = 86400000;
+    else
+      return std::nullopt;
+    if (number > (UINT64_MAX - total) / scale)
+      return std::nullopt;
+    total += number * scale;
+    i = unit_end;
+  }
+  return total;
+}
+
+std::string format_duration_ms(std::uint64_t ms)
+{
+  if (ms % 86400000 == 0 && ms)
+    return fmt::format("{}d", ms / 86400000);
+  if (ms % 3600000 == 0 && ms)
+    return fmt::format("{}h", ms / 3600000);
+  if (ms % 60000 == 0 && ms)
+    return fmt::format("{}m", ms / 60000);
+  if (ms % 1000 == 0 && ms)
+    return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+std::optional<double> parse_number(std::string_view text)
+{
+  double value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(value))
+    return std::nullopt;
+  return value;
+}
+
+std::span<const SignalSpec> signal_specs()
+{
+  return kSignals;
+}
+
+const SignalSpec *find_signal(std::string_view name)
+{
+  for (const auto &signal : kSignals)
+    if (name == signal.name)
+      return &signal;
+  return nullptr;
+}
+
+const ParamSpec *find_param(const SignalSpec &signal, std::string_view key)
+{
+  for (const auto &param : signal.params)
+    if (key == param.key)
+      return &param;
+  return nullptr;
+}
+
+std::optional<std::string> check_param(const ParamSpec &spec, std::string_view value)
+{
+  double number = 0;
+  switch (spec.kind) {
+    case ParamKind::duration: {
+      const auto ms = parse_duration_ms(value);
+      if (!ms)
+        return fmt::format("'{}' is not a duration (a number with a unit: ms, s, m, h, d; e.g. 10m)", value);
+      number = static_cast<double>(*ms);
+      if (number < spec.min || number > spec.max)
+        return fmt::format("{} must be between {} and {}", spec.key,
+                           format_duration_ms(static_cast<std::uint64_t>(spec.min)),
+                           format_duration_ms(static_cast<std::uint64_t>(spec.max)));
+      return std::nullopt;
+    }
+    case ParamKind::number:
+    case ParamKind::integer: {
+      const auto parsed = parse_number(value);
+      if (!parsed)
+        return fmt::format("'{}' is not a number", value);
+      number = *parsed;
+      if (spec.kind == ParamKind::integer && number != std::floor(number))
+        return fmt::format("{} must be a whole number, not {}", spec.key, value);
+      if (number < spec.min || number > spec.max)
+        return fmt::format("{} must be between {} and {}", spec.key, spec.min, spec.max);
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+double param_value(const ParamSpec &spec, std::string_view value)
+{
+  if (spec.kind == ParamKind::duration)
+    return static_cast<double>(parse_duration_ms(value).value_or(0));
+  return parse_number(value).value_or(0);
+}
+
+std::optional<std::string> closest(std::string_view word, std::span<const std::string_view> candidates)
+{
+  std::optional<std::string> best;
+  std::size_t best_distance = 3;
+  for (const auto candidate : candidates) {
+    const std::size_t distance = edit_distance(word, candidate);
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = std::string(candidate);
+    }
+  }
+  return best;
+}
+
+}  // namespace riskgate::risk

@@ -1,0 +1,129 @@
+#include <riskgate/policy/route.h>
+
+#include <cctype>
+
+#include <fmt/format.h>
+
+namespace riskgate::risk {
+
+namespace {
+
+// Plain comparisons: the <cctype> functions are library calls, and this runs on every request.
+bool is_digit(char c)
+{
+  return c >= '0' && c <= '9';
+}
+bool is_hex(char c)
+{
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool is_uuid(std::string_view s)
+{
+  if (s.size() != 36)
+    return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !is_hex(s[i]))
+      return false;
+  }
+  return true;
+}
+
+// Variable segment: all digits, a UUID, or a hex run of 8+ characters holding at least one digit
+// (so "/deadbeef" as a word stays, "/5f3a9c0e..." as an object id goes).
+bool is_variable(std::string_view segment)
+{
+  if (segment.empty())
+    return false;
+  bool digits = true;
+  bool hex = true;
+  bool any_digit = false;
+  for (const char c : segment) {
+    digits = digits && is_digit(c);
+    hex = hex && is_hex(c);
+    any_digit = any_digit || is_digit(c);
+  }
+  return digits || is_uuid(segment) || (hex && any_digit && segment.size() >= 8);
+}
+
+}  // namespace
+
+void template_route(std::string_view path, std::string &out)
+{
+  out.clear();
+  std::size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      out.push_back('/');
+      ++i;
+      continue;
+    }
+    std::size_t end = path.find('/', i);
+    if (end == std::string_view::npos)
+      end = path.size();
+    const auto segment = path.substr(i, end - i);
+    if (is_variable(segment))
+      out.append("{id}");
+    else
+      out.append(segment);
+    i = end;
+  }
+  if (out.empty())
+    out.push_back('/');
+}
+
+bool RoutePattern::matches(std::string_view request_method, std::string_view route) const
+{
+  if (!method.empty() && method != request_method)
+    return false;
+  if (path.empty())
+    return true;
+  if (prefix)
+    return route.substr(0, path.size()) == path;
+  return route == path;
+}
+
+std::optional<std::string> check_route_pattern(std::string_view text)
+{
+  if (text == "*")
+    return std::nullopt;
+  std::string_view path = text;
+  const auto space = text.find(' ');
+  if (space != std::string_view::npos) {
+    const auto method = text.substr(0, space);
+    path = text.substr(space + 1);
+    if (method != "*")
+      for (const char c : method)
+        if (!std::isupper(static_cast<unsigned char>(c)))
+          return fmt::format("route '{}': the method must be upper case (GET, POST, ...) or *", text);
+  }
+  if (path.empty() || path.front() != '/')
+    return fmt::format("route '{}': the path must start with '/' (\"GET /orders/{{id}}\", \"/admin/*\")",
+                       text);
+  if (path.find('*') != std::string_view::npos && !path.ends_with("/*"))
+    return fmt::format("route '{}': '*' is allowed only as the last segment (\"/admin/*\")", text);
+  return std::nullopt;
+}
+
+RoutePattern parse_route_pattern(std::string_view text)
+{
+  RoutePattern pattern;
+  if (text == "*")
+    return pattern;
+  std::string_view path = text;
+  const auto space = text.find(' ');
+  if (space != std::string_view::npos) {
+    if (text.substr(0, space) != "*")
+      pattern.method = std::string(text.substr(0, space));
+    path = text.substr(space + 1);
+  }
+  if (path.ends_with("/*")) {
+    pattern.prefix = true;
+    path.remove_suffix(1);
+  }
+  template_route(path, pattern.path);
+  return pattern;
+}
+
+}  // namespace riskgate::risk
