@@ -147,6 +147,14 @@ struct Agent {
   explicit Agent(const Options &o) : options(o) {}
 
   Result<void> start();
+  Result<void> start_datapath_and_peers();
+  Result<void> start_identity();
+  Result<void> start_deciding(const policy::PolicySet &set);
+  Result<void> start_admin_http();
+  Result<void> start_admin_socket();
+  Result<void> start_policy_watch();
+  Result<void> start_proxy(const policy::PolicySet &set);
+  void start_background();
   void apply_policy(const policy::PolicySet &set);
   void housekeeping_pass();
   nlohmann::json status() const;
@@ -171,37 +179,32 @@ void Agent::apply_policy(const policy::PolicySet &set)
   identity_feed->fetch_soon();  // keys for services the policy just added
 }
 
-Result<void> Agent::start()
+// Datapath first: the registry adopts the ids the kernel already uses, so still-installed blocks
+// keep naming the same workload.
+Result<void> Agent::start_datapath_and_peers()
 {
-  auto loaded = load_policy(options);
-  if (!loaded.ok()) {
-    std::string message = fmt::format("policy {} has errors:",
-                                      options.policy_dir.empty() ? "(embedded default)" : options.policy_dir);
-    for (const auto &d : loaded.diagnostics) message += "\n  " + policy::to_string(d);
-    return make_error(message);
-  }
-  const policy::PolicySet &set = *loaded.set;
-
   if (options.no_kernel) {
     warn_no_kernel();
     peers = std::make_unique<NoKernelPeers>();
-  } else {
-    auto started_datapath = start_datapath(options);
-    if (!started_datapath)
-      return make_error(started_datapath.error());
-    datapath = std::move(*started_datapath);
-    peers = std::make_unique<kernel::MapPeerIdentity>(datapath->maps());
+    return {};
   }
+  auto started_datapath = start_datapath(options);
+  if (!started_datapath)
+    return make_error(started_datapath.error());
+  datapath = std::move(*started_datapath);
+  peers = std::make_unique<kernel::MapPeerIdentity>(datapath->maps());
+  return {};
+}
 
+Result<void> Agent::start_identity()
+{
   auto cgroup_root = kernel::cgroup2_root();
   if (!cgroup_root)
     return make_error(cgroup_root.error());
   registry = std::make_shared<identity::WorkloadRegistry>(*cgroup_root);
-  if (datapath) {
-    // Keep the ids the kernel already uses, so still-installed blocks keep naming the same workload.
+  if (datapath)
     if (auto names = datapath->maps().identity_names(); names)
       registry->adopt_ids(*names);
-  }
   if (!options.identity_file.empty())
     registry->set_static_file(options.identity_file);
   resolver = std::make_unique<identity::IdentityResolver>(*peers, registry);
@@ -226,6 +229,12 @@ Result<void> Agent::start()
       feed_options,
       [](const std::string &message) { fmt::print(stderr, "riskgated: identity: {}\n", message); });
   identity_names = std::make_unique<RegistryNames>(registry);
+  return {};
+}
+
+// The engine, the decision log and, with a datapath, the enforcer and the kernel's event stream.
+Result<void> Agent::start_deciding(const policy::PolicySet &set)
+{
   risk::EngineOptions engine_options;
   engine_options.names = identity_names.get();
   engine = std::make_unique<risk::Engine>(set, engine_options);
@@ -242,100 +251,114 @@ Result<void> Agent::start()
     return make_error(fmt::format("decision log: {}", opened_log.error()));
   log = std::move(*opened_log);
   decision_metrics->watch(*log);
+  if (!datapath)
+    return {};
+  enforcer = std::make_unique<enforce::MapEnforcer>(datapath->maps());
+  enforcer->watch(metrics);
+  enforcer->start();
+  auto reader =
+      kernel::EventReader::open(options.pin_root, [this](const rg_event &event) { log->record(event); });
+  if (!reader)
+    return make_error(fmt::format("kernel events: {}", reader.error()));
+  events = std::move(*reader);
+  events->start();
+  return {};
+}
 
-  if (datapath) {
-    enforcer = std::make_unique<enforce::MapEnforcer>(datapath->maps());
-    enforcer->watch(metrics);
-    enforcer->start();
-    auto reader =
-        kernel::EventReader::open(options.pin_root, [this](const rg_event &event) { log->record(event); });
-    if (!reader)
-      return make_error(fmt::format("kernel events: {}", reader.error()));
-    events = std::move(*reader);
-    events->start();
-  }
+Result<void> Agent::start_admin_http()
+{
+  if (options.admin_metrics.empty() || options.admin_metrics == "off")
+    return {};
+  auto server = admin::HttpServer::start(options.admin_metrics, metrics, [this]() -> std::string {
+    const int s = state.load();
+    return s == kReady      ? ""
+           : s == kStarting ? "starting: policy, programs and listeners not all up yet"
+                            : "draining";
+  });
+  if (!server)
+    return make_error(fmt::format("admin HTTP port {}: {}", options.admin_metrics, server.error()));
+  http = std::move(*server);
+  return {};
+}
 
-  if (!options.admin_metrics.empty() && options.admin_metrics != "off") {
-    auto server = admin::HttpServer::start(options.admin_metrics, metrics, [this]() -> std::string {
-      const int s = state.load();
-      return s == kReady      ? ""
-             : s == kStarting ? "starting: policy, programs and listeners not all up yet"
-                              : "draining";
-    });
-    if (!server)
-      return make_error(fmt::format("admin HTTP port {}: {}", options.admin_metrics, server.error()));
-    http = std::move(*server);
-  }
-  if (!options.admin_socket.empty() && options.admin_socket != "off") {
-    admin::Socket::Options socket_options;
-    socket_options.path = options.admin_socket;
-    socket_options.status = [this] { return status(); };
-    // riskgatectl unblock writes the maps (the block and its grace) itself, then tells the agent so
-    // that a block write it is still retrying for that target is dropped.
-    if (enforcer)
-      socket_options.commands["manual_unblock"] = [this](const nlohmann::json &request) {
-        enforcer->hold_off(request.value("target", ""));
-        return nlohmann::json{{"ok", true}};
-      };
-    // riskgatectl block/unblock: the operator's action goes into the audit chain.
-    socket_options.commands["operator"] = [this](const nlohmann::json &request) {
-      auto action = audit::operator_action_from_json(request);
-      if (!action)
-        return nlohmann::json{{"error", action.error()}};
-      return log->record(std::move(*action))
-                 ? nlohmann::json{{"ok", true}}
-                 : nlohmann::json{{"error", "audit queue full: action not logged"}};
+Result<void> Agent::start_admin_socket()
+{
+  if (options.admin_socket.empty() || options.admin_socket == "off")
+    return {};
+  admin::Socket::Options socket_options;
+  socket_options.path = options.admin_socket;
+  socket_options.status = [this] { return status(); };
+  // riskgatectl unblock writes the maps (the block and its grace) itself, then tells the agent so
+  // that a block write it is still retrying for that target is dropped.
+  if (enforcer)
+    socket_options.commands["manual_unblock"] = [this](const nlohmann::json &request) {
+      enforcer->hold_off(request.value("target", ""));
+      return nlohmann::json{{"ok", true}};
     };
-    auto admin_socket = admin::Socket::start(std::move(socket_options));
-    if (!admin_socket)
-      return make_error(fmt::format("admin socket {}: {}", options.admin_socket, admin_socket.error()));
-    socket = std::move(*admin_socket);
-    log->set_listener([this](std::string_view line) { socket->publish(line); });
-  }
+  // riskgatectl block/unblock: the operator's action goes into the audit chain.
+  socket_options.commands["operator"] = [this](const nlohmann::json &request) {
+    auto action = audit::operator_action_from_json(request);
+    if (!action)
+      return nlohmann::json{{"error", action.error()}};
+    return log->record(std::move(*action)) ? nlohmann::json{{"ok", true}}
+                                           : nlohmann::json{{"error", "audit queue full: action not logged"}};
+  };
+  auto admin_socket = admin::Socket::start(std::move(socket_options));
+  if (!admin_socket)
+    return make_error(fmt::format("admin socket {}: {}", options.admin_socket, admin_socket.error()));
+  socket = std::move(*admin_socket);
+  log->set_listener([this](std::string_view line) { socket->publish(line); });
+  return {};
+}
 
-  if (!options.policy_dir.empty()) {
-    watcher = std::make_unique<risk::PolicyWatcher>(
-        *engine, options.policy_dir, [this](const policy::LoadResult &r) {
-          if (r.ok())
-            apply_policy(*r.set);
-          decision_metrics->policy_loaded(r.ok() ? r.set->version : engine->policy_version(), r.ok());
-          fmt::print(stderr, "riskgated: policy reload {}: version {}\n", r.ok() ? "installed" : "rejected",
-                     engine->policy_version());
-        });
-    if (auto watching = watcher->start(); !watching)
-      return make_error(fmt::format("policy watch: {}", watching.error()));
-  }
+Result<void> Agent::start_policy_watch()
+{
+  if (options.policy_dir.empty())
+    return {};
+  watcher =
+      std::make_unique<risk::PolicyWatcher>(*engine, options.policy_dir, [this](const policy::LoadResult &r) {
+        if (r.ok())
+          apply_policy(*r.set);
+        decision_metrics->policy_loaded(r.ok() ? r.set->version : engine->policy_version(), r.ok());
+        fmt::print(stderr, "riskgated: policy reload {}: version {}\n", r.ok() ? "installed" : "rejected",
+                   engine->policy_version());
+      });
+  if (auto watching = watcher->start(); !watching)
+    return make_error(fmt::format("policy watch: {}", watching.error()));
+  return {};
+}
 
+Result<void> Agent::start_proxy(const policy::PolicySet &set)
+{
   auto config = build_proxy_config(options, set);
   if (!config)
     return make_error(config.error());
   proxy_config = *config;
-  if (!proxy_config.listeners.empty()) {
-    gate = std::make_unique<Gate>(
-        GateParts{*resolver, *engine, enforcer.get(), log.get(), decision_metrics.get()});
-    auto created = proxy::Proxy::create(proxy_config, *gate);
-    if (!created)
-      return make_error(created.error());
-    proxy = std::move(*created);
-    if (auto running = proxy->start(); !running)
-      return make_error(running.error());
-    for (std::size_t i = 0; i < proxy_config.listeners.size(); ++i) {
-      const auto &l = proxy_config.listeners[i];
-      fmt::print(stderr, "riskgated: {} {} on port {} -> {}\n", l.transparent ? "transparent" : "gateway",
-                 l.service, proxy->listen_port(i), l.transparent ? "original destination" : l.upstream);
-    }
-  } else if (!datapath) {
-    return make_error(
-        "nothing to run: give --listen HOST:PORT --upstream HOST:PORT, or a policy with Services");
-  } else {
+  if (proxy_config.listeners.empty()) {
+    if (!datapath)
+      return make_error(
+          "nothing to run: give --listen HOST:PORT --upstream HOST:PORT, or a policy with Services");
     fmt::print(stderr, "riskgated: no listener: running the kernel datapath only\n");
+    return {};
   }
-  fmt::print(stderr, "riskgated: policy {} ({}), decision log {}{}\n",
-             options.policy_dir.empty() ? "embedded default" : options.policy_dir, set.version,
-             options.audit_path,
-             http ? fmt::format(", metrics on {}", options.admin_metrics) : std::string());
+  gate = std::make_unique<Gate>(
+      GateParts{*resolver, *engine, enforcer.get(), log.get(), decision_metrics.get()});
+  auto created = proxy::Proxy::create(proxy_config, *gate);
+  if (!created)
+    return make_error(created.error());
+  proxy = std::move(*created);
+  if (auto running = proxy->start(); !running)
+    return make_error(running.error());
+  for (std::size_t i = 0; i < proxy_config.listeners.size(); ++i) {
+    const auto &l = proxy_config.listeners[i];
+    fmt::print(stderr, "riskgated: {} {} on port {} -> {}\n", l.transparent ? "transparent" : "gateway",
+               l.service, proxy->listen_port(i), l.transparent ? "original destination" : l.upstream);
+  }
+  return {};
+}
 
-  state = kReady;
+void Agent::start_background()
+{
   identity_feed->start();  // remote sources (pods, JWKS, revocations) on the feed's own thread
   housekeeping = std::thread([this] {
     name_this_thread("rg-housekeep");
@@ -346,6 +369,35 @@ Result<void> Agent::start()
       lock.lock();
     }
   });
+}
+
+// In dependency order; the first failure stops the start (stop() undoes what was started).
+Result<void> Agent::start()
+{
+  auto loaded = load_policy(options);
+  if (!loaded.ok()) {
+    std::string message = fmt::format("policy {} has errors:",
+                                      options.policy_dir.empty() ? "(embedded default)" : options.policy_dir);
+    for (const auto &d : loaded.diagnostics) message += "\n  " + policy::to_string(d);
+    return make_error(message);
+  }
+  const policy::PolicySet &set = *loaded.set;
+  for (auto step : {&Agent::start_datapath_and_peers, &Agent::start_identity})
+    if (auto ok = (this->*step)(); !ok)
+      return ok;
+  if (auto ok = start_deciding(set); !ok)
+    return ok;
+  for (auto step : {&Agent::start_admin_http, &Agent::start_admin_socket, &Agent::start_policy_watch})
+    if (auto ok = (this->*step)(); !ok)
+      return ok;
+  if (auto ok = start_proxy(set); !ok)
+    return ok;
+  fmt::print(stderr, "riskgated: policy {} ({}), decision log {}{}\n",
+             options.policy_dir.empty() ? "embedded default" : options.policy_dir, set.version,
+             options.audit_path,
+             http ? fmt::format(", metrics on {}", options.admin_metrics) : std::string());
+  state = kReady;
+  start_background();
   return {};
 }
 

@@ -255,121 +255,148 @@ Verification JwtVerifier::check_time_and_revocation(std::shared_ptr<const Verifi
   return v;
 }
 
-Verification JwtVerifier::verify_uncached(std::string_view token, std::int64_t now_s) const
-{
-  const Fingerprint fp = fingerprint(token);
-  const auto dot1 = token.find('.');
-  const auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
-  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
-    return failure(CredentialStatus::invalid, "malformed token: expected three dot-separated segments", fp);
-  const std::string_view header_b64 = token.substr(0, dot1);
-  const std::string_view payload_b64 = token.substr(dot1 + 1, dot2 - dot1 - 1);
-  const std::string_view signature_b64 = token.substr(dot2 + 1);
+namespace {
 
+struct JoseHeader {
+  Alg alg{};
+  std::string alg_name;
+  std::string kid;
+};
+
+// The protected header, refused unless its alg is one this verifier may use (never "none").
+Result<JoseHeader> parse_header(std::string_view header_b64, const JwtConfig &config)
+{
   const auto header_json = base64url_decode(header_b64);
   if (!header_json || header_json->empty())
-    return failure(CredentialStatus::invalid, "malformed token: header is not base64url", fp);
+    return make_error("malformed token: header is not base64url");
   const Json header = Json::parse(*header_json, nullptr, false);
   if (header.is_discarded() || !header.is_object())
-    return failure(CredentialStatus::invalid, "malformed token: header is not a JSON object", fp);
-  const auto alg_name_claim = string_claim(header, "alg");
-  if (!alg_name_claim || alg_name_claim->empty())
-    return failure(CredentialStatus::invalid, "malformed token: header has no alg", fp);
-  if (*alg_name_claim == "none")
-    return failure(CredentialStatus::invalid, "alg \"none\" is never accepted", fp);
-  const auto alg = parse_alg(*alg_name_claim);
+    return make_error("malformed token: header is not a JSON object");
+  const auto alg_name = string_claim(header, "alg");
+  if (!alg_name || alg_name->empty())
+    return make_error("malformed token: header has no alg");
+  if (*alg_name == "none")
+    return make_error("alg \"none\" is never accepted");
+  const auto alg = parse_alg(*alg_name);
   if (!alg)
-    return failure(CredentialStatus::invalid, fmt::format("unsupported alg \"{}\"", *alg_name_claim), fp);
-  if (*alg == Alg::HS256 && !config_.allow_hs256)
-    return failure(CredentialStatus::invalid, "alg HS256 is not enabled", fp);
-  if (!config_.algorithms.empty() && !contains(config_.algorithms, *alg))
-    return failure(CredentialStatus::invalid, fmt::format("alg {} is not allowed here", *alg_name_claim), fp);
+    return make_error(fmt::format("unsupported alg \"{}\"", *alg_name));
+  if (*alg == Alg::HS256 && !config.allow_hs256)
+    return make_error("alg HS256 is not enabled");
+  if (!config.algorithms.empty() && !contains(config.algorithms, *alg))
+    return make_error(fmt::format("alg {} is not allowed here", *alg_name));
   if (header.contains("crit"))
-    return failure(CredentialStatus::invalid, "unsupported critical header parameters (crit)", fp);
+    return make_error("unsupported critical header parameters (crit)");
   const auto kid = string_claim(header, "kid");
   if (!kid)
-    return failure(CredentialStatus::invalid, "malformed token: kid is not a string", fp);
+    return make_error("malformed token: kid is not a string");
+  return JoseHeader{*alg, *alg_name, *kid};
+}
 
-  const auto keys = keys_->current();
-  const auto candidates = keys->candidates(*kid, *alg);
-  if (candidates.empty()) {
-    if (!kid->empty() && !keys->has_kid(*kid))
-      return failure(CredentialStatus::invalid, fmt::format("unknown kid \"{}\"", *kid), fp);
-    if (!kid->empty())
-      return failure(CredentialStatus::invalid,
-                     fmt::format("key \"{}\" does not allow alg {}", *kid, *alg_name_claim), fp);
-    return failure(CredentialStatus::invalid, fmt::format("no key allows alg {}", *alg_name_claim), fp);
-  }
-  if (candidates.size() > 1)
-    return failure(CredentialStatus::invalid,
-                   fmt::format("token names no single key: {} keys match kid \"{}\" and alg {}",
-                               candidates.size(), *kid, *alg_name_claim),
-                   fp);
+// The one key the header names; the algorithm comes from the key's allowed set, never the token alone.
+Result<const Jwk *> select_key(const KeySet &keys, const JoseHeader &h)
+{
+  const auto candidates = keys.candidates(h.kid, h.alg);
+  if (candidates.size() == 1)
+    return candidates.front();
+  if (!candidates.empty())
+    return make_error(fmt::format("token names no single key: {} keys match kid \"{}\" and alg {}",
+                                  candidates.size(), h.kid, h.alg_name));
+  if (!h.kid.empty() && !keys.has_kid(h.kid))
+    return make_error(fmt::format("unknown kid \"{}\"", h.kid));
+  if (!h.kid.empty())
+    return make_error(fmt::format("key \"{}\" does not allow alg {}", h.kid, h.alg_name));
+  return make_error(fmt::format("no key allows alg {}", h.alg_name));
+}
 
-  const auto signature = base64url_decode(signature_b64);
-  if (!signature || signature->empty())
-    return failure(CredentialStatus::invalid, "malformed token: signature is not base64url", fp);
-  if (!verify_signature(*candidates.front(), *alg, token.substr(0, dot2), *signature))
-    return failure(CredentialStatus::invalid, "signature does not verify", fp);
-
-  const auto payload_json = base64url_decode(payload_b64);
-  if (!payload_json)
-    return failure(CredentialStatus::invalid, "malformed token: payload is not base64url", fp);
-  const Json claims = Json::parse(*payload_json, nullptr, false);
-  if (claims.is_discarded() || !claims.is_object())
-    return failure(CredentialStatus::invalid, "malformed token: payload is not a JSON object", fp);
-
-  auto verified = std::make_shared<VerifiedToken>();
-  verified->fingerprint = fp;
-  verified->alg = *alg;
-  verified->kid = *kid;
+// Registered claims (RFC 7519 section 4.1) and cnf; a claim of the wrong type refuses the token.
+Result<void> read_claims(const Json &claims, VerifiedToken &out)
+{
   const auto iss = string_claim(claims, "iss"), sub = string_claim(claims, "sub"),
              azp = string_claim(claims, "azp"), client_id = string_claim(claims, "client_id"),
              jti = string_claim(claims, "jti");
   const auto exp = numeric_date(claims, "exp"), nbf = numeric_date(claims, "nbf"),
              iat = numeric_date(claims, "iat");
   if (!iss || !sub || !azp || !client_id || !jti || !exp || !nbf || !iat)
-    return failure(CredentialStatus::invalid, "malformed token: a registered claim has the wrong type", fp);
-  verified->issuer = *iss;
-  verified->subject = *sub;
-  verified->client_id = azp->empty() ? *client_id : *azp;
-  verified->jti = *jti;
-  verified->expires_at = *exp;
-  verified->not_before = *nbf;
-  verified->issued_at = *iat;
+    return make_error("malformed token: a registered claim has the wrong type");
+  out.issuer = *iss;
+  out.subject = *sub;
+  out.client_id = azp->empty() ? *client_id : *azp;
+  out.jti = *jti;
+  out.expires_at = *exp;
+  out.not_before = *nbf;
+  out.issued_at = *iat;
   if (auto cnf = claims.find("cnf"); cnf != claims.end()) {
     const auto x5t = cnf->is_object() ? string_claim(*cnf, "x5t#S256") : std::nullopt;
     if (!x5t)
-      return failure(CredentialStatus::invalid, "malformed token: cnf is not an object of strings", fp);
-    verified->cnf_x5t_s256 = *x5t;
+      return make_error("malformed token: cnf is not an object of strings");
+    out.cnf_x5t_s256 = *x5t;
   }
+  return {};
+}
 
+// The audience this verifier accepts the token for: the first configured one it names, or without
+// configured audiences its first.
+Result<std::string> pick_audience(const Json &claims, const std::vector<std::string> &accepted)
+{
   std::vector<std::string> audiences;
   if (auto aud = claims.find("aud"); aud != claims.end()) {
-    if (aud->is_string()) {
+    const bool ok = aud->is_string() ||
+                    (aud->is_array() &&
+                     std::all_of(aud->begin(), aud->end(), [](const Json &a) { return a.is_string(); }));
+    if (!ok)
+      return make_error("malformed token: aud is not a string or array of strings");
+    if (aud->is_string())
       audiences.push_back(aud->get<std::string>());
-    } else if (aud->is_array()) {
-      for (const auto &a : *aud) {
-        if (!a.is_string())
-          return failure(CredentialStatus::invalid,
-                         "malformed token: aud is not a string or array of strings", fp);
-        audiences.push_back(a.get<std::string>());
-      }
-    } else {
-      return failure(CredentialStatus::invalid, "malformed token: aud is not a string or array of strings",
-                     fp);
-    }
+    else
+      for (const auto &a : *aud) audiences.push_back(a.get<std::string>());
   }
-  if (config_.audiences.empty()) {
-    if (!audiences.empty())
-      verified->audience = audiences.front();
-  } else {
-    for (const auto &a : audiences)
-      if (contains(config_.audiences, a)) {
-        verified->audience = a;
-        break;
-      }
-  }
+  for (const auto &a : audiences)
+    if (accepted.empty() || contains(accepted, a))
+      return a;
+  return std::string();
+}
+
+}  // namespace
+
+Verification JwtVerifier::verify_uncached(std::string_view token, std::int64_t now_s) const
+{
+  const Fingerprint fp = fingerprint(token);
+  const auto invalid = [&fp](const std::string &reason) {
+    return failure(CredentialStatus::invalid, reason, fp);
+  };
+  const auto dot1 = token.find('.');
+  const auto dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
+  if (dot2 == std::string_view::npos || token.find('.', dot2 + 1) != std::string_view::npos)
+    return invalid("malformed token: expected three dot-separated segments");
+  const auto header = parse_header(token.substr(0, dot1), config_);
+  if (!header)
+    return invalid(header.error());
+  const auto keys = keys_->current();  // holds the key select_key points into
+  const auto key = select_key(*keys, *header);
+  if (!key)
+    return invalid(key.error());
+  const auto signature = base64url_decode(token.substr(dot2 + 1));
+  if (!signature || signature->empty())
+    return invalid("malformed token: signature is not base64url");
+  if (!verify_signature(**key, header->alg, token.substr(0, dot2), *signature))
+    return invalid("signature does not verify");
+
+  const auto payload_json = base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
+  if (!payload_json)
+    return invalid("malformed token: payload is not base64url");
+  const Json claims = Json::parse(*payload_json, nullptr, false);
+  if (claims.is_discarded() || !claims.is_object())
+    return invalid("malformed token: payload is not a JSON object");
+  auto verified = std::make_shared<VerifiedToken>();
+  verified->fingerprint = fp;
+  verified->alg = header->alg;
+  verified->kid = header->kid;
+  if (auto read = read_claims(claims, *verified); !read)
+    return invalid(read.error());
+  auto audience = pick_audience(claims, config_.audiences);
+  if (!audience)
+    return invalid(audience.error());
+  verified->audience = std::move(*audience);
 
   if (!config_.issuers.empty() && !contains(config_.issuers, verified->issuer)) {
     std::string reason = fmt::format("issuer \"{}\" is not trusted", verified->issuer);
