@@ -1,0 +1,26 @@
+# The layering is a build error. PROBES lists "target:expect:header" (tests/CMakeLists.txt): a
+# probe that must compile proves the probe itself is sound; a refused one must fail to compile on
+# exactly its header, which its module does not depend on.
+string(REPLACE "," ";" probes "${PROBES}")
+foreach(entry IN LISTS probes)
+  string(REPLACE ":" ";" parts ${entry})
+  list(GET parts 0 target)
+  list(GET parts 1 expect)
+  list(GET parts 2 header)
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${BUILD_DIR} --target ${target}
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(expect STREQUAL "compiles")
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "${target} should compile:\n${out}")
+    endif()
+    continue()
+  endif()
+  if(rc EQUAL 0)
+    message(FATAL_ERROR "${target} compiled: its module can include ${header} although it does not depend on it")
+  endif()
+  string(FIND "${out}" "${header}: No such file or directory" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "${target} failed, but not on ${header}:\n${out}")
+  endif()
+  message(STATUS "${target}: refused ${header}, as it should be")
+endforeach()
