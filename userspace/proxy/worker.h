@@ -1,11 +1,18 @@
 // One reactor thread: its own io_uring, buffer ring, listener sockets, connections and upstream
 // pools. Nothing here is shared with other workers except the hook and the health counters, which
 // other threads only read (docs/proxy.md).
+//
+// Worker is one class in three files, one per part of the exchange: worker.cpp (the reactor: ring,
+// completion dispatch, the tick and its deadlines, stop and drain), client.cpp (accept, receive,
+// request heads, answers, keep-alive parking, backpressure) and upstream.cpp (destinations,
+// connect, send, response relay). The ring operations both sides use on every request are inline
+// here, so that splitting the files costs no call.
 #pragma once
 
 #include <linux/time_types.h>
+#include <time.h>
 
-#include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -15,125 +22,30 @@
 #include <unordered_set>
 #include <vector>
 
+#include "client.h"
+#include "endpoint.h"
 #include "http.h"
 #include <riskgate/proxy/proxy.h>
 #include "ring.h"
+#include "upstream.h"
+#include "upstream_pool.h"
 
 namespace riskgate::proxy {
-
-class Worker;
-struct UpConn;
-
-// One destination: its idle keep-alive connections and its health. The counters are written by the
-// owning worker only and read by Proxy::upstream_health from any thread.
-struct Target {
-  std::string name;
-  sockaddr_storage address{};
-  socklen_t address_len = 0;
-  std::string host;  // "ip:port", the Host of an HTTP/1.0 request that had none
-  std::vector<UpConn *> idle;
-  UpstreamHealth view;  // worker-local copy handed to the hook
-  std::atomic<std::uint64_t> requests{0};
-  std::atomic<std::uint64_t> failures{0};
-  std::atomic<std::uint32_t> consecutive_failures{0};
-  std::atomic<double> error_ewma{0};
-  std::atomic<double> latency_ewma_ms{0};
-};
 
 struct ListenerSocket {
   int fd = -1;
   const ListenerConfig *config = nullptr;
-  Target *target = nullptr;  // gateway: the named upstream
+  UpstreamPool *pool = nullptr;  // gateway: the named upstream's
   bool armed = false;
 };
 
-// A socket driven by the ring. `out` is what the kernel is sending (stable while `sending`), `queued`
-// collects what comes next; they swap when a send completes, keeping their capacity.
-struct Endpoint {
-  int fd = -1;
-  int inflight = 0;  // SQEs whose final CQE has not arrived; the owner is freed at zero once closed
-  bool recv_armed = false;
-  bool recv_paused = false;
-  bool sending = false;
-  bool closed = false;
-  bool ready = false;  // connected: sends may start
-  std::string out;
-  std::size_t out_off = 0;
-  std::string queued;
-  // Where the answer being relayed starts in `queued` while none of it has gone to the kernel:
-  // until then a failing upstream's answer can be taken back for a 502 (npos: not retractable).
-  std::size_t retractable_from = std::string::npos;
-  std::size_t unsent() const { return out.size() - out_off + queued.size(); }
-};
-
-// What one request needs beyond its connection: the hook's view and verdict. Taken from the
-// worker's spares when a head arrives and returned when the exchange ends, so that an idle
-// keep-alive connection does not carry it.
-struct Exchange {
-  RequestView view;
-  std::vector<HeaderView> headers;
-  HookVerdict verdict;
-  // The upstream request once more, for a bodiless idempotent request sent on a reused connection:
-  // if the upstream closed that connection as the request arrived, it is sent again, once.
-  std::string replay;
-};
-
-struct ClientConn final : HeadHandler {
-  ClientConn(Worker &w, const HttpLimits &limits) : worker(w), parser(HTTP_REQUEST, limits, *this) {}
-  int on_head(HttpParser &) override;
-
-  enum class Phase {
-    idle,     // between requests
-    request,  // head or body arriving
-    waiting,  // request complete, response pending
-    closing,  // flushing the last response, then lingering until the peer closes
-  };
-
-  Worker &worker;
-  Endpoint ep;
-  HttpParser parser;
-  ListenerSocket *listener = nullptr;
-  Target *target = nullptr;  // where requests go (transparent: the original destination)
-  std::size_t slot = 0;      // index in Worker::clients_
-  std::string pending;       // received, not yet parsed (pipelined behind an exchange in flight)
-  Phase phase = Phase::idle;
-  UpConn *up = nullptr;
-  std::uint64_t deadline_ms = 0;
-  bool lingering = false;
-  bool peer_eof = false;  // the client half-closed
-
-  // facts of the connection, copied into each request's view
-  sockaddr_in6 peer_address{};  // large enough for sockaddr_in too
-  sockaddr_in6 local_address{};
-  std::uint64_t cookie = 0;
-  std::uint64_t connection_id = 0;
-
-  // the exchange in progress
-  Exchange *ex = nullptr;
-  bool hooked = false;       // on_request was called: on_complete is owed
-  bool local = false;        // answered by the proxy (hook verdict or error)
-  bool abort_parse = false;  // the parser was stopped on purpose (answered, or closed by the hook)
-  bool request_done = false;
-  bool response_started = false;
-  bool close_after = false;
-  int status = 0;
-  std::uint64_t upstream_start_ns = 0;
-  std::uint64_t response_body_bytes = 0;
-};
-
-struct UpConn final : HeadHandler {
-  UpConn(Worker &w, const HttpLimits &limits) : worker(w), parser(HTTP_RESPONSE, limits, *this) {}
-  int on_head(HttpParser &) override;
-
-  Worker &worker;
-  Endpoint ep;
-  HttpParser parser;
-  Target *target = nullptr;
-  ClientConn *client = nullptr;
-  bool connecting = false;
-  bool reused = false;     // taken from the pool (not connected for this request)
-  bool got_bytes = false;  // the current response has started arriving
-};
+// CLOCK_MONOTONIC in ns: request receive times and upstream latencies.
+inline std::uint64_t monotonic_ns()
+{
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
 
 class Worker {
  public:
@@ -156,57 +68,86 @@ class Worker {
   int on_response_head(UpConn &u);
 
  private:
+  // user_data = object pointer | operation (objects are at least 8-byte aligned).
+  enum Op : std::uint64_t {
+    op_ignore = 0,  // linked timeouts and cancellations
+    op_accept = 1,
+    op_client_recv = 2,
+    op_client_send = 3,
+    op_up_recv = 4,
+    op_up_send = 5,
+    op_up_connect = 6,
+    op_worker = 7,  // tick timer or wake-up eventfd, told apart by the pointer
+  };
+  template <class T>
+  static std::uint64_t tag(T *object, Op op)
+  {
+    return reinterpret_cast<std::uint64_t>(object) | op;
+  }
+
+  // Backpressure: unsent bytes toward one side beyond kHighWater pause the receive on the other
+  // side; below kLowWater it resumes.
+  static constexpr std::size_t kHighWater = 1 << 20;
+  static constexpr std::size_t kLowWater = 256 << 10;
+
+  // ---- the reactor (worker.cpp) ----
   void run();
   void dispatch(io_uring_cqe *cqe);
-  std::uint64_t now_ns() const;
+  void sweep();
+  void arm_tick();
+  void on_tick();
+  void begin_drain();
+  void close_listener(ListenerSocket &l);
 
-  Target *gateway_target(const sockaddr_storage &address, const std::string &name);
-  Target *transparent_target(const sockaddr_storage &address);
-  void record(Target &target, bool ok, std::uint64_t latency_ns);
-
-  void arm_accept(ListenerSocket &l);
+  // ---- ring operations on an endpoint (inline, below) ----
   void arm_recv(Endpoint &ep, std::uint64_t user_data);
   void pause_recv(Endpoint &ep, std::uint64_t user_data);
   void resume_recv(Endpoint &ep, std::uint64_t user_data);
   void flush(Endpoint &ep, std::uint64_t user_data);
-  void park_idle(ClientConn &c);
-  void unpark_head(ClientConn &c);
-  void unpark_buffers(Endpoint &ep);
-  void arm_tick();
-
   template <class Consume>
   bool take_recv(Endpoint &ep, const io_uring_cqe *cqe, Consume &&consume);
-  void on_accept(ListenerSocket &l, const io_uring_cqe *cqe);
-  void on_client_recv(ClientConn &c, const io_uring_cqe *cqe);
-  void on_client_send(ClientConn &c, int res);
-  void on_up_recv(UpConn &u, const io_uring_cqe *cqe);
-  void on_up_send(UpConn &u, int res);
-  void on_up_connect(UpConn &u, int res);
-  void on_tick();
-  void begin_drain();
+  bool take_send(Endpoint &ep, int res);
 
+  // ---- client side (client.cpp) ----
+  void arm_accept(ListenerSocket &l);
+  void on_accept(ListenerSocket &l, const io_uring_cqe *cqe);
+  void open_client(ListenerSocket &l, int fd);
+  UpstreamPool *original_destination(const ClientConn &c);
+  void on_client_recv(ClientConn &c, const io_uring_cqe *cqe);
   void client_bytes(ClientConn &c, const char *data, std::size_t len);
   std::size_t parse_client(ClientConn &c, const char *data, std::size_t len);
-  void start_request(ClientConn &c);
   void drain_pending(ClientConn &c);
   void settle_eof(ClientConn &c);
+  void start_request(ClientConn &c);
+  Exchange &acquire_exchange(ClientConn &c);
+  // the end of an exchange
   void request_failed(ClientConn &c);
   void request_complete(ClientConn &c);
   void respond_local(ClientConn &c, int status, std::string_view reason, bool close);
-  Exchange &acquire_exchange(ClientConn &c);
-  void release_exchange(ClientConn &c);
+  void respond_error(ClientConn &c, int status, std::string_view reason, bool close);
   void finish_exchange(ClientConn &c);
+  void release_exchange(ClientConn &c);
   void continue_client(ClientConn &c);
+  void park_idle(ClientConn &c);
+  void unpark_head(ClientConn &c);
+  void unpark_buffers(Endpoint &ep);
+  void on_client_send(ClientConn &c, int res);
   void after_client_flush(ClientConn &c);
   void client_timeout(ClientConn &c);
   void close_client(ClientConn &c);
-  void sweep();
 
-  UpConn *acquire_upstream(Target &target, bool fresh = false);
+  // ---- upstream side (upstream.cpp) ----
+  UpstreamPool *pool_for(const sockaddr_storage &address, const std::string &name);
+  UpConn *acquire_upstream(UpstreamPool &pool, bool fresh = false);
+  UpConn *connect_upstream(UpstreamPool &pool);
+  void on_up_connect(UpConn &u, int res);
+  void on_up_send(UpConn &u, int res);
+  void on_up_recv(UpConn &u, const io_uring_cqe *cqe);
   void up_bytes(UpConn &u, const char *data, std::size_t len);
   void response_complete(UpConn &u, bool trailing_bytes);
-  void upstream_failed(UpConn &u, int status, std::string_view reason);
   void release_upstream(UpConn &u, bool reusable);
+  void upstream_failed(UpConn &u, int status, std::string_view reason);
+  bool resend_after_keep_alive_race(UpConn &u, ClientConn &c);
   void close_up(UpConn &u);
 
   const unsigned index_;
@@ -223,9 +164,9 @@ class Worker {
 
   std::vector<std::unique_ptr<ListenerSocket>> listeners_;
   unsigned open_listeners_ = 0;
-  mutable std::mutex targets_mu_;  // guards the target lists' shape (transparent adds at run time)
-  std::vector<std::unique_ptr<Target>> targets_;
-  std::unordered_map<std::string, Target *> targets_by_name_;
+  mutable std::mutex pools_mu_;  // guards the pool lists' shape (transparent adds at run time)
+  std::vector<std::unique_ptr<UpstreamPool>> pools_;
+  std::unordered_map<std::string, UpstreamPool *> pools_by_name_;
 
   std::vector<ClientConn *> clients_;             // open client connections
   std::unordered_set<ClientConn *> all_clients_;  // open or closing (CQEs outstanding)
@@ -239,5 +180,91 @@ class Worker {
   bool stopping_ = false;
   std::uint64_t drain_deadline_ms_ = 0;
 };
+
+// ---- ring operations on an endpoint ----
+
+inline void Worker::arm_recv(Endpoint &ep, std::uint64_t user_data)
+{
+  io_uring_sqe *sqe = ring_.sqe();
+  io_uring_prep_recv_multishot(sqe, ep.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = buffers_.group();
+  io_uring_sqe_set_data64(sqe, user_data);
+  ep.recv_armed = true;
+  ++ep.inflight;
+}
+
+inline void Worker::pause_recv(Endpoint &ep, std::uint64_t user_data)
+{
+  if (ep.recv_paused)
+    return;
+  ep.recv_paused = true;
+  if (ep.recv_armed) {
+    io_uring_sqe *sqe = ring_.sqe();
+    io_uring_prep_cancel64(sqe, user_data, 0);
+    io_uring_sqe_set_data64(sqe, op_ignore);
+  }
+}
+
+inline void Worker::resume_recv(Endpoint &ep, std::uint64_t user_data)
+{
+  if (!ep.recv_paused)
+    return;
+  ep.recv_paused = false;
+  if (!ep.recv_armed && !ep.closed)
+    arm_recv(ep, user_data);
+}
+
+inline void Worker::flush(Endpoint &ep, std::uint64_t user_data)
+{
+  if (ep.sending || ep.closed || !ep.ready)
+    return;
+  if (ep.out_off >= ep.out.size()) {
+    if (ep.queued.empty())
+      return;
+    ep.out.swap(ep.queued);
+    ep.queued.clear();
+    ep.out_off = 0;
+    ep.retractable_from = std::string::npos;
+  }
+  io_uring_sqe *sqe = ring_.sqe();
+  io_uring_prep_send(sqe, ep.fd, ep.out.data() + ep.out_off, ep.out.size() - ep.out_off, MSG_NOSIGNAL);
+  io_uring_sqe_set_data64(sqe, user_data);
+  ep.sending = true;
+  ++ep.inflight;
+}
+
+// Accounts for one multishot receive CQE. Bytes go to `consume` (unless the endpoint is closed) and
+// the buffer returns to the ring at once. True at the end of the stream (EOF or error); ENOBUFS and
+// cancellation only end this receive, the caller re-arms it if still wanted.
+template <class Consume>
+bool Worker::take_recv(Endpoint &ep, const io_uring_cqe *cqe, Consume &&consume)
+{
+  if ((cqe->flags & IORING_CQE_F_MORE) == 0) {
+    ep.recv_armed = false;
+    --ep.inflight;
+  }
+  const int res = cqe->res;
+  if (res > 0) {
+    const auto id = static_cast<std::uint16_t>(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+    if (!ep.closed)
+      consume(buffers_.buffer(id), static_cast<std::size_t>(res));
+    buffers_.recycle(id);
+    return false;
+  }
+  return res == 0 || (res != -ENOBUFS && res != -ECANCELED);
+}
+
+// Accounts for one send CQE: what the kernel took leaves `out`. False when the endpoint was closed
+// meanwhile or the send failed (res < 0); the caller tells the two apart by `closed`.
+inline bool Worker::take_send(Endpoint &ep, int res)
+{
+  --ep.inflight;
+  ep.sending = false;
+  if (ep.closed || res < 0)
+    return false;
+  ep.out_off += static_cast<std::size_t>(res);
+  return true;
+}
 
 }  // namespace riskgate::proxy
