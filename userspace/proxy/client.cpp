@@ -45,6 +45,32 @@ sockaddr_storage to_storage(const sockaddr_in6 &a)
   return out;
 }
 
+// The request's part of the hook's view (acquire_exchange filled in the connection's): its
+// end-to-end headers, and everything pointing into the parser's head.
+void describe_request(const HttpParser &p, Exchange &ex)
+{
+  const auto connection = p.header("connection").value_or(std::string_view{});
+  for (std::size_t i = 0; i < p.header_count(); ++i)
+    if (!is_hop_by_hop(p.header_name(i), connection))
+      ex.headers.push_back(HeaderView{p.header_name(i), p.header_value(i)});
+  RequestView &v = ex.view;
+  v.method = p.method();
+  v.target = p.target();
+  v.path = v.target.substr(0, v.target.find('?'));
+  v.host = p.header("host").value_or(std::string_view{});
+  v.http_minor = static_cast<std::uint8_t>(p.http_minor());
+  v.headers = ex.headers;
+  v.chunked = p.chunked();
+  v.content_length = p.has_content_length() ? std::optional<std::uint64_t>(p.content_length()) : std::nullopt;
+  v.received_ns = monotonic_ns();
+}
+
+// The idempotent methods (RFC 9110 9.2.2) whose requests may be sent once more.
+bool idempotent(std::string_view method)
+{
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" || method == "DELETE";
+}
+
 }  // namespace
 
 int ClientConn::on_head(HttpParser &)
@@ -245,94 +271,35 @@ void Worker::start_request(ClientConn &c)
 
 // ---------------------------------------------------------------- the request head
 
+// The head is complete (the parser calls this): check it, show it to the hook, act on the verdict.
+// Returns what HeadHandler::on_head does.
 int Worker::on_request_head(ClientConn &c)
 {
   unpark_buffers(c.ep);
+  if (!accept_head(c))
+    return -1;
+  Exchange &ex = acquire_exchange(c);
+  describe_request(c.parser, ex);
+  ask_hook(ex);
+  c.hooked = true;
+  return act_on_verdict(c, ex);
+}
+
+// What llhttp leaves to the application (validate_request); a valid head also says whether the
+// connection outlives this exchange.
+bool Worker::accept_head(ClientConn &c)
+{
   HttpParser &p = c.parser;
   if (const auto error = validate_request(p); error.status != 0) {
     p.fail(error.status, error.reason);
-    return -1;
+    return false;
   }
   if (!p.keep_alive() || stopping_)
     c.close_after = true;
-
-  Exchange &ex = acquire_exchange(c);
-  RequestView &v = ex.view;
-  const auto connection = p.header("connection").value_or(std::string_view{});
-  for (std::size_t i = 0; i < p.header_count(); ++i)
-    if (!is_hop_by_hop(p.header_name(i), connection))
-      ex.headers.push_back(HeaderView{p.header_name(i), p.header_value(i)});
-  v.method = p.method();
-  v.target = p.target();
-  v.path = v.target.substr(0, v.target.find('?'));
-  v.host = p.header("host").value_or(std::string_view{});
-  v.http_minor = static_cast<std::uint8_t>(p.http_minor());
-  v.headers = ex.headers;
-  v.chunked = p.chunked();
-  v.content_length = p.has_content_length() ? std::optional<std::uint64_t>(p.content_length()) : std::nullopt;
-  v.received_ns = monotonic_ns();
-
-  try {
-    hook_.on_request(v, ex.verdict);
-  } catch (const std::exception &e) {
-    ex.verdict.reset();
-    ex.verdict.kind = HookVerdict::Kind::respond;
-    ex.verdict.status = 500;
-    ex.verdict.reason = "risk hook failed";
-    fmt::print(stderr, "riskgate: worker {}: request hook threw: {}\n", index_, e.what());
-  }
-  c.hooked = true;
-  const bool has_body = p.chunked() || p.content_length() > 0;
-
-  if (ex.verdict.kind == HookVerdict::Kind::close) {
-    c.abort_parse = true;
-    return -1;
-  }
-  if (ex.verdict.kind == HookVerdict::Kind::forward && c.pool == nullptr) {
-    ex.verdict.kind = HookVerdict::Kind::respond;
-    ex.verdict.status = 502;
-    ex.verdict.reason = "original destination unknown";
-    ex.verdict.headers.clear();
-  }
-  if (ex.verdict.kind == HookVerdict::Kind::respond) {
-    // The body is not read: answering before it arrives means the connection cannot be reused.
-    respond_local(c, ex.verdict.status, ex.verdict.reason, has_body || ex.verdict.close_after);
-    p.set_body_sink(nullptr, Framing::none);
-    if (has_body) {
-      c.abort_parse = true;
-      return -1;
-    }
-    return 0;
-  }
-
-  UpConn *u = acquire_upstream(*c.pool);
-  if (u == nullptr) {
-    respond_local(c, 502, "upstream connect: no socket", has_body);
-    c.abort_parse = has_body;
-    return has_body ? -1 : 0;
-  }
-  u->client = &c;
-  c.up = u;
-  c.upstream_start_ns = v.received_ns;
-  const std::size_t head_start = u->ep.queued.size();
-  emit_request_head(p, ex.verdict.headers, c.pool->host(), u->ep.queued);
-  const auto m = p.method();
-  const bool idempotent = m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE";
-  if (u->reused && !has_body && idempotent)
-    ex.replay.assign(u->ep.queued, head_start);
-  else
-    ex.replay.clear();
-  if (has_body) {
-    // Expect was stripped (hop-by-hop here): the proxy itself invites the body once the hook allows.
-    if (const auto expect = p.header("expect");
-        expect && iequals(*expect, "100-continue") && p.http_minor() >= 1)
-      c.ep.queued.append("HTTP/1.1 100 Continue\r\n\r\n");
-    p.set_body_sink(&u->ep.queued, p.chunked() ? Framing::chunked : Framing::length);
-    c.deadline_ms = now_ms_ + config_.timeouts.body_ms;
-  }
-  return 0;
+  return true;
 }
 
+// The exchange with the connection's part of the view filled in; the verdict arrives reset.
 Exchange &Worker::acquire_exchange(ClientConn &c)
 {
   if (c.ex == nullptr) {
@@ -357,6 +324,87 @@ Exchange &Worker::acquire_exchange(ClientConn &c)
   v.upstream_name = c.pool != nullptr ? std::string_view(c.pool->name()) : std::string_view{};
   v.upstream = c.pool != nullptr ? &c.pool->health() : nullptr;
   return ex;
+}
+
+// No exception crosses the ring loop: a hook that throws gets its request answered 500.
+void Worker::ask_hook(Exchange &ex)
+{
+  try {
+    hook_.on_request(ex.view, ex.verdict);
+  } catch (const std::exception &e) {
+    ex.verdict.reset();
+    ex.verdict.kind = HookVerdict::Kind::respond;
+    ex.verdict.status = 500;
+    ex.verdict.reason = "risk hook failed";
+    fmt::print(stderr, "riskgate: worker {}: request hook threw: {}\n", index_, e.what());
+  }
+}
+
+int Worker::act_on_verdict(ClientConn &c, Exchange &ex)
+{
+  HookVerdict &verdict = ex.verdict;
+  const bool has_body = c.parser.chunked() || c.parser.content_length() > 0;
+  if (verdict.kind == HookVerdict::Kind::close) {
+    c.abort_parse = true;
+    return -1;
+  }
+  if (verdict.kind == HookVerdict::Kind::forward && c.pool == nullptr) {
+    verdict.kind = HookVerdict::Kind::respond;
+    verdict.status = 502;
+    verdict.reason = "original destination unknown";
+    verdict.headers.clear();
+  }
+  if (verdict.kind == HookVerdict::Kind::respond)
+    return answer_before_body(c, verdict.status, verdict.reason, verdict.close_after, has_body);
+  return forward_request(c, ex, has_body);
+}
+
+// The proxy answers as soon as the head is in. The body is not read: answering before it arrives
+// means the connection cannot be reused, and parsing stops.
+int Worker::answer_before_body(ClientConn &c, int status, std::string_view reason, bool close, bool has_body)
+{
+  respond_local(c, status, reason, has_body || close);
+  c.parser.set_body_sink(nullptr, Framing::none);
+  c.abort_parse = has_body;
+  return has_body ? -1 : 0;
+}
+
+int Worker::forward_request(ClientConn &c, Exchange &ex, bool has_body)
+{
+  UpConn *u = acquire_upstream(*c.pool);
+  if (u == nullptr)
+    return answer_before_body(c, 502, "upstream connect: no socket", false, has_body);
+  u->client = &c;
+  c.up = u;
+  c.upstream_start_ns = ex.view.received_ns;
+  write_upstream_head(c, *u, ex, has_body);
+  if (has_body)
+    stream_body(c, *u);
+  return 0;
+}
+
+// The new request head, queued for the upstream; kept for a second try when it goes out on a
+// reused connection and may be sent twice.
+void Worker::write_upstream_head(const ClientConn &c, UpConn &u, Exchange &ex, bool has_body)
+{
+  const std::size_t head_start = u.ep.queued.size();
+  emit_request_head(c.parser, ex.verdict.headers, c.pool->host(), u.ep.queued);
+  if (u.reused && !has_body && idempotent(c.parser.method()))
+    ex.replay.assign(u.ep.queued, head_start);
+  else
+    ex.replay.clear();
+}
+
+// The body goes to the upstream as it arrives, re-framed. Expect was stripped (hop-by-hop here):
+// the proxy itself invites the body once the hook allowed the request.
+void Worker::stream_body(ClientConn &c, UpConn &u)
+{
+  HttpParser &p = c.parser;
+  if (const auto expect = p.header("expect");
+      expect && iequals(*expect, "100-continue") && p.http_minor() >= 1)
+    c.ep.queued.append("HTTP/1.1 100 Continue\r\n\r\n");
+  p.set_body_sink(&u.ep.queued, p.chunked() ? Framing::chunked : Framing::length);
+  c.deadline_ms = now_ms_ + config_.timeouts.body_ms;
 }
 
 // ---------------------------------------------------------------- the end of an exchange

@@ -119,7 +119,15 @@ class Worker {
   void drain_pending(ClientConn &c);
   void settle_eof(ClientConn &c);
   void start_request(ClientConn &c);
+  // on_request_head, step by step
+  bool accept_head(ClientConn &c);
   Exchange &acquire_exchange(ClientConn &c);
+  void ask_hook(Exchange &ex);
+  int act_on_verdict(ClientConn &c, Exchange &ex);
+  int answer_before_body(ClientConn &c, int status, std::string_view reason, bool close, bool has_body);
+  int forward_request(ClientConn &c, Exchange &ex, bool has_body);
+  void write_upstream_head(const ClientConn &c, UpConn &u, Exchange &ex, bool has_body);
+  void stream_body(ClientConn &c, UpConn &u);
   // the end of an exchange
   void request_failed(ClientConn &c);
   void request_complete(ClientConn &c);
