@@ -23,16 +23,16 @@ int main(int argc, char **argv)
   std::vector<double> write_us;
   for (int i = 0; i < 1000; ++i) {
     const std::uint64_t t0 = bench::now_ns();
-    (void)maps.block_pair(kClient + 1000, kServer, kernel::block_value(0ms, 1));
+    (void)maps.pair_blocks().put({kClient + 1000, kServer}, kernel::block_value(0ms, 1));
     write_us.push_back(static_cast<double>(bench::now_ns() - t0) / 1000.0);
   }
-  (void)maps.unblock_pair(kClient + 1000, kServer);
+  (void)maps.pair_blocks().remove({kClient + 1000, kServer});
 
   const auto block = [&] {
-    if (!maps.block_pair(kClient, kServer, kernel::block_value(0ms, 1)).ok())
+    if (!maps.pair_blocks().put({kClient, kServer}, kernel::block_value(0ms, 1)).ok())
       std::exit(1);
   };
-  const auto unblock = [&] { (void)maps.unblock_pair(kClient, kServer); };
+  const auto unblock = [&] { (void)maps.pair_blocks().remove({kClient, kServer}); };
   const Latencies msg = measure(lab->tree(), true, lab->port(), samples, block, unblock);
   const Latencies conn = measure(lab->tree(), false, lab->port(), samples, block, unblock);
   const Latencies unroutable =

@@ -37,7 +37,7 @@ int main(int argc, char **argv)
     if (!request || !enforcer.block(*request).ok())
       std::exit(1);
   };
-  const auto unblock = [&] { (void)maps.unblock_pair(kClient, kServer); };
+  const auto unblock = [&] { (void)maps.pair_blocks().remove({kClient, kServer}); };
 
   // The enforcer call alone (new block each time: lookup + write), and a repeat (lookup only).
   std::vector<double> call_us, repeat_us;
@@ -52,7 +52,7 @@ int main(int argc, char **argv)
   }
 
   const auto raw_block = [&] {
-    if (!maps.block_pair(kClient, kServer, kernel::block_value(std::chrono::minutes(10), 1)).ok())
+    if (!maps.pair_blocks().put({kClient, kServer}, kernel::block_value(std::chrono::minutes(10), 1)).ok())
       std::exit(1);
   };
   const Latencies raw_msg = measure(lab->tree(), true, lab->port(), samples, raw_block, unblock);

@@ -143,8 +143,8 @@ int main(int argc, char **argv)
     const auto never = kernel::block_value(std::chrono::milliseconds(0), 1);
     for (std::uint64_t i = 0; i < 10000 && rc == 0; ++i) {
       const auto id = static_cast<IdentityId>(1000 + i);
-      if (!maps.block_identity(id, never).ok() || !maps.block_pair(id, server, never).ok() ||
-          !maps.block_connection(0xffff000000000000ull + i, never).ok())
+      if (!maps.identity_blocks().put(id, never).ok() || !maps.pair_blocks().put({id, server}, never).ok() ||
+          !maps.connection_blocks().put(0xffff000000000000ull + i, never).ok())
         rc = 1;
     }
     const Figures loaded = measure(tree, "gov/client", "gov/server", "127.0.0.32", round_trips);

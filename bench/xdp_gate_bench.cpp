@@ -108,9 +108,9 @@ int main(int argc, char **argv)
     v4.sin_addr.s_addr = htonl(0x0b000000 + i * 256);
     bool ok = maps.put_ipcache({a, static_cast<std::uint8_t>(i % 2 ? 24 : 32)}, 100 + i).ok();
     v4.sin_addr.s_addr = htonl(0x0c000000 + i * 256);
-    ok = ok && maps.block_ip({a, static_cast<std::uint8_t>(i % 2 ? 24 : 32)}, never).ok();
-    ok = ok && maps.block_identity(100 + i, never).ok();
-    ok = ok && maps.block_port({100 + i, 443, IPPROTO_TCP}, never).ok();
+    ok = ok && maps.ip_blocks().put({a, static_cast<std::uint8_t>(i % 2 ? 24 : 32)}, never).ok();
+    ok = ok && maps.identity_blocks().put(100 + i, never).ok();
+    ok = ok && maps.port_blocks().put({100 + i, 443, IPPROTO_TCP}, never).ok();
     if (!ok) {
       std::fprintf(stderr, "filling maps failed at %u\n", i);
       return 1;

@@ -43,22 +43,23 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   REQUIRE_MESSAGE(opened.ok(), opened.error());
   kernel::PinnedMaps &maps = *opened;
 
-  REQUIRE(maps.block_ip(prefix("10.9.0.0/16"), kernel::block_value(0ms, 7)).ok());
-  REQUIRE(maps.block_identity(42, kernel::block_value(10min, 8, RG_R_USER_BLOCK, RG_BLOCK_F_MANUAL)).ok());
-  REQUIRE(maps.block_pair(1, 2, kernel::block_value(0ms, 9)).ok());
-  REQUIRE(maps.block_port({3, 443, 6}, kernel::block_value(0ms, 10)).ok());
-  REQUIRE(maps.block_connection(12345, kernel::block_value(1ms, 11)).ok());
-  CHECK_FALSE(maps.block_identity(0, kernel::block_value(0ms, 1)).ok());
+  REQUIRE(maps.ip_blocks().put(prefix("10.9.0.0/16"), kernel::block_value(0ms, 7)).ok());
+  REQUIRE(
+      maps.identity_blocks().put(42, kernel::block_value(10min, 8, RG_R_USER_BLOCK, RG_BLOCK_F_MANUAL)).ok());
+  REQUIRE(maps.pair_blocks().put({1, 2}, kernel::block_value(0ms, 9)).ok());
+  REQUIRE(maps.port_blocks().put({3, 443, 6}, kernel::block_value(0ms, 10)).ok());
+  REQUIRE(maps.connection_blocks().put(12345, kernel::block_value(1ms, 11)).ok());
+  CHECK_FALSE(maps.identity_blocks().put(0, kernel::block_value(0ms, 1)).ok());
 
-  auto ips = maps.ip_blocks();
+  auto ips = maps.ip_blocks().list();
   REQUIRE(ips.ok());
   REQUIRE(ips->size() == 1);
-  CHECK(net::to_string((*ips)[0].prefix) == "10.9.0.0/16");
+  CHECK(net::to_string((*ips)[0].key) == "10.9.0.0/16");
   CHECK((*ips)[0].value.decision_id == 7);
-  auto ids = maps.identity_blocks();
+  auto ids = maps.identity_blocks().list();
   REQUIRE(ids.ok());
   REQUIRE(ids->size() == 1);
-  CHECK((*ids)[0].identity == 42);
+  CHECK((*ids)[0].key == 42);
   CHECK((*ids)[0].value.flags == RG_BLOCK_F_MANUAL);
   CHECK(kernel::block_live((*ids)[0].value));
 
@@ -97,16 +98,16 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   auto expired = maps.remove_expired_blocks();
   REQUIRE(expired.ok());
   CHECK(*expired == 1);  // the 1 ms connection block
-  CHECK(*maps.unblock_pair(1, 2));
-  CHECK_FALSE(*maps.unblock_pair(1, 2));
+  CHECK(*maps.pair_blocks().remove({1, 2}));
+  CHECK_FALSE(*maps.pair_blocks().remove({1, 2}));
 
   // A second start re-adopts the pins: the maps keep their contents, the links are updated in place.
   auto again = kernel::Datapath::start(config);
   REQUIRE_MESSAGE(again.ok(), again.error());
   CHECK((*again)->adopted_maps());
   CHECK((*again)->adopted_links() == 5);  // sk_msg, getsockopt, connect4, connect6, sockops
-  CHECK(maps.identity_blocks()->size() == 1);
-  CHECK(maps.ip_blocks()->size() == 1);
+  CHECK(maps.identity_blocks().list()->size() == 1);
+  CHECK(maps.ip_blocks().list()->size() == 1);
 
   auto counters = maps.counters();
   REQUIRE(counters.ok());
@@ -118,16 +119,16 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   REQUIRE_FALSE(refused.ok());
   CHECK(refused.error().find("rg_blk_") != std::string::npos);
   CHECK(refused.error().find("--uninstall") != std::string::npos);
-  CHECK(maps.identity_blocks()->size() == 1);  // and nothing was lost
+  CHECK(maps.identity_blocks().list()->size() == 1);  // and nothing was lost
 
   // Listing reads hash maps in batches: more entries than one batch, every one of them once.
   for (IdentityId id = 1000; id < 3500; ++id)
-    REQUIRE(maps.block_identity(id, kernel::block_value(0ms, id)).ok());
-  auto many = maps.identity_blocks();
+    REQUIRE(maps.identity_blocks().put(id, kernel::block_value(0ms, id)).ok());
+  auto many = maps.identity_blocks().list();
   REQUIRE(many.ok());
   CHECK(many->size() == 2501);
   std::set<IdentityId> seen;
-  for (const auto &b : *many) seen.insert(b.identity);
+  for (const auto &b : *many) seen.insert(b.key);
   CHECK(seen.size() == 2501);
 
   // Uninstall removes riskgate's pins by name and nothing else under the pin root.

@@ -200,13 +200,13 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
   auto &events = gate.events;
 
   auto clear = [](kernel::PinnedMaps &m) {
-    auto ips = m.ip_blocks();
-    auto ids = m.identity_blocks();
-    auto ports = m.port_blocks();
+    auto ips = m.ip_blocks().list();
+    auto ids = m.identity_blocks().list();
+    auto ports = m.port_blocks().list();
     REQUIRE((ips.ok() && ids.ok() && ports.ok()));
-    for (const auto &b : *ips) REQUIRE(m.unblock_ip(b.prefix).ok());
-    for (const auto &b : *ids) REQUIRE(m.unblock_identity(b.identity).ok());
-    for (const auto &b : *ports) REQUIRE(m.unblock_port({b.identity, b.port, b.proto}).ok());
+    for (const auto &b : *ips) REQUIRE(m.ip_blocks().remove(b.key).ok());
+    for (const auto &b : *ids) REQUIRE(m.identity_blocks().remove(b.key).ok());
+    for (const auto &b : *ports) REQUIRE(m.port_blocks().remove(b.key).ok());
     REQUIRE(m.set_xdp_config(rg_xdp_config{}).ok());
   };
   auto ipcache = [](kernel::PinnedMaps &m) {
@@ -221,26 +221,26 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
       {"ipv4 udp passes", ipv4("10.1.0.2", {IPPROTO_UDP, 53, false}), nullptr, P, {{RG_R_XDP_PASS, 1}}},
       {"blocked host ip drops",
        ipv4("10.1.0.2"),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
+       [&](auto &m) { REQUIRE(m.ip_blocks().put(prefix("10.1.0.2"), never).ok()); },
        D,
        {{RG_R_XDP_DROP_IP, 1}, {RG_R_XDP_PASS, 0}},
        RG_R_XDP_DROP_IP},
       {"blocked cidr drops",
        ipv4("10.3.4.5"),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.3.0.0/16"), never).ok()); },
+       [&](auto &m) { REQUIRE(m.ip_blocks().put(prefix("10.3.0.0/16"), never).ok()); },
        D,
        {{RG_R_XDP_DROP_IP, 1}},
        RG_R_XDP_DROP_IP},
       {"address outside the blocked cidr passes",
        ipv4("10.4.0.1"),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.3.0.0/16"), never).ok()); },
+       [&](auto &m) { REQUIRE(m.ip_blocks().put(prefix("10.3.0.0/16"), never).ok()); },
        P,
        {{RG_R_XDP_PASS, 1}}},
       {"blocked identity drops",
        ipv4("10.2.9.9"),
        [&](auto &m) {
          ipcache(m);
-         REQUIRE(m.block_identity(7, never).ok());
+         REQUIRE(m.identity_blocks().put(7, never).ok());
        },
        D,
        {{RG_R_XDP_DROP_IDENTITY, 1}},
@@ -249,7 +249,7 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
        ipv4("10.2.9.9", {IPPROTO_TCP, 443, true}),
        [&](auto &m) {
          ipcache(m);
-         REQUIRE(m.block_port({7, 443, IPPROTO_TCP}, never).ok());
+         REQUIRE(m.port_blocks().put({7, 443, IPPROTO_TCP}, never).ok());
        },
        D,
        {{RG_R_XDP_DROP_PORT, 1}},
@@ -258,7 +258,7 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
        ipv4("10.2.9.9", {IPPROTO_TCP, 80, true}),
        [&](auto &m) {
          ipcache(m);
-         REQUIRE(m.block_port({7, 443, IPPROTO_TCP}, never).ok());
+         REQUIRE(m.port_blocks().put({7, 443, IPPROTO_TCP}, never).ok());
        },
        P,
        {{RG_R_XDP_PASS, 1}}},
@@ -267,7 +267,7 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
        [&](auto &m) {
          rg_block_val v = never;
          v.expires_ns = kernel::monotonic_now_ns() - 1;
-         REQUIRE(m.block_ip(prefix("10.1.0.2"), v).ok());
+         REQUIRE(m.ip_blocks().put(prefix("10.1.0.2"), v).ok());
        },
        P,
        {{RG_R_XDP_PASS, 1}, {RG_R_XDP_DROP_IP, 0}}},
@@ -275,14 +275,14 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
        ipv6("fd00:7::5"),
        [&](auto &m) {
          ipcache(m);
-         REQUIRE(m.block_identity(7, never).ok());
+         REQUIRE(m.identity_blocks().put(7, never).ok());
        },
        D,
        {{RG_R_XDP_DROP_IDENTITY, 1}},
        RG_R_XDP_DROP_IDENTITY},
       {"ipv6 blocked prefix drops",
        ipv6("fd00:9::1"),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("fd00:9::/48"), never).ok()); },
+       [&](auto &m) { REQUIRE(m.ip_blocks().put(prefix("fd00:9::/48"), never).ok()); },
        D,
        {{RG_R_XDP_DROP_IP, 1}},
        RG_R_XDP_DROP_IP},
@@ -291,7 +291,7 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
        ipv6_hbh("fd00:7::5", {IPPROTO_TCP, 443, true}),
        [&](auto &m) {
          ipcache(m);
-         REQUIRE(m.block_port({7, 443, IPPROTO_TCP}, never).ok());
+         REQUIRE(m.port_blocks().put({7, 443, IPPROTO_TCP}, never).ok());
        },
        D,
        {{RG_R_XDP_DROP_PORT, 1}},
@@ -303,13 +303,13 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
        {{RG_R_XDP_MALFORMED, 1}}},
       {"vlan-tagged blocked ip drops",
        ipv4("10.1.0.2", {}, 1),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
+       [&](auto &m) { REQUIRE(m.ip_blocks().put(prefix("10.1.0.2"), never).ok()); },
        D,
        {{RG_R_XDP_DROP_IP, 1}},
        RG_R_XDP_DROP_IP},
       {"double-tagged (QinQ) blocked ip drops",
        ipv4("10.1.0.2", {}, 2),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
+       [&](auto &m) { REQUIRE(m.ip_blocks().put(prefix("10.1.0.2"), never).ok()); },
        D,
        {{RG_R_XDP_DROP_IP, 1}},
        RG_R_XDP_DROP_IP},
@@ -321,7 +321,7 @@ TEST_CASE("xdp gate: verdicts, counters and events for crafted packets")
        {{RG_R_XDP_MALFORMED, 1}, {RG_R_XDP_PASS, 0}}},
       {"truncated ipv4 header passes as malformed",
        cut(ipv4("10.1.0.2"), 18),
-       [&](auto &m) { REQUIRE(m.block_ip(prefix("10.1.0.2"), never).ok()); },
+       [&](auto &m) { REQUIRE(m.ip_blocks().put(prefix("10.1.0.2"), never).ok()); },
        P,
        {{RG_R_XDP_MALFORMED, 1}}},
       {"ipv4 ihl < 5 passes as malformed",

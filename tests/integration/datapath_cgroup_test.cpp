@@ -104,7 +104,7 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
         events.push_back(ev);
     });
     REQUIRE(reader.ok());
-    REQUIRE(lab.maps().block_pair(kClient, kServer, kernel::block_value(0ms, 77)).ok());
+    REQUIRE(lab.maps().pair_blocks().put({kClient, kServer}, kernel::block_value(0ms, 77)).ok());
     CHECK(client.send_echo("after-block") == EACCES);
     CHECK(client.connect(kServerIp, port) == EPERM);
     const auto counters = lab.maps().counters();
@@ -123,16 +123,16 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
     CHECK(events[1].dst_identity == kServer);
     CHECK(events[1].dport == port);
 
-    REQUIRE(*lab.maps().unblock_pair(kClient, kServer));
+    REQUIRE(*lab.maps().pair_blocks().remove({kClient, kServer}));
     CHECK(client.connect(kServerIp, port) == 0);
     CHECK(client.send_echo("again") == 0);
   }
 
   SUBCASE("an unblock releases the sticky drop of the connection it had stopped")
   {
-    REQUIRE(lab.maps().block_identity(kClient, kernel::block_value(0ms, 78)).ok());
+    REQUIRE(lab.maps().identity_blocks().put(kClient, kernel::block_value(0ms, 78)).ok());
     CHECK(client.send_echo("blocked") == EACCES);
-    REQUIRE(*lab.maps().unblock_identity(kClient));
+    REQUIRE(*lab.maps().identity_blocks().remove(kClient));
     CHECK(client.send_echo("released") == 0);
   }
 
@@ -142,7 +142,7 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
     REQUIRE(test::eventually([&] { return (tags = tags_for_port(lab.maps(), port)).size() == 2; }));
     for (const auto &tag : tags)
       if (!(tag.flags & RG_SOCK_F_PASSIVE))
-        REQUIRE(lab.maps().block_connection(tag.cookie, kernel::block_value(0ms, 79)).ok());
+        REQUIRE(lab.maps().connection_blocks().put(tag.cookie, kernel::block_value(0ms, 79)).ok());
     CHECK(client.send_echo("conn-blocked") == EACCES);
     test::Worker other({lab.client.path(), ""});
     CHECK(other.connect(kServerIp, port) == 0);
@@ -151,7 +151,7 @@ TEST_CASE("cgroup gate: pair block -> EPERM on connect; established connection s
 
   SUBCASE("an identity block with a TTL ends without userspace")
   {
-    REQUIRE(lab.maps().block_identity(kClient, kernel::block_value(300ms, 80)).ok());
+    REQUIRE(lab.maps().identity_blocks().put(kClient, kernel::block_value(300ms, 80)).ok());
     test::Worker other({lab.client.path(), ""});
     CHECK(other.connect(kServerIp, port) == EPERM);
     std::this_thread::sleep_for(350ms);
@@ -189,7 +189,7 @@ TEST_CASE("cgroup gate: a trusted pair goes socket-to-socket, and a block still 
   REQUIRE(client.connect(kServerIp, port) == 0);
   CHECK(redirected_in_echo("new-connection") == 2);
 
-  REQUIRE(lab.maps().block_pair(kClient, kServer, kernel::block_value(0ms, 91)).ok());
+  REQUIRE(lab.maps().pair_blocks().put({kClient, kServer}, kernel::block_value(0ms, 91)).ok());
   CHECK(client.send_echo("fast-blocked") == EACCES);
 }
 
@@ -214,7 +214,7 @@ TEST_CASE("cgroup gate: IPv6 connects and tags")
   const auto local = client.local_endpoint();
   CHECK(local.ss_family == AF_INET6);
   CHECK(peers.peer_identity(local, local, 0) == kClient);
-  REQUIRE(lab.maps().block_pair(kClient, kServer, kernel::block_value(0ms, 90)).ok());
+  REQUIRE(lab.maps().pair_blocks().put({kClient, kServer}, kernel::block_value(0ms, 90)).ok());
   CHECK(client.send_echo("v6-blocked") == EACCES);
   CHECK(client.connect("::1", port) == EPERM);
 }

@@ -72,7 +72,7 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
   test::Worker client({client_cg.path(), ""});
   const unsigned short port = server.listen_echo("127.0.0.22");
   REQUIRE(client.connect("127.0.0.22", port) == 0);
-  REQUIRE(maps->block_pair(client_id, server_id, kernel::block_value(0ms, 4242)).ok());
+  REQUIRE(maps->pair_blocks().put({client_id, server_id}, kernel::block_value(0ms, 4242)).ok());
   CHECK(client.connect("127.0.0.22", port) == EPERM);
 
   agent->kill(SIGKILL);
@@ -83,7 +83,7 @@ TEST_CASE("restart: SIGKILLed riskgated leaves the block enforced; a new one re-
   REQUIRE(
       test::eventually([&] { return test::read_text(log).find("re-adopted") != std::string::npos; }, 5000));
   CHECK(client.connect("127.0.0.22", port) == EPERM);
-  auto pairs = maps->pair_blocks();
+  auto pairs = maps->pair_blocks().list();
   REQUIRE(pairs.ok());
   REQUIRE(pairs->size() == 1);
   CHECK((*pairs)[0].value.decision_id == 4242);

@@ -57,11 +57,11 @@ TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
   REQUIRE(lab.connect() == 0);
   REQUIRE(client.send_echo("before") == 0);
 
-  REQUIRE(maps.block_ip(client_ip, kernel::block_value(0ms, 1)).ok());
+  REQUIRE(maps.ip_blocks().put(client_ip, kernel::block_value(0ms, 1)).ok());
   CHECK(lab.connect() == ETIMEDOUT);  // SYNs dropped: nothing answers
   CHECK((*maps.counters())[RG_R_XDP_DROP_IP] >= 1);
 
-  REQUIRE(*maps.unblock_ip(client_ip));
+  REQUIRE(*maps.ip_blocks().remove(client_ip));
   CHECK(lab.connect() == 0);
   CHECK(client.send_echo("unblocked") == 0);
 
@@ -69,7 +69,7 @@ TEST_CASE("xdp lab: block, unblock and TTL expiry of a client namespace's IP")
   const std::string peer = veth.peer_ip();
   const auto subnet = net::parse_prefix(peer.substr(0, peer.rfind('.')) + ".0/24");
   REQUIRE_MESSAGE(subnet.ok(), subnet.error());
-  REQUIRE(maps.block_ip(*subnet, kernel::block_value(1000ms, 2)).ok());
+  REQUIRE(maps.ip_blocks().put(*subnet, kernel::block_value(1000ms, 2)).ok());
   const auto blocked_at = std::chrono::steady_clock::now();
   CHECK(lab.connect() == ETIMEDOUT);
   std::this_thread::sleep_until(blocked_at + 1100ms);
@@ -86,7 +86,8 @@ TEST_CASE("xdp lab: generic mode is reported, and a second start re-adopts the X
   REQUIRE((*first)->xdp().size() == 1);
   CHECK_FALSE((*first)->xdp()[0].native);
   CHECK_FALSE((*first)->xdp()[0].fallback_reason.empty());
-  REQUIRE((*first)->maps().block_ip(*net::parse_prefix(veth.peer_ip()), kernel::block_value(0ms, 3)).ok());
+  REQUIRE(
+      (*first)->maps().ip_blocks().put(*net::parse_prefix(veth.peer_ip()), kernel::block_value(0ms, 3)).ok());
   CHECK(lab.connect() == ETIMEDOUT);
 
   auto second = kernel::Datapath::start(lab.config);
@@ -94,6 +95,6 @@ TEST_CASE("xdp lab: generic mode is reported, and a second start re-adopts the X
   CHECK((*second)->adopted_maps());
   CHECK((*second)->adopted_links() == 2);  // sk_msg and the XDP link, updated in place
   CHECK(lab.connect() == ETIMEDOUT);
-  REQUIRE(*(*second)->maps().unblock_ip(*net::parse_prefix(veth.peer_ip())));
+  REQUIRE(*(*second)->maps().ip_blocks().remove(*net::parse_prefix(veth.peer_ip())));
   CHECK(lab.connect() == 0);
 }

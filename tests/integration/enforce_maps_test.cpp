@@ -128,7 +128,7 @@ TEST_CASE("a block refuses connect() in the kernel; unblock and TTL expiry lift 
   CHECK(enforcer.active()->empty());
   REQUIRE(enforcer.collect_garbage().ok());
   CHECK(enforcer.stats().gc_removed == 1);
-  CHECK(lab.maps().identity_blocks()->empty());
+  CHECK(lab.maps().identity_blocks().list()->empty());
 }
 
 TEST_CASE("repeated blocks are de-duplicated or extended; a manual unblock wins for the grace period")
@@ -141,14 +141,14 @@ TEST_CASE("repeated blocks are de-duplicated or extended; a manual unblock wins 
   REQUIRE(enforcer.block(identity_block(kClient, 60'000, 1)).ok());
   REQUIRE(enforcer.block(identity_block(kClient, 30'000, 2)).ok());  // shorter: nothing to do
   CHECK(enforcer.stats().deduplicated == 1);
-  CHECK((*lab.maps().identity_block(kClient))->decision_id == 1);
-  const auto first = (*lab.maps().identity_block(kClient))->expires_ns;
+  CHECK((*lab.maps().identity_blocks().get(kClient))->decision_id == 1);
+  const auto first = (*lab.maps().identity_blocks().get(kClient))->expires_ns;
   REQUIRE(enforcer.block(identity_block(kClient, 120'000, 3)).ok());  // longer: extended in place
   CHECK(enforcer.stats().extended == 1);
-  CHECK((*lab.maps().identity_block(kClient))->expires_ns > first);
-  CHECK((*lab.maps().identity_block(kClient))->decision_id == 3);
+  CHECK((*lab.maps().identity_blocks().get(kClient))->expires_ns > first);
+  CHECK((*lab.maps().identity_blocks().get(kClient))->decision_id == 3);
   REQUIRE(enforcer.block(identity_block(kClient, 0, 4)).ok());  // until removed beats any TTL
-  CHECK((*lab.maps().identity_block(kClient))->expires_ns == RG_EXPIRES_NEVER);
+  CHECK((*lab.maps().identity_blocks().get(kClient))->expires_ns == RG_EXPIRES_NEVER);
 
   auto removed = enforcer.remove(identity_block(kClient, 0, 0).target, true);
   REQUIRE(removed.ok());
@@ -156,12 +156,12 @@ TEST_CASE("repeated blocks are de-duplicated or extended; a manual unblock wins 
   REQUIRE(enforcer.block(identity_block(kClient, 0, 5)).ok());
   CHECK(enforcer.stats().suppressed == 1);
   CHECK(lab.connect_from_workload() == 0);
-  CHECK_FALSE(lab.maps().identity_block(kClient)->has_value());
+  CHECK_FALSE(lab.maps().identity_blocks().get(kClient)->has_value());
   // The grace is in the pinned maps: an agent started meanwhile (a restart) holds it too.
   enforce::MapEnforcer restarted(lab.maps(), options);
   REQUIRE(restarted.block(identity_block(kClient, 0, 55)).ok());
   CHECK(restarted.stats().suppressed == 1);
-  CHECK_FALSE(lab.maps().identity_block(kClient)->has_value());
+  CHECK_FALSE(lab.maps().identity_blocks().get(kClient)->has_value());
 
   std::this_thread::sleep_for(600ms);
   REQUIRE(enforcer.collect_garbage().ok());  // the ended grace leaves the map
@@ -182,7 +182,7 @@ TEST_CASE("a full block map evicts only expired entries and never a live block")
   CHECK(refused.error().find("queued for retry") != std::string::npos);
   CHECK(enforcer.stats().map_full >= 1);
   CHECK(enforcer.stats().pending == 1);
-  CHECK(lab.maps().identity_blocks()->size() == 4);  // every live block kept
+  CHECK(lab.maps().identity_blocks().list()->size() == 4);  // every live block kept
 
   // Two of them expire: the queued block gets in on the next GC pass, the live ones stay.
   REQUIRE(enforcer.unblock(identity_block(100, 0, 0).target, false).ok());
@@ -193,10 +193,10 @@ TEST_CASE("a full block map evicts only expired entries and never a live block")
   REQUIRE(enforcer.block(identity_block(201, 0, 201)).ok());  // evicts an expired entry
   REQUIRE(enforcer.collect_garbage().ok());
   CHECK(enforcer.stats().pending == 0);
-  CHECK(lab.maps().identity_block(200)->has_value());
-  CHECK(lab.maps().identity_block(201)->has_value());
-  CHECK(lab.maps().identity_block(102)->has_value());
-  CHECK(lab.maps().identity_block(103)->has_value());
+  CHECK(lab.maps().identity_blocks().get(200)->has_value());
+  CHECK(lab.maps().identity_blocks().get(201)->has_value());
+  CHECK(lab.maps().identity_blocks().get(102)->has_value());
+  CHECK(lab.maps().identity_blocks().get(103)->has_value());
 }
 
 TEST_CASE("metrics show active blocks by scope and kernel counters by reason")

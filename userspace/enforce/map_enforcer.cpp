@@ -62,6 +62,56 @@ bool covers(const rg_block_val &existing, std::uint64_t expires)
   return expires != RG_EXPIRES_NEVER && existing.expires_ns >= expires;
 }
 
+// act(table, key) with the block table of the target's scope and the target's key in it.
+template <class Act>
+auto on_block_table(kernel::PinnedMaps &maps, const BlockTarget &target, Act act)
+    -> decltype(act(maps.identity_blocks(), target.identity))
+{
+  switch (target.scope) {
+    case BlockScope::ip: return act(maps.ip_blocks(), prefix_of(target));
+    case BlockScope::identity: return act(maps.identity_blocks(), target.identity);
+    case BlockScope::pair:
+      return act(maps.pair_blocks(), kernel::PairKey{target.identity, target.peer_identity});
+    case BlockScope::connection: return act(maps.connection_blocks(), target.socket_cookie);
+  }
+  return make_error("unknown block scope");
+}
+
+// The target a block table's key names: the inverse of on_block_table.
+BlockTarget target_of(const net::IpPrefix &prefix)
+{
+  return {.scope = BlockScope::ip, .address = prefix.address, .prefix_len = prefix.prefix_len};
+}
+
+BlockTarget target_of(IdentityId identity)
+{
+  return {.scope = BlockScope::identity, .identity = identity};
+}
+
+BlockTarget target_of(const kernel::PairKey &pair)
+{
+  return {.scope = BlockScope::pair, .identity = pair.src, .peer_identity = pair.dst};
+}
+
+BlockTarget target_of(std::uint64_t socket_cookie)
+{
+  return {.scope = BlockScope::connection, .socket_cookie = socket_cookie};
+}
+
+// Appends the table's blocks in force at `now`.
+template <class Key>
+Result<void> append_live(const kernel::BlockTable<Key> &table, std::uint64_t now,
+                         std::vector<ActiveBlock> &out)
+{
+  auto blocks = table.list();
+  if (!blocks)
+    return make_error(blocks.error());
+  for (const auto &block : *blocks)
+    if (kernel::block_live(block.value, now))
+      out.push_back({target_of(block.key), block.value});
+  return {};
+}
+
 }  // namespace
 
 MapEnforcer::MapEnforcer(kernel::PinnedMaps &maps, Options options) : maps_(maps), options_(options) {}
@@ -79,24 +129,14 @@ MapEnforcer::~MapEnforcer()
 
 Result<std::optional<rg_block_val>> MapEnforcer::lookup(const BlockTarget &target) const
 {
-  switch (target.scope) {
-    case BlockScope::ip: return maps_.ip_block(prefix_of(target));
-    case BlockScope::identity: return maps_.identity_block(target.identity);
-    case BlockScope::pair: return maps_.pair_block(target.identity, target.peer_identity);
-    case BlockScope::connection: return maps_.connection_block(target.socket_cookie);
-  }
-  return make_error("unknown block scope");
+  return on_block_table(maps_, target,
+                        [](const auto &table, const auto &block_key) { return table.get(block_key); });
 }
 
 Result<void> MapEnforcer::write(const BlockTarget &target, const rg_block_val &value)
 {
-  switch (target.scope) {
-    case BlockScope::ip: return maps_.block_ip(prefix_of(target), value);
-    case BlockScope::identity: return maps_.block_identity(target.identity, value);
-    case BlockScope::pair: return maps_.block_pair(target.identity, target.peer_identity, value);
-    case BlockScope::connection: return maps_.block_connection(target.socket_cookie, value);
-  }
-  return make_error("unknown block scope");
+  return on_block_table(
+      maps_, target, [&](const auto &table, const auto &block_key) { return table.put(block_key, value); });
 }
 
 // Called with mutex_ held.
@@ -185,13 +225,8 @@ Result<bool> MapEnforcer::remove(const BlockTarget &target, bool manual)
   std::lock_guard lock(mutex_);
   std::erase_if(pending_, [&](const Pending &p) { return describe(p.target) == key; });
   // The datapath's unblock also releases sockets sk_msg was dropping on for this block.
-  Result<bool> removed = false;
-  switch (target.scope) {
-    case BlockScope::ip: removed = maps_.unblock_ip(prefix_of(target)); break;
-    case BlockScope::identity: removed = maps_.unblock_identity(target.identity); break;
-    case BlockScope::pair: removed = maps_.unblock_pair(target.identity, target.peer_identity); break;
-    case BlockScope::connection: removed = maps_.unblock_connection(target.socket_cookie); break;
-  }
+  auto removed = on_block_table(
+      maps_, target, [](const auto &table, const auto &block_key) { return table.remove(block_key); });
   if (!removed)
     return make_error(fmt::format("unblock {}: {}", key, removed.error()));
   if (*removed)
@@ -217,43 +252,11 @@ Result<std::vector<ActiveBlock>> MapEnforcer::active() const
 {
   const std::uint64_t now = kernel::monotonic_now_ns();
   std::vector<ActiveBlock> out;
-  auto ips = maps_.ip_blocks();
-  auto ids = maps_.identity_blocks();
-  auto pairs = maps_.pair_blocks();
-  auto conns = maps_.connection_blocks();
-  if (!ips || !ids || !pairs || !conns)
-    return make_error(!ips ? ips.error() : !ids ? ids.error() : !pairs ? pairs.error() : conns.error());
-  for (const auto &b : *ips) {
-    if (!kernel::block_live(b.value, now))
-      continue;
-    BlockTarget t;
-    t.scope = BlockScope::ip;
-    t.address = b.prefix.address;
-    t.prefix_len = b.prefix.prefix_len;
-    out.push_back({t, b.value});
-  }
-  for (const auto &b : *ids)
-    if (kernel::block_live(b.value, now)) {
-      BlockTarget t;
-      t.scope = BlockScope::identity;
-      t.identity = b.identity;
-      out.push_back({t, b.value});
-    }
-  for (const auto &b : *pairs)
-    if (kernel::block_live(b.value, now)) {
-      BlockTarget t;
-      t.scope = BlockScope::pair;
-      t.identity = b.src;
-      t.peer_identity = b.dst;
-      out.push_back({t, b.value});
-    }
-  for (const auto &b : *conns)
-    if (kernel::block_live(b.value, now)) {
-      BlockTarget t;
-      t.scope = BlockScope::connection;
-      t.socket_cookie = b.cookie;
-      out.push_back({t, b.value});
-    }
+  for (auto ok :
+       {append_live(maps_.ip_blocks(), now, out), append_live(maps_.identity_blocks(), now, out),
+        append_live(maps_.pair_blocks(), now, out), append_live(maps_.connection_blocks(), now, out)})
+    if (!ok)
+      return make_error(ok.error());
   return out;
 }
 

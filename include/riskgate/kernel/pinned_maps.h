@@ -4,20 +4,19 @@
 #pragma once
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <string_view>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <riskgate/abi.h>
 #include <riskgate/common/identity.h>
-#include <riskgate/common/result.h>
-
 #include <riskgate/common/net.h>
+#include <riskgate/common/result.h>
+#include <riskgate/kernel/block_table.h>
 
 namespace riskgate::kernel {
 
@@ -53,39 +52,6 @@ enum class MapId {
 inline constexpr std::size_t kMapCount = static_cast<std::size_t>(MapId::sockhash) + 1;
 const char *map_name(MapId id);
 
-// CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns() and of rg_block_val::expires_ns.
-std::uint64_t monotonic_now_ns();
-// expires_ns for a block lasting `ttl` from now; a zero ttl is RG_EXPIRES_NEVER.
-std::uint64_t expires_after(std::chrono::nanoseconds ttl);
-// Convenience: a block value with this TTL (0 = until removed).
-rg_block_val block_value(std::chrono::milliseconds ttl, std::uint64_t decision_id,
-                         std::uint32_t reason = RG_R_USER_BLOCK, std::uint32_t flags = 0);
-// Whether a block value is in force now (what the kernel decides with the same clock).
-bool block_live(const rg_block_val &value, std::uint64_t now_ns = monotonic_now_ns());
-
-struct IpBlock {
-  IpPrefix prefix;
-  rg_block_val value;
-};
-struct IdentityBlock {
-  IdentityId identity;
-  rg_block_val value;
-};
-struct PairBlock {
-  IdentityId src;
-  IdentityId dst;
-  rg_block_val value;
-};
-struct PortBlock {
-  IdentityId identity;
-  std::uint16_t port;
-  std::uint8_t proto;
-  rg_block_val value;
-};
-struct ConnectionBlock {
-  std::uint64_t cookie;
-  rg_block_val value;
-};
 struct IpcacheEntry {
   IpPrefix prefix;
   IdentityId identity;
@@ -95,11 +61,6 @@ struct CgroupEntry {
   std::uint64_t cgroup_id;
   IdentityId identity;
   std::uint32_t flags;
-};
-struct PortKey {
-  IdentityId identity;
-  std::uint16_t port;
-  std::uint8_t proto;
 };
 // (client, server): connections from client to server go socket to socket. origin: RG_TRUSTED_F_*.
 struct TrustedPair {
@@ -120,56 +81,35 @@ class PinnedMaps {
   PinnedMaps &operator=(const PinnedMaps &) = delete;
   ~PinnedMaps();
 
-  const std::string &pin_root() const { return pin_root_; }
   int fd(MapId id) const { return fds_[static_cast<std::size_t>(id)]; }
 
-  // ---- blocks (put overwrites; remove returns whether an entry was there) ----
-  Result<void> block_ip(const IpPrefix &prefix, const rg_block_val &value);
-  Result<bool> unblock_ip(const IpPrefix &prefix);
-  Result<std::vector<IpBlock>> ip_blocks() const;
-  Result<void> block_identity(IdentityId identity, const rg_block_val &value);
-  Result<bool> unblock_identity(IdentityId identity);
-  Result<std::vector<IdentityBlock>> identity_blocks() const;
-  Result<void> block_pair(IdentityId src, IdentityId dst, const rg_block_val &value);
-  Result<bool> unblock_pair(IdentityId src, IdentityId dst);
-  Result<std::vector<PairBlock>> pair_blocks() const;
-  Result<void> block_port(const PortKey &key, const rg_block_val &value);
-  Result<bool> unblock_port(const PortKey &key);
-  Result<std::vector<PortBlock>> port_blocks() const;
-  Result<void> block_connection(std::uint64_t cookie, const rg_block_val &value);
-  Result<bool> unblock_connection(std::uint64_t cookie);
-  Result<std::vector<ConnectionBlock>> connection_blocks() const;
-  // One block entry, expired or not (nullopt when absent): the enforcer's de-duplication reads these.
-  Result<std::optional<rg_block_val>> ip_block(const IpPrefix &prefix) const;
-  Result<std::optional<rg_block_val>> identity_block(IdentityId identity) const;
-  Result<std::optional<rg_block_val>> pair_block(IdentityId src, IdentityId dst) const;
-  Result<std::optional<rg_block_val>> connection_block(std::uint64_t cookie) const;
+  // ---- blocks (block_table.h) ----
+  BlockTable<IpPrefix> ip_blocks() { return BlockTable<IpPrefix>(*this); }
+  BlockTable<IdentityId> identity_blocks() { return BlockTable<IdentityId>(*this); }
+  BlockTable<PairKey> pair_blocks() { return BlockTable<PairKey>(*this); }
+  BlockTable<PortKey> port_blocks() { return BlockTable<PortKey>(*this); }
+  BlockTable<std::uint64_t> connection_blocks() { return BlockTable<std::uint64_t>(*this); }  // by cookie
   // Removes expired entries from every block map (the kernel already ignores them); returns count.
   Result<std::size_t> remove_expired_blocks();
-  // Clears block hints (abi.h RG_HINT_SLOTS) no IP, identity or port block needs any more. Safe against
-  // concurrent writers, which set the hint before and after writing their block.
-  Result<void> rebuild_block_hints();
 
-  // ---- connections ----
+  // ---- sockets ----
   Result<std::vector<rg_sock_tag>> connections() const;
-  Result<std::optional<rg_sock_tag>> connection(std::uint64_t cookie) const;
-  // Takes a socket out of the sockhash: the only way to undo sk_msg's sticky drop (the socket then
-  // carries on ungoverned). Returns whether it was there.
-  Result<bool> release_socket(std::uint64_t cookie);
   // Releases every socket sk_msg dropped on whose blocks are no longer in force (removed or
-  // expired). The unblock_* calls do this; call it periodically to end TTL'd drops. Returns count.
+  // expired): taking it out of the sockhash is the only way to undo sk_msg's sticky drop (the socket
+  // then carries on ungoverned). Removing a block does this; call it periodically to end TTL'd drops.
+  // Returns count.
   Result<std::size_t> release_unblocked_sockets();
+  // Original destination of a connect() redirected to the proxy, by the client's source endpoint
+  // (the proxy's accepted socket's peer address).
+  Result<std::optional<sockaddr_storage>> original_destination(const sockaddr_storage &client) const;
 
   // ---- identities ----
   Result<void> put_ipcache(const IpPrefix &prefix, IdentityId identity, std::uint32_t flags = 0);
-  Result<bool> remove_ipcache(const IpPrefix &prefix);
   Result<std::vector<IpcacheEntry>> ipcache() const;
   Result<IdentityId> ipcache_identity(const sockaddr_storage &address) const;  // longest match
   Result<void> put_cgroup(std::uint64_t cgroup_id, IdentityId identity, std::uint32_t flags = 0);
-  Result<bool> remove_cgroup(std::uint64_t cgroup_id);
   Result<std::vector<CgroupEntry>> cgroups() const;
   Result<void> put_identity_name(IdentityId identity, const std::string &name);
-  Result<bool> remove_identity_name(IdentityId identity);
   Result<std::map<IdentityId, std::string>> identity_names() const;
   // Makes the kernel's identity tables equal to `records`: writes every cgroup, CIDR and name, and
   // removes entries no record names (cgroup entries flagged RG_CGROUP_F_PROXY are kept).
@@ -177,10 +117,13 @@ class PinnedMaps {
   // The active socket bound to `client` (its source ip:port), as sockops recorded it.
   Result<std::optional<rg_endpoint_val>> endpoint(const sockaddr_storage &client) const;
 
-  // ---- fast path, transparent redirect, XDP ----
+  // ---- configuration: fast path, grace, transparent redirect, XDP; counters ----
   Result<void> put_trusted(IdentityId client, IdentityId server, std::uint32_t origin = RG_TRUSTED_F_MANUAL);
   Result<bool> remove_trusted(IdentityId client, IdentityId server);
   Result<std::vector<TrustedPair>> trusted() const;
+  // Makes the policy's pairs in rg_trusted (RG_TRUSTED_F_POLICY) equal to `pairs` (client, server):
+  // adds the new, removes the stale; pairs written by hand stay as they are.
+  Result<void> sync_trusted(const std::set<std::pair<IdentityId, IdentityId>> &pairs);
 
   // Manual-unblock grace (rg_grace): until when (CLOCK_MONOTONIC) automatic blocks of a target, named
   // as enforce::describe() names it, are ignored. Pinned, so it outlives the agent that set it.
@@ -188,28 +131,17 @@ class PinnedMaps {
   Result<std::optional<std::uint64_t>> grace(std::string_view target) const;
   // Removes the graces that ended by `now_ns`; returns how many.
   Result<std::size_t> remove_ended_graces(std::uint64_t now_ns);
-  // Makes the policy's pairs in rg_trusted (RG_TRUSTED_F_POLICY) equal to `pairs` (client, server):
-  // adds the new, removes the stale; pairs written by hand stay as they are.
-  Result<void> sync_trusted(const std::set<std::pair<IdentityId, IdentityId>> &pairs);
+
   Result<void> set_l7_config(const rg_l7_config &config);
   Result<rg_l7_config> l7_config() const;
-  Result<void> put_l7_destination(const PortKey &destination);  // (dst identity, port, proto)
-  Result<bool> remove_l7_destination(const PortKey &destination);
-  // Original destination of a connect() redirected to the proxy, by the client's source endpoint
-  // (the proxy's accepted socket's peer address).
-  Result<std::optional<sockaddr_storage>> original_destination(const sockaddr_storage &client) const;
+  Result<void> put_l7_destination(const PortKey &destination);
   Result<void> set_xdp_config(const rg_xdp_config &config);
-  Result<rg_xdp_config> xdp_config() const;
 
-  // ---- counters ----
   Result<Counters> counters() const;
 
  private:
   PinnedMaps() { fds_.fill(-1); }
   void close_all();
-  Result<void> set_block_hint(IdentityId identity);
-  Result<void> set_ip_hints(const rg_lpm_key &key);
-  std::string pin_root_;
   std::array<int, kMapCount> fds_{};
 };
 
