@@ -264,60 +264,8 @@ Datapath::~Datapath() = default;
 
 Result<void> Datapath::attach()
 {
-  const std::string links = config_.pin_root + "/links/";
-  auto count = [this](Result<bool> adopted, const std::string &what) -> Result<void> {
-    if (!adopted)
-      return make_error(fmt::format("attach {}: {}", what, adopted.error()));
-    adopted_links_ += *adopted ? 1 : 0;
-    return {};
-  };
-
-  // sk_msg hangs off the sockhash, so that sockets inserted by sockops are governed at once.
-  {
-    const int prog = bpf_program__fd(objects_->msg->progs.rg_msg_gate);
-    const int map = maps_.fd(MapId::sockhash);
-    LinkTarget target{map, BPF_SK_MSG_VERDICT, 0, [](const bpf_link_info &) { return true; }};
-    auto adopted = attach_pinned(links + "sk_msg", prog, target);
-    // Kernels without sockmap links: a plain attach, held by the pinned map itself.
-    if (!adopted && ::bpf_prog_attach(prog, map, BPF_SK_MSG_VERDICT, 0) == 0)
-      adopted = false;
-    if (auto ok = count(std::move(adopted), "sk_msg to rg_sockhash"); !ok)
-      return ok;
-  }
-
-  auto attach_cgroup = [&](const std::string &dir, const std::string &suffix,
-                           bool all_programs) -> Result<void> {
-    auto cgid = cgroup_id(dir);
-    if (!cgid)
-      return make_error(cgid.error());
-    Fd cg(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (cg.get() < 0)
-      return make_error(fmt::format("open cgroup {}: {}", dir, errno_text(errno)));
-    struct Hook {
-      const char *name;
-      bpf_program *prog;
-      bpf_attach_type type;
-    };
-    std::vector<Hook> hooks = {{"getsockopt", objects_->sock->progs.rg_getsockopt, BPF_CGROUP_GETSOCKOPT}};
-    if (all_programs) {
-      hooks.push_back({"connect4", objects_->sock->progs.rg_connect4, BPF_CGROUP_INET4_CONNECT});
-      hooks.push_back({"connect6", objects_->sock->progs.rg_connect6, BPF_CGROUP_INET6_CONNECT});
-      hooks.push_back({"sockops", objects_->sockops->progs.rg_sockops, BPF_CGROUP_SOCK_OPS});
-    }
-    for (const Hook &hook : hooks) {
-      const std::uint64_t id = *cgid;
-      const bpf_attach_type type = hook.type;
-      LinkTarget target{cg.get(), type, 0, [id, type](const bpf_link_info &info) {
-                          return info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == id &&
-                                 info.cgroup.attach_type == static_cast<std::uint32_t>(type);
-                        }};
-      if (auto ok = count(attach_pinned(links + hook.name + suffix, bpf_program__fd(hook.prog), target),
-                          fmt::format("{} to cgroup {}", hook.name, dir));
-          !ok)
-        return ok;
-    }
-    return {};
-  };
+  if (auto ok = attach_sk_msg(); !ok)
+    return ok;
   if (!config_.cgroup.empty())
     if (auto ok = attach_cgroup(config_.cgroup, "", true); !ok)
       return ok;
@@ -332,10 +280,74 @@ Result<void> Datapath::attach()
     if (auto ok = maps_.set_l7_config(*l7); !ok)
       return ok;
   }
+  return attach_xdp();
+}
 
-  // XDP: native first, generic as a reported fallback. Links of interfaces no longer configured go.
+std::string Datapath::link_pin(const std::string &name) const
+{
+  return config_.pin_root + "/links/" + name;
+}
+
+Result<void> Datapath::count_link(Result<bool> adopted, const std::string &what)
+{
+  if (!adopted)
+    return make_error(fmt::format("attach {}: {}", what, adopted.error()));
+  adopted_links_ += *adopted ? 1 : 0;
+  return {};
+}
+
+// sk_msg hangs off the sockhash, so that sockets inserted by sockops are governed at once.
+Result<void> Datapath::attach_sk_msg()
+{
+  const int prog = bpf_program__fd(objects_->msg->progs.rg_msg_gate);
+  const int map = maps_.fd(MapId::sockhash);
+  LinkTarget target{map, BPF_SK_MSG_VERDICT, 0, [](const bpf_link_info &) { return true; }};
+  auto adopted = attach_pinned(link_pin("sk_msg"), prog, target);
+  // Kernels without sockmap links: a plain attach, held by the pinned map itself.
+  if (!adopted && ::bpf_prog_attach(prog, map, BPF_SK_MSG_VERDICT, 0) == 0)
+    adopted = false;
+  return count_link(std::move(adopted), "sk_msg to rg_sockhash");
+}
+
+Result<void> Datapath::attach_cgroup(const std::string &dir, const std::string &suffix, bool all_programs)
+{
+  auto cgid = cgroup_id(dir);
+  if (!cgid)
+    return make_error(cgid.error());
+  Fd cg(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (cg.get() < 0)
+    return make_error(fmt::format("open cgroup {}: {}", dir, errno_text(errno)));
+  struct Hook {
+    const char *name;
+    bpf_program *prog;
+    bpf_attach_type type;
+  };
+  std::vector<Hook> hooks = {{"getsockopt", objects_->sock->progs.rg_getsockopt, BPF_CGROUP_GETSOCKOPT}};
+  if (all_programs) {
+    hooks.push_back({"connect4", objects_->sock->progs.rg_connect4, BPF_CGROUP_INET4_CONNECT});
+    hooks.push_back({"connect6", objects_->sock->progs.rg_connect6, BPF_CGROUP_INET6_CONNECT});
+    hooks.push_back({"sockops", objects_->sockops->progs.rg_sockops, BPF_CGROUP_SOCK_OPS});
+  }
+  for (const Hook &hook : hooks) {
+    const std::uint64_t id = *cgid;
+    const bpf_attach_type type = hook.type;
+    LinkTarget target{cg.get(), type, 0, [id, type](const bpf_link_info &info) {
+                        return info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == id &&
+                               info.cgroup.attach_type == static_cast<std::uint32_t>(type);
+                      }};
+    if (auto ok = count_link(attach_pinned(link_pin(hook.name + suffix), bpf_program__fd(hook.prog), target),
+                             fmt::format("{} to cgroup {}", hook.name, dir));
+        !ok)
+      return ok;
+  }
+  return {};
+}
+
+// Native first, generic as a reported fallback. Links of interfaces no longer configured go.
+Result<void> Datapath::attach_xdp()
+{
   std::error_code ec;
-  for (const auto &entry : fs::directory_iterator(links, ec)) {
+  for (const auto &entry : fs::directory_iterator(link_pin(""), ec)) {
     const std::string name = entry.path().filename();
     if (name.rfind("xdp_", 0) != 0)
       continue;
@@ -353,7 +365,7 @@ Result<void> Datapath::attach()
       return info.type == BPF_LINK_TYPE_XDP && static_cast<int>(info.xdp.ifindex) == ifindex;
     };
     XdpAttachment attachment{iface, !config_.xdp_generic, ""};
-    const std::string pin = links + "xdp_" + iface;
+    const std::string pin = link_pin("xdp_" + iface);
     Result<bool> adopted = make_error("generic mode requested");
     if (!config_.xdp_generic)
       adopted = attach_pinned(pin, xdp_prog, LinkTarget{ifindex, BPF_XDP, XDP_FLAGS_DRV_MODE, same});
@@ -362,7 +374,7 @@ Result<void> Datapath::attach()
       attachment.fallback_reason = adopted.error();
       adopted = attach_pinned(pin, xdp_prog, LinkTarget{ifindex, BPF_XDP, XDP_FLAGS_SKB_MODE, same});
     }
-    if (auto ok = count(std::move(adopted), "xdp to " + iface); !ok)
+    if (auto ok = count_link(std::move(adopted), "xdp to " + iface); !ok)
       return ok;
     xdp_.push_back(attachment);
   }

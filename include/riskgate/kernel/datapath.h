@@ -74,6 +74,13 @@ class Datapath {
   // Loads every object; with a config, maps are sized and pinned (or re-adopted) first.
   static Result<void> load_objects(Objects &objects, const DatapathConfig *config);
   Result<void> attach();
+  Result<void> attach_sk_msg();
+  // The cgroup programs on `dir` (all, or only getsockopt), their link pins named with `suffix`.
+  Result<void> attach_cgroup(const std::string &dir, const std::string &suffix, bool all_programs);
+  Result<void> attach_xdp();
+  std::string link_pin(const std::string &name) const;  // under <pin_root>/links/
+  // Counts an adopted link; an error names `what` was being attached.
+  Result<void> count_link(Result<bool> adopted, const std::string &what);
 
   DatapathConfig config_;
   PinnedMaps maps_;
