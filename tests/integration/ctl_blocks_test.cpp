@@ -164,8 +164,8 @@ TEST_CASE("riskgatectl: usage errors exit 2, failures exit 1 and say what to do"
   CHECK(lab.ctl("block").code == 2);
   CHECK(lab.ctl("block --ip 10.0.0.1 --identity batch").code == 2);
   auto ttl = lab.ctl("block --identity batch --ttl soon");
-  CHECK(ttl.code == 1);
-  CHECK(ttl.out.find("expected a duration") != std::string::npos);
+  CHECK(ttl.code == 2);
+  CHECK(ttl.out.find("--ttl soon: 'soon' is not a duration") != std::string::npos);
   auto who = lab.ctl("block --identity nobody");
   CHECK(who.code == 1);
   CHECK(who.out.find("known identities are batch, payments") != std::string::npos);
@@ -177,4 +177,22 @@ TEST_CASE("riskgatectl: usage errors exit 2, failures exit 1 and say what to do"
   auto nopins = run(std::string(RG_BINARY_DIR) + "/riskgatectl --pin-root /sys/fs/bpf/rgt-none blocks");
   CHECK(nopins.code == 1);
   CHECK(nopins.out.find("riskgated has not run on this node") != std::string::npos);
+}
+
+TEST_CASE("riskgatectl block --ttl takes the policy's duration syntax: 1h30m, never a bare number")
+{
+  CtlLab lab;
+  auto blocked = lab.ctl("block --identity batch --ttl 1h30m");
+  CHECK(blocked.code == 0);
+  CHECK(blocked.out.starts_with("blocked identity batch (21) for 1h30m\n"));
+  auto listed = nlohmann::json::parse(lab.ctl("-o json blocks").out);
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["expires_in_ms"].get<std::uint64_t>() > 89 * 60'000);
+  CHECK(listed[0]["expires_in_ms"].get<std::uint64_t>() <= 90 * 60'000);
+
+  auto bare = lab.ctl("block --identity payments --ttl 90");
+  CHECK(bare.code == 2);
+  CHECK(bare.out ==
+        "riskgatectl: --ttl 90: '90' is not a duration: 90 has no unit; write 90s, 90m, 90h or 90d\n");
+  CHECK(nlohmann::json::parse(lab.ctl("-o json blocks").out).size() == 1);
 }

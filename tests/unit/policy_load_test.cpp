@@ -134,7 +134,7 @@ spec:
   mode: enforcing
   signals:
     rate: {wieght: 30, warmup: 10x}
-    novelty: {weight: "lots"}
+    novelty: {weight: "lots", learn: 600}
     telepathy: {weight: 5}
   thresholds: {challenge: 70, limit: 60, block: 85}
   block: {scope: everything, ttl: 10m, escalate: {max: 1m}}
@@ -144,6 +144,7 @@ spec:
     - {name: r1, deny: {from: [batch], to: [payments]}}
     - {name: r1, allow: {from: [frontend]}, deny: {to: [x]}}
     - {deny: {routes: [orders]}}
+  limit: {retryAfter: 5}
 )",
                                 "bad.yaml");
   REQUIRE_FALSE(loaded.ok());
@@ -166,7 +167,9 @@ spec:
   CHECK(has(loaded, "rule 'r1' needs exactly one of allow or deny"));
   CHECK(has(loaded, "a rule needs a name"));
   CHECK(has(loaded, "route 'orders': the path must start with '/'"));
-  CHECK(loaded.diagnostics.size() >= 18);
+  CHECK(has(loaded, "bad.yaml:8:38: novelty.learn: '600' is not a duration: 600 has no unit; write 600s"));
+  CHECK(has(loaded, "bad.yaml:18:23: retryAfter: '5' is not a duration: 5 has no unit"));
+  CHECK(loaded.diagnostics.size() >= 20);
 }
 
 TEST_CASE("document structure errors")

@@ -119,7 +119,7 @@ std::string expiry_text(const rg_block_val &value, std::uint64_t now)
 {
   if (value.expires_ns == RG_EXPIRES_NEVER)
     return "never";
-  return format_duration_ms((value.expires_ns - now) / 1'000'000);
+  return format_elapsed_ms((value.expires_ns - now) / 1'000'000);
 }
 
 void add_blocks(CLI::App &app, Context &ctx)
@@ -159,16 +159,13 @@ void add_blocks(CLI::App &app, Context &ctx)
   static std::string ttl, reason;
   auto *block = app.add_subcommand("block", "block a target now, in the kernel (an operator block)");
   add_target_options(block, block_args);
-  block->add_option("--ttl", ttl, "how long (90s, 10m, 2h, 1d); default: until unblocked");
+  block->add_option("--ttl", ttl, "how long (90s, 10m, 1h30m, 2d); default: until unblocked");
   block->add_option("--reason", reason, "why, shown in the output");
   block->callback([&ctx] {
-    std::uint64_t ttl_ms = 0;
-    if (!ttl.empty()) {
-      auto parsed = parse_duration_ms(ttl);
-      if (!parsed || *parsed == 0)
-        fail(fmt::format("--ttl {}: expected a duration like 90s, 10m, 2h or 1d", ttl));
-      ttl_ms = *parsed;
-    }
+    const std::uint64_t ttl_ms = ttl.empty() ? 0 : duration_option_ms("--ttl", ttl);
+    if (!ttl.empty() && ttl_ms == 0)
+      usage_error(fmt::format(
+          "--ttl {}: a block lasts longer than 0; leave --ttl out to block until unblocked", ttl));
     auto maps = open_maps(ctx);
     const auto names = identity_names(maps);
     BlockRequest request;

@@ -33,15 +33,16 @@ std::uint64_t now_unix_ns()
 }
 
 // "10m" (ago) or "2026-11-29T14:00:00Z".
-std::optional<std::uint64_t> parse_since(const std::string &text)
+std::uint64_t since_unix_ns(const std::string &text)
 {
-  if (auto ms = parse_duration_ms(text))
-    return now_unix_ns() - *ms * 1'000'000;
   std::tm tm{};
   const char *end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (!end || (*end != '\0' && std::string(end) != "Z"))
-    return std::nullopt;
-  return static_cast<std::uint64_t>(timegm(&tm)) * 1'000'000'000ull;
+  if (end && (*end == '\0' || std::string(end) == "Z"))
+    return static_cast<std::uint64_t>(timegm(&tm)) * 1'000'000'000ull;
+  const auto ms = parse_duration_ms(text);
+  if (!ms)
+    usage_error(fmt::format("--since {}: {}; or a UTC time, 2026-11-29T14:00:00Z", text, ms.error()));
+  return now_unix_ns() - *ms * 1'000'000;
 }
 
 bool matches(const Filter &filter, const nlohmann::json &d)
@@ -155,13 +156,8 @@ void add_decisions(CLI::App &app, Context &ctx)
       "-f,--follow", filter.follow,
       "keep printing new decisions: live from the agent's admin socket, else from the log file");
   decisions->callback([&ctx] {
-    if (!filter.since.empty()) {
-      auto since = parse_since(filter.since);
-      if (!since)
-        fail(fmt::format("--since {}: expected a duration (90s, 10m, 2h) or a UTC time 2026-11-29T14:00:00Z",
-                         filter.since));
-      filter.since_unix_ns = *since;
-    }
+    if (!filter.since.empty())
+      filter.since_unix_ns = since_unix_ns(filter.since);
     const auto files = audit::log_files(ctx.audit_log);
     if (files.empty() && !filter.follow)
       fail(fmt::format("no decision log at {}: is riskgated writing elsewhere? pass --audit-log PATH",

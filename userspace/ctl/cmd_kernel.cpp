@@ -57,7 +57,7 @@ void add_kernel_views(CLI::App &app, Context &ctx)
         table.add({std::to_string(tag.cookie), endpoint_text(tag.local_addr, tag.local_port),
                    endpoint_text(tag.remote_addr, tag.remote_port), identity_label(tag.src_identity, names),
                    identity_label(tag.dst_identity, names), fmt::format("{}", fmt::join(flags, ",")),
-                   format_duration_ms(age_ms)});
+                   format_elapsed_ms(age_ms)});
       }
     }
     ctx.json() ? print_json(out) : table.print();

@@ -5,7 +5,8 @@
 //   RG_CTL_COMMAND_GROUP(add_policy);
 //
 // Callbacks report errors with ctl::fail("what went wrong: what to do"), which prints the message and
-// makes riskgatectl exit 1; CLI11 usage errors exit 2; success exits 0.
+// makes riskgatectl exit 1; CLI11 usage errors exit 2, and so do option values only a callback can
+// judge (ctl::usage_error: "--ttl 90: ..."); success exits 0.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <riskgate/common/duration.h>
 #include <riskgate/common/paths.h>
 #include <riskgate/common/identity.h>
 
@@ -43,6 +45,8 @@ const std::vector<CommandGroup> &command_groups();
 
 // Prints "riskgatectl: <message>" on stderr and ends the command with exit code 1.
 [[noreturn]] void fail(const std::string &message);
+// The same with exit code 2: the command line is wrong, as for CLI11's own usage errors.
+[[noreturn]] void usage_error(const std::string &message);
 
 // Human output: columns sized to their widest cell, one header line.
 class Table {
@@ -69,9 +73,11 @@ std::string identity_label(IdentityId id, const std::map<IdentityId, std::string
 // "frontend" or "7" -> id, through the pinned names; fail()s naming the known identities.
 IdentityId resolve_identity(const std::string &text, const std::map<IdentityId, std::string> &names);
 
-// "90s", "10m", "2h", "1d", "500ms" -> milliseconds; a bare number is seconds.
-std::optional<std::uint64_t> parse_duration_ms(const std::string &text);
-std::string format_duration_ms(std::uint64_t ms);   // "9m58s"
+// The value of a duration option (riskgate/common/duration.h), or usage_error("--ttl 90: '90' is not a
+// duration: ...").
+std::uint64_t duration_option_ms(std::string_view option, const std::string &text);
+// Ages and countdowns in tables: two units, "9m58s", "1d2h".
+std::string format_elapsed_ms(std::uint64_t ms);
 std::string format_unix_ns(std::uint64_t unix_ns);  // "2026-11-29T14:03:12.345Z"
 
 }  // namespace riskgate::ctl

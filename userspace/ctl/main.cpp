@@ -37,6 +37,12 @@ void fail(const std::string &message)
   throw CLI::RuntimeError(1);
 }
 
+void usage_error(const std::string &message)
+{
+  fmt::print(stderr, "riskgatectl: {}\n", message);
+  throw CLI::RuntimeError(2);
+}
+
 Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
 
 void Table::add(std::vector<std::string> row)

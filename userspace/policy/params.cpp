@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include <riskgate/common/duration.h>
+
 namespace riskgate::risk {
 
 namespace {
@@ -71,55 +73,6 @@ std::size_t edit_distance(std::string_view a, std::string_view b)
 
 }  // namespace
 
-std::optional<std::uint64_t> parse_duration_ms(std::string_view text)
-{
-  if (text.empty())
-    return std::nullopt;
-  std::uint64_t total = 0;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    std::uint64_t number = 0;
-    const auto [end, ec] = std::from_chars(text.data() + i, text.data() + text.size(), number);
-    if (ec != std::errc{} || end == text.data() + i)
-      return std::nullopt;
-    i = static_cast<std::size_t>(end - text.data());
-    std::size_t unit_end = i;
-    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) ++unit_end;
-    const std::string_view unit = text.substr(i, unit_end - i);
-    std::uint64_t scale = 0;
-    if (unit == "ms")
-      scale = 1;
-    else if (unit == "s")
-      scale = 1000;
-    else if (unit == "m")
-      scale = 60000;
-    else if (unit == "h")
-      scale = 3600000;
-    else if (unit == "d")
-      scale = 86400000;
-    else
-      return std::nullopt;
-    if (number > (UINT64_MAX - total) / scale)
-      return std::nullopt;
-    total += number * scale;
-    i = unit_end;
-  }
-  return total;
-}
-
-std::string format_duration_ms(std::uint64_t ms)
-{
-  if (ms % 86400000 == 0 && ms)
-    return fmt::format("{}d", ms / 86400000);
-  if (ms % 3600000 == 0 && ms)
-    return fmt::format("{}h", ms / 3600000);
-  if (ms % 60000 == 0 && ms)
-    return fmt::format("{}m", ms / 60000);
-  if (ms % 1000 == 0 && ms)
-    return fmt::format("{}s", ms / 1000);
-  return fmt::format("{}ms", ms);
-}
-
 std::optional<double> parse_number(std::string_view text)
 {
   double value = 0;
@@ -157,7 +110,7 @@ std::optional<std::string> check_param(const ParamSpec &spec, std::string_view v
     case ParamKind::duration: {
       const auto ms = parse_duration_ms(value);
       if (!ms)
-        return fmt::format("'{}' is not a duration (a number with a unit: ms, s, m, h, d; e.g. 10m)", value);
+        return ms.error();
       number = static_cast<double>(*ms);
       if (number < spec.min || number > spec.max)
         return fmt::format("{} must be between {} and {}", spec.key,
@@ -183,9 +136,10 @@ std::optional<std::string> check_param(const ParamSpec &spec, std::string_view v
 
 double param_value(const ParamSpec &spec, std::string_view value)
 {
-  if (spec.kind == ParamKind::duration)
-    return static_cast<double>(parse_duration_ms(value).value_or(0));
-  return parse_number(value).value_or(0);
+  if (spec.kind != ParamKind::duration)
+    return parse_number(value).value_or(0);
+  const auto ms = parse_duration_ms(value);
+  return ms ? static_cast<double>(*ms) : 0;
 }
 
 std::optional<std::string> closest(std::string_view word, std::span<const std::string_view> candidates)

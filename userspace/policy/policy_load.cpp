@@ -17,6 +17,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <riskgate/policy/embedded.h>
+#include <riskgate/common/duration.h>
 #include <riskgate/common/errors.h>
 #include <riskgate/policy/policy.h>
 
@@ -236,17 +237,16 @@ std::optional<std::uint64_t> Loader::duration(const YAML::Node &node, std::strin
     error(node, fmt::format("{} must be a duration such as 10m", what));
     return std::nullopt;
   }
-  const auto ms = risk::parse_duration_ms(node.Scalar());
+  const auto ms = parse_duration_ms(node.Scalar());
   if (!ms) {
-    error(node, fmt::format("{}: '{}' is not a duration (a number with a unit: ms, s, m, h, d; e.g. 10m)",
-                            what, node.Scalar()));
+    error(node, fmt::format("{}: {}", what, ms.error()));
     return std::nullopt;
   }
   if (*ms < min_ms) {
-    error(node, fmt::format("{} must be at least {}", what, risk::format_duration_ms(min_ms)));
+    error(node, fmt::format("{} must be at least {}", what, format_duration_ms(min_ms)));
     return std::nullopt;
   }
-  return ms;
+  return *ms;
 }
 
 std::vector<std::string> Loader::strings(const YAML::Node &node, std::string_view what)
@@ -590,8 +590,8 @@ void Loader::risk(RiskPolicy &policy, const Fields &spec)
         }
       if (policy.block_max_ttl_ms < policy.block_ttl_ms)
         error(*v, fmt::format("block.escalate.max ({}) is shorter than block.ttl ({})",
-                              risk::format_duration_ms(policy.block_max_ttl_ms),
-                              risk::format_duration_ms(policy.block_ttl_ms)));
+                              format_duration_ms(policy.block_max_ttl_ms),
+                              format_duration_ms(policy.block_ttl_ms)));
     }
   if (const auto v = spec.get("lists"))
     lists(policy, *v);

@@ -19,6 +19,7 @@
 #include <riskgate/risk/engine.h>
 
 #include "compiled.h"
+#include <riskgate/common/duration.h>
 #include <riskgate/policy/params.h>
 #include <riskgate/policy/route.h>
 #include "state.h"

@@ -1,5 +1,6 @@
 // Value syntax shared by the policy loader (which validates with line/column) and the compiler (which
-// converts values the loader already accepted): durations, and the parameter schema of each signal.
+// converts values the loader already accepted): numbers, and the parameter schema of each signal.
+// Durations are riskgate/common/duration.h.
 #pragma once
 
 #include <cstdint>
@@ -9,10 +10,6 @@
 #include <string_view>
 
 namespace riskgate::risk {
-
-// "500ms", "30s", "10m", "2h", "1d", "1h30m". A bare number has no unit and is rejected.
-std::optional<std::uint64_t> parse_duration_ms(std::string_view text);
-std::string format_duration_ms(std::uint64_t ms);
 
 std::optional<double> parse_number(std::string_view text);
 
