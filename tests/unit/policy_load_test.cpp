@@ -152,7 +152,7 @@ spec:
   CHECK(has(loaded, "bad.yaml:5:9: mode must be enforce or observe"));
   CHECK(has(loaded, "bad.yaml:7:12: unknown key 'wieght' in signal 'rate' (did you mean 'weight'?)"));
   CHECK(has(loaded, "bad.yaml:7:32: rate.warmup: '10x' is not a duration"));
-  CHECK(has(loaded, "bad.yaml:8:23: novelty.weight must be a number, not 'lots'"));
+  CHECK(has(loaded, "bad.yaml:8:23: novelty.weight must be a whole number from 0 to 100, not 'lots'"));
   CHECK(has(loaded, "bad.yaml:9:5: unknown signal 'telepathy'"));
   CHECK(has(loaded, "bad.yaml:10:15: thresholds must rise: challenge (70) < limit (60) < block (85)"));
   CHECK(has(loaded, "bad.yaml:11:18: block.scope must be ip, identity, pair or connection"));

@@ -1,11 +1,7 @@
 #include <riskgate/policy/params.h>
 
-#include <algorithm>
-#include <array>
-#include <cctype>
 #include <charconv>
 #include <cmath>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -52,24 +48,6 @@ constexpr SignalSpec kSignals[] = {
     {"rate", 30, kRate},       {"novelty", 25, kNovelty}, {"failures", 30, kFailures},
     {"payload", 15, kPayload}, {"health", 10, kHealth},   {"watchlist", 20, {}},
 };
-
-std::size_t edit_distance(std::string_view a, std::string_view b)
-{
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      const bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
-                        std::tolower(static_cast<unsigned char>(b[j - 1]));
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
 
 }  // namespace
 
@@ -140,20 +118,6 @@ double param_value(const ParamSpec &spec, std::string_view value)
     return parse_number(value).value_or(0);
   const auto ms = parse_duration_ms(value);
   return ms ? static_cast<double>(*ms) : 0;
-}
-
-std::optional<std::string> closest(std::string_view word, std::span<const std::string_view> candidates)
-{
-  std::optional<std::string> best;
-  std::size_t best_distance = 3;
-  for (const auto candidate : candidates) {
-    const std::size_t distance = edit_distance(word, candidate);
-    if (distance < best_distance) {
-      best_distance = distance;
-      best = std::string(candidate);
-    }
-  }
-  return best;
 }
 
 }  // namespace riskgate::risk

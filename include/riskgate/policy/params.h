@@ -38,7 +38,4 @@ std::optional<std::string> check_param(const ParamSpec &spec, std::string_view v
 // The value as a number (durations in milliseconds). Only for values check_param accepted.
 double param_value(const ParamSpec &spec, std::string_view value);
 
-// Closest candidate within edit distance 2, for "unknown key 'wieght' (did you mean 'weight'?)".
-std::optional<std::string> closest(std::string_view word, std::span<const std::string_view> candidates);
-
 }  // namespace riskgate::risk

@@ -1,0 +1,77 @@
+// kind: Identity: a name, an optional SPIFFE ID, and selectors.
+#include <fmt/format.h>
+
+#include <riskgate/common/net.h>
+
+#include "loader.h"
+
+namespace riskgate::policy {
+
+namespace {
+
+// One selector: exactly one of cgroup, kubernetes, cidr.
+std::optional<IdentitySelector> read_selector(YamlReader &yaml, const YAML::Node &item)
+{
+  const auto selector = yaml.fields(item, {"cgroup", "kubernetes", "cidr"}, "a selector");
+  if (!selector)
+    return std::nullopt;
+  if (selector->size() != 1) {
+    yaml.error(item, "a selector has exactly one of cgroup, kubernetes, cidr");
+    return std::nullopt;
+  }
+  IdentitySelector out;
+  if (const auto cgroup = selector->get("cgroup")) {
+    out.cgroup = yaml.string(*cgroup, "cgroup").value_or("");
+    if (out.cgroup.empty() || out.cgroup.front() != '/')
+      yaml.error(*cgroup, "cgroup must be a path (glob) starting with '/'");
+  } else if (const auto k8s = selector->get("kubernetes")) {
+    const auto kf = yaml.fields(*k8s, {"namespace", "serviceAccount"}, "kubernetes selector");
+    if (!kf)
+      return std::nullopt;
+    if (const auto ns = kf->get("namespace"))
+      out.k8s_namespace = yaml.string(*ns, "namespace").value_or("");
+    if (const auto sa = kf->get("serviceAccount"))
+      out.k8s_service_account = yaml.string(*sa, "serviceAccount").value_or("");
+    if (out.k8s_namespace.empty())
+      yaml.error(*k8s, "kubernetes selector needs a namespace");
+  } else if (const auto cidr = selector->get("cidr")) {
+    out.cidr = yaml.string(*cidr, "cidr").value_or("");
+    if (const auto parsed = net::parse_prefix(out.cidr); !parsed)
+      yaml.error(*cidr, parsed.error());
+  }
+  return out;
+}
+
+}  // namespace
+
+void read_identity_spec(YamlReader &yaml, const Fields &spec, Identity &identity)
+{
+  if (const auto spiffe = spec.get("spiffe")) {
+    identity.spiffe = yaml.string(*spiffe, "spiffe").value_or("");
+    if (!identity.spiffe.empty() && identity.spiffe.rfind("spiffe://", 0) != 0)
+      yaml.error(*spiffe, fmt::format("spiffe '{}' must start with spiffe://", identity.spiffe));
+  }
+  const auto selectors = spec.get("selectors");
+  if (!selectors || !yaml.list(*selectors, "selectors"))
+    return;
+  for (const auto &item : *selectors)
+    if (auto selector = read_selector(yaml, item))
+      identity.selectors.push_back(std::move(*selector));
+}
+
+void Loader::identity(const Document &doc)
+{
+  const auto spec = yaml_.fields(doc.spec, {"spiffe", "selectors"}, "Identity spec");
+  for (const auto &other : set_.identities)
+    if (other.name == doc.name && !doc.name.empty())
+      yaml_.error(doc.metadata, fmt::format("duplicate Identity '{}' (first defined at {})", doc.name,
+                                            where_string(other.where)));
+  if (doc.name == kWorld)
+    yaml_.error(doc.metadata, std::string(kWorldIsBuiltIn));
+  Identity identity{doc.name, {}, {}, yaml_.at(doc.node)};
+  if (spec)
+    read_identity_spec(yaml_, *spec, identity);
+  set_.identities.push_back(std::move(identity));
+}
+
+}  // namespace riskgate::policy
