@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "agent/agent.h"
+#include "support/capture.h"
 
 using namespace riskgate;
 
@@ -51,9 +52,10 @@ identityFile: /etc/rg/identities.yaml
   CHECK(options.identity_file == "/etc/rg/identities.yaml");
 }
 
-TEST_CASE("settings: typos and wrong types are refused with their positions, all at once")
+TEST_CASE("settings: typos, repeated keys and wrong types are refused with their positions, all at once")
 {
-  const auto path = write_temp("node:\n  cgroupp: /x\n  workers: many\npolicyDir: [a]\n");
+  const auto path = write_temp(
+      "node:\n  cgroupp: /x\n  workers: many\n  xdp: [veth0, [veth1]]\npolicyDir: [a]\npolicyDir: /b\n");
   agent::Options options;
   auto loaded = agent::load_settings(path, options);
   std::remove(path.c_str());
@@ -61,5 +63,16 @@ TEST_CASE("settings: typos and wrong types are refused with their positions, all
   CHECK(loaded.error().find(path + ":2:3: unknown key 'cgroupp' in node") != std::string::npos);
   CHECK(loaded.error().find(path + ":3:12: workers must be a whole number from 1 to 256") !=
         std::string::npos);
-  CHECK(loaded.error().find(path + ":4:12: policyDir must be a string") != std::string::npos);
+  CHECK(loaded.error().find(path + ":4:16: each entry of xdp must be a string") != std::string::npos);
+  CHECK(loaded.error().find(path + ":5:12: policyDir must be a string") != std::string::npos);
+  CHECK(loaded.error().find(path + ":6:1: duplicate key 'policyDir' in the settings") != std::string::npos);
+}
+
+TEST_CASE("riskgated refuses a broken settings file at file:line:column before it starts anything")
+{
+  const auto path = write_temp("node:\n  pinRoot: /sys/fs/bpf/rgt-never\n  audit: {path: /tmp/x, kepe: 3}\n");
+  const auto ran = test::capture(std::string(RG_BINARY_DIR) + "/riskgated --config " + path);
+  std::remove(path.c_str());
+  CHECK(ran.code == 2);
+  CHECK(ran.out == "riskgated: " + path + ":3:25: unknown key 'kepe' in node.audit (did you mean 'keep'?)\n");
 }

@@ -24,6 +24,17 @@ std::string to_string(const Diagnostic &diagnostic)
                      diagnostic.message);
 }
 
+std::string to_string(const std::vector<Diagnostic> &diagnostics)
+{
+  std::string out;
+  for (const auto &diagnostic : diagnostics) {
+    if (!out.empty())
+      out += '\n';
+    out += to_string(diagnostic);
+  }
+  return out;
+}
+
 Loader::Loader()
 {
   EVP_DigestInit_ex(digest_.get(), EVP_sha256(), nullptr);

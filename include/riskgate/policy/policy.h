@@ -124,6 +124,8 @@ struct Diagnostic {
 
 // "file:line:column: message"
 std::string to_string(const Diagnostic &diagnostic);
+// One line each, in order.
+std::string to_string(const std::vector<Diagnostic> &diagnostics);
 
 // Outcome of loading: a validated set, or every error found (never a partial set).
 struct LoadResult {
