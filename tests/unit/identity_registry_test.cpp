@@ -218,7 +218,8 @@ TEST_CASE("static identity file: merged with the policy, reloaded on change, bad
   tree.write("ids.yaml", "identities:\n  - name: legacy\n    selectors:\n      - cidr: 10.0.0.300/8\n");
   auto bad = registry.poll_static_file();
   REQUIRE_FALSE(bad.ok());
-  CHECK(bad.error().find(path + ":2:5: identity legacy:") == 0);
+  INFO(bad.error());
+  CHECK(bad.error().find(path + ":4:15: '10.0.0.300' is not an IPv4 or IPv6 address") == 0);
   CHECK((*registry.rescan())->find("legacy") != nullptr);
 
   tree.write("ids.yaml", "identities: [name: {]\n");
@@ -226,5 +227,65 @@ TEST_CASE("static identity file: merged with the policy, reloaded on change, bad
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().find(path + ":1:") == 0);
   tree.write("ids.yaml", "identities:\n  - name: legacy\n    selectors:\n      - {}\n");
-  CHECK(registry.poll_static_file().error().find("selector needs one of") != std::string::npos);
+  CHECK(registry.poll_static_file().error().find(
+            path + ":4:9: a selector has exactly one of cgroup, kubernetes, cidr") == 0);
+}
+
+TEST_CASE(
+    "static identity file: unknown keys and multi-key selectors are refused as in a policy, all at once")
+{
+  FakeCgroupTree tree;
+  WorkloadRegistry registry(tree.root.string());
+  const auto path = tree.write("ids.yaml", R"(identities:
+  - nmae: legacy
+    selectors:
+      - {cgroup: /system.slice/legacy.service, cidr: 10.0.0.0/8}
+      - {cgroups: /x}
+  - name: batch
+    selectors: [{kubernetes: {namespace: jobs, account: batch}}]
+)");
+  registry.set_static_file(path);
+  const auto bad = registry.poll_static_file();
+  REQUIRE_FALSE(bad.ok());
+  INFO(bad.error());
+  CHECK(bad.error().find(path + ":2:5: unknown key 'nmae' in an identity (did you mean 'name'?)") == 0);
+  CHECK(bad.error().find(path + ":2:5: an identity needs a name") != std::string::npos);
+  CHECK(bad.error().find(path + ":4:9: a selector has exactly one of cgroup, kubernetes, cidr") !=
+        std::string::npos);
+  CHECK(bad.error().find(path + ":5:10: unknown key 'cgroups' in a selector (did you mean 'cgroup'?)") !=
+        std::string::npos);
+  CHECK(bad.error().find(path + ":7:48: unknown key 'account' in kubernetes selector") != std::string::npos);
+  CHECK(bad.error().ends_with(" (previous identities stay in force)"));
+
+  // The same selector in a kind: Identity document gets the same words from the same code.
+  const auto policy = policy::load_text(R"(apiVersion: riskgate.dev/v1
+kind: Identity
+metadata: {name: legacy}
+spec:
+  selectors:
+    - {cgroup: /system.slice/legacy.service, cidr: 10.0.0.0/8}
+)",
+                                        "p.yaml");
+  REQUIRE(policy.diagnostics.size() == 1);
+  CHECK(policy::to_string(policy.diagnostics[0]) ==
+        "p.yaml:6:7: a selector has exactly one of cgroup, kubernetes, cidr");
+}
+
+TEST_CASE("static identity file: the top level is an identities list and nothing else")
+{
+  FakeCgroupTree tree;
+  WorkloadRegistry registry(tree.root.string());
+  const auto path = tree.write("ids.yaml", "identitys: []\n");
+  registry.set_static_file(path);
+  auto bad = registry.poll_static_file();
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().find(path + ":1:1: unknown key 'identitys' in the identity file (did you mean "
+                                "'identities'?)") == 0);
+  tree.write("ids.yaml", "identities: {name: x}\n");
+  CHECK(registry.poll_static_file().error().find(
+            path + ":1:13: identities must be a list of {name, spiffe, selectors}") == 0);
+  tree.write("ids.yaml", "identities:\n  - name: world\n");
+  CHECK(registry.poll_static_file().error().find(path + ":2:11: 'world' is the built-in identity") == 0);
+  tree.write("ids.yaml", "identities: []\n");
+  CHECK(*registry.poll_static_file());
 }

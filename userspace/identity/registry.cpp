@@ -1,5 +1,6 @@
 #include <riskgate/identity/registry.h>
 #include <riskgate/common/errors.h>
+#include <riskgate/policy/identity_file.h>
 
 #include <dirent.h>
 #include <fnmatch.h>
@@ -9,7 +10,6 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 namespace riskgate::identity {
 namespace {
@@ -19,11 +19,6 @@ std::string where(const policy::SourceLocation &loc)
   if (loc.file.empty())
     return "";
   return fmt::format("{}:{}:{}: ", loc.file, loc.line, loc.column);
-}
-
-policy::SourceLocation location(const std::string &file, const YAML::Mark &mark)
-{
-  return {file, mark.line + 1, mark.column + 1};
 }
 
 // Directory names under which Kubernetes puts a pod's containers, for both cgroup drivers:
@@ -135,45 +130,13 @@ void WorkloadRegistry::set_static_file(std::string path)
 
 Result<WorkloadRegistry::Specs> WorkloadRegistry::parse_static(const std::string &text)
 {
-  const std::string &file = static_path_;
+  const auto loaded = policy::load_identity_file(text, static_path_);
+  if (!loaded.ok())
+    return make_error(policy::to_string(loaded.diagnostics));
   Specs specs;
-  try {
-    const YAML::Node doc = YAML::Load(text);
-    const YAML::Node list = doc.IsMap() ? doc["identities"] : YAML::Node();
-    if (!list || !list.IsSequence())
-      return make_error(fmt::format("{}:{}:{}: expected a mapping with an \"identities\" list", file,
-                                    doc.Mark().line + 1, doc.Mark().column + 1));
-    for (const auto &entry : list) {
-      policy::Identity identity;
-      identity.where = location(file, entry.Mark());
-      if (!entry.IsMap() || !entry["name"] || !entry["name"].IsScalar())
-        return make_error(where(identity.where) + "an identity needs a name");
-      identity.name = entry["name"].as<std::string>();
-      if (entry["spiffe"])
-        identity.spiffe = entry["spiffe"].as<std::string>();
-      for (const auto &sel : entry["selectors"]) {
-        policy::IdentitySelector s;
-        if (sel["cgroup"])
-          s.cgroup = sel["cgroup"].as<std::string>();
-        if (sel["cidr"])
-          s.cidr = sel["cidr"].as<std::string>();
-        if (const auto k8s = sel["kubernetes"]) {
-          s.k8s_namespace = k8s["namespace"] ? k8s["namespace"].as<std::string>() : "";
-          s.k8s_service_account = k8s["serviceAccount"] ? k8s["serviceAccount"].as<std::string>() : "";
-          if (s.k8s_namespace.empty())
-            return make_error(where(location(file, k8s.Mark())) + "kubernetes selector needs a namespace");
-        }
-        if (s.cgroup.empty() && s.cidr.empty() && s.k8s_namespace.empty())
-          return make_error(where(location(file, sel.Mark())) +
-                            "selector needs one of cgroup, cidr, kubernetes");
-        identity.selectors.push_back(std::move(s));
-      }
-      if (auto added = add_identity(specs, identity); !added)
-        return make_error(added.error());
-    }
-  } catch (const YAML::Exception &e) {
-    return make_error(fmt::format("{}:{}:{}: {}", file, e.mark.line + 1, e.mark.column + 1, e.msg));
-  }
+  for (const auto &identity : *loaded.identities)
+    if (auto added = add_identity(specs, identity); !added)
+      return make_error(added.error());
   return specs;
 }
 

@@ -1,7 +1,8 @@
-// kind: Identity: a name, an optional SPIFFE ID, and selectors.
+// kind: Identity, and the static identity file, whose entries have the same spec.
 #include <fmt/format.h>
 
 #include <riskgate/common/net.h>
+#include <riskgate/policy/identity_file.h>
 
 #include "loader.h"
 
@@ -42,6 +43,43 @@ std::optional<IdentitySelector> read_selector(YamlReader &yaml, const YAML::Node
   return out;
 }
 
+// An identity file entry's name: required, and not the built-in 'world'.
+std::string entry_name(YamlReader &yaml, const Fields &fields, const YAML::Node &entry)
+{
+  const auto name = fields.get("name");
+  if (!name) {
+    yaml.error(entry, "an identity needs a name");
+    return "";
+  }
+  std::string out = yaml.string(*name, "name").value_or("");
+  if (out == kWorld)
+    yaml.error(*name, std::string(kWorldIsBuiltIn));
+  return out;
+}
+
+// identities: [{name, spiffe, selectors}]
+void read_identity_list(YamlReader &yaml, const YAML::Node &doc, std::vector<Identity> &out)
+{
+  const auto top = yaml.fields(doc, {"identities"}, "the identity file");
+  if (!top)
+    return;
+  const auto list = top->get("identities");
+  if (!list) {
+    yaml.error(doc, "the identity file has no identities list");
+    return;
+  }
+  if (!yaml.list(*list, "identities", "of {name, spiffe, selectors}"))
+    return;
+  for (const auto &entry : *list) {
+    const auto fields = yaml.fields(entry, {"name", "spiffe", "selectors"}, "an identity");
+    if (!fields)
+      continue;
+    Identity identity{entry_name(yaml, *fields, entry), {}, {}, yaml.at(entry)};
+    read_identity_spec(yaml, *fields, identity);
+    out.push_back(std::move(identity));
+  }
+}
+
 }  // namespace
 
 void read_identity_spec(YamlReader &yaml, const Fields &spec, Identity &identity)
@@ -72,6 +110,22 @@ void Loader::identity(const Document &doc)
   if (spec)
     read_identity_spec(yaml_, *spec, identity);
   set_.identities.push_back(std::move(identity));
+}
+
+IdentityFileResult load_identity_file(std::string_view text, const std::string &file)
+{
+  YamlReader yaml;
+  const auto documents = yaml.documents(text, file);
+  std::vector<Identity> identities;
+  if (documents.size() > 1)
+    yaml.error(documents[1], "an identity file has one document");
+  if (!documents.empty())
+    read_identity_list(yaml, documents.front(), identities);
+  else if (yaml.ok())
+    yaml.error_at({file, 0, 0}, "the identity file is empty; it needs an identities list");
+  if (!yaml.ok())
+    return {std::nullopt, yaml.take_diagnostics()};
+  return {std::move(identities), {}};
 }
 
 }  // namespace riskgate::policy
