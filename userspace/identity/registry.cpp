@@ -167,9 +167,8 @@ void WorkloadRegistry::adopt_ids(const std::map<IdentityId, std::string> &ids)
       assigned_[name] = id;
 }
 
-Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
+WorkloadRegistry::Specs WorkloadRegistry::merged_specs() const
 {
-  std::lock_guard lock(mu_);
   Specs specs = policy_specs_;
   for (const auto &[name, spec] : static_specs_) {
     Spec &merged = specs[name];
@@ -179,7 +178,11 @@ Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
     merged.kubernetes.insert(merged.kubernetes.end(), spec.kubernetes.begin(), spec.kubernetes.end());
     merged.cidrs.insert(merged.cidrs.end(), spec.cidrs.begin(), spec.cidrs.end());
   }
+  return specs;
+}
 
+std::shared_ptr<RegistrySnapshot> WorkloadRegistry::assign_ids(const Specs &specs)
+{
   auto snap = std::make_shared<RegistrySnapshot>();
   std::set<IdentityId> used;
   for (const auto &[name, id] : assigned_) used.insert(id);
@@ -200,9 +203,14 @@ Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
     snap->by_id.emplace(w.id, snap->identities.size());
     snap->identities.push_back(std::move(w));
   }
+  return snap;
+}
 
-  // Pods -> identity (first identity, in name order, whose kubernetes selector matches).
-  std::vector<std::pair<std::string, std::size_t>> pod_markers;
+// Each pod belongs to the first identity, in name order, whose kubernetes selector matches: its IPs
+// join that identity's CIDRs, and its uid marks the directories of its cgroups.
+WorkloadRegistry::Claims WorkloadRegistry::claim_pods(const Specs &specs, RegistrySnapshot &snap) const
+{
+  Claims markers;
   for (const auto &pod : pods_) {
     std::size_t index = 0;
     for (const auto &[name, spec] : specs) {
@@ -210,36 +218,47 @@ Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
         return sel.first == pod.namespace_name && (sel.second == "*" || sel.second == pod.service_account);
       });
       if (match) {
-        for (const auto &marker : pod_dir_markers(pod.uid)) pod_markers.emplace_back(marker, index);
+        for (const auto &marker : pod_dir_markers(pod.uid)) markers.emplace_back(marker, index);
         for (const auto &ip : pod.ips) {
           auto cidr = net::parse_prefix(ip);
           if (cidr)
-            snap->identities[index].cidrs.push_back(*cidr);
+            snap.identities[index].cidrs.push_back(*cidr);
           else
-            snap->warnings.push_back(
-                fmt::format("pod {}/{}: {}", pod.namespace_name, pod.name, cidr.error()));
+            snap.warnings.push_back(fmt::format("pod {}/{}: {}", pod.namespace_name, pod.name, cidr.error()));
         }
         break;
       }
       ++index;
     }
   }
+  return markers;
+}
 
-  // Globs in identity order, for the walk.
-  std::vector<std::pair<std::string, std::size_t>> globs;
+WorkloadRegistry::Claims WorkloadRegistry::claim_globs(const Specs &specs)
+{
+  Claims globs;
+  std::size_t index = 0;
+  for (const auto &[name, spec] : specs) {
+    for (const auto &glob : spec.cgroup_globs) globs.emplace_back(glob, index);
+    ++index;
+  }
+  return globs;
+}
+
+namespace {
+
+// Depth-first walk of the cgroup tree; a cgroup without a match of its own inherits its parent's
+// identity (the processes of a service's sub-cgroups are still that service).
+class CgroupWalk {
+ public:
+  using Claims = std::vector<std::pair<std::string, std::size_t>>;
+  CgroupWalk(const Claims &pod_markers, const Claims &globs, RegistrySnapshot &snap)
+      : pod_markers_(pod_markers), globs_(globs), snap_(snap)
   {
-    std::size_t index = 0;
-    for (const auto &[name, spec] : specs) {
-      for (const auto &glob : spec.cgroup_globs) globs.emplace_back(glob, index);
-      ++index;
-    }
   }
 
-  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
-  // Depth-first walk; a cgroup without a match of its own inherits its parent's identity (the
-  // processes of a service's sub-cgroups are still that service).
-  auto walk = [&](auto &&self, const std::string &abs, const std::string &rel,
-                  std::size_t inherited) -> Result<void> {
+  Result<void> walk(const std::string &abs, const std::string &rel, std::size_t inherited)
+  {
     DIR *dir = ::opendir(abs.c_str());
     if (!dir) {
       if (errno == ENOENT)  // removed while we walked
@@ -255,37 +274,59 @@ Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
     ::closedir(dir);
     for (const auto &[name, inode] : children) {
       const std::string child_rel = rel + "/" + name;
-      std::size_t own = kNone;
-      for (const auto &[marker, index] : pod_markers)
-        if (name.find(marker) != std::string::npos) {
-          own = index;
-          break;
-        }
-      if (own == kNone) {
-        for (const auto &[glob, index] : globs) {
-          if (::fnmatch(glob.c_str(), child_rel.c_str(), 0) != 0)
-            continue;
-          if (own == kNone)
-            own = index;
-          else if (own != index)
-            snap->warnings.push_back(fmt::format("cgroup {} matches identities {} and {}; {} wins", child_rel,
-                                                 snap->identities[own].name, snap->identities[index].name,
-                                                 snap->identities[own].name));
-        }
-      }
+      const std::size_t own = own_identity(name, child_rel);
       const std::size_t effective = own != kNone ? own : inherited;
       // d_ino of a cgroup2 directory is the kernfs id, which is the cgroup id bpf sees.
       if (effective != kNone)
-        snap->identities[effective].cgroup_ids.push_back(inode);
-      if (auto r = self(self, abs + "/" + name, child_rel, effective); !r)
+        snap_.identities[effective].cgroup_ids.push_back(inode);
+      if (auto r = walk(abs + "/" + name, child_rel, effective); !r)
         return r;
     }
     return {};
-  };
-  if (!cgroup_root_.empty())
-    if (auto r = walk(walk, cgroup_root_, "", kNone); !r)
-      return make_error(r.error());
+  }
 
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+ private:
+  // A pod's directory first (its uid is exact), else the first glob that matches, warning when
+  // another identity's glob matches too.
+  std::size_t own_identity(const std::string &name, const std::string &rel)
+  {
+    for (const auto &[marker, index] : pod_markers_)
+      if (name.find(marker) != std::string::npos)
+        return index;
+    std::size_t own = kNone;
+    for (const auto &[glob, index] : globs_) {
+      if (::fnmatch(glob.c_str(), rel.c_str(), 0) != 0)
+        continue;
+      if (own == kNone)
+        own = index;
+      else if (own != index)
+        snap_.warnings.push_back(fmt::format("cgroup {} matches identities {} and {}; {} wins", rel,
+                                             snap_.identities[own].name, snap_.identities[index].name,
+                                             snap_.identities[own].name));
+    }
+    return own;
+  }
+
+  const Claims &pod_markers_;
+  const Claims &globs_;
+  RegistrySnapshot &snap_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<const RegistrySnapshot>> WorkloadRegistry::rescan()
+{
+  std::lock_guard lock(mu_);
+  const Specs specs = merged_specs();
+  auto snap = assign_ids(specs);
+  const Claims pod_markers = claim_pods(specs, *snap);
+  const Claims globs = claim_globs(specs);
+  if (!cgroup_root_.empty())
+    if (auto walked = CgroupWalk(pod_markers, globs, *snap).walk(cgroup_root_, "", CgroupWalk::kNone);
+        !walked)
+      return make_error(walked.error());
   for (auto &w : snap->identities) {
     std::sort(w.cgroup_ids.begin(), w.cgroup_ids.end());
     w.cgroup_ids.erase(std::unique(w.cgroup_ids.begin(), w.cgroup_ids.end()), w.cgroup_ids.end());

@@ -97,6 +97,14 @@ class WorkloadRegistry {
   static Result<void> add_identity(Specs &specs, const policy::Identity &identity);
   Result<Specs> parse_static(const std::string &text);
 
+  // rescan()'s steps, under mu_. A claim ties a cgroup directory marker (a pod's uid) or a cgroup
+  // glob to the index of an identity in the snapshot.
+  using Claims = std::vector<std::pair<std::string, std::size_t>>;
+  Specs merged_specs() const;
+  std::shared_ptr<RegistrySnapshot> assign_ids(const Specs &specs);
+  Claims claim_pods(const Specs &specs, RegistrySnapshot &snap) const;
+  static Claims claim_globs(const Specs &specs);
+
   std::string cgroup_root_;
   std::mutex mu_;  // sources and id assignment; never taken by readers of the snapshot
   Specs policy_specs_, static_specs_;
