@@ -38,6 +38,43 @@ struct CompiledService {
   std::vector<policy::Binding> bindings;
 };
 
+// Each stateful signal's parameters, named so that a stage can take just its own.
+struct RoamingParams {
+  SignalOn s;
+  std::uint64_t window_ns;
+  unsigned max_addresses;
+};
+struct RateParams {
+  SignalOn s;
+  std::uint64_t warmup_ns;
+  float alpha;  // EWMA weight of one second
+  double sigma;
+  double min_rate;
+};
+struct NoveltyParams {
+  SignalOn s;
+  std::uint64_t learn_ns;
+  std::uint64_t scan_window_ns;
+  double scan_burst;
+  int scan_weight;
+};
+struct FailureParams {
+  SignalOn s;
+  std::uint64_t window_ns;
+  double ratio;
+  double min_requests;
+};
+struct PayloadParams {
+  SignalOn s;
+  std::uint32_t warmup;
+  double sigma;
+};
+struct HealthParams {
+  SignalOn s;
+  double error_ratio;
+  double latency_ms;
+};
+
 class CompiledPolicy {
  public:
   std::string version;
@@ -51,41 +88,12 @@ class CompiledPolicy {
   std::uint64_t block_max_ttl_ms = 86400000;
 
   SignalOn credential, binding, watchlist;
-  struct {
-    SignalOn s;
-    std::uint64_t window_ns;
-    unsigned max_addresses;
-  } roaming;
-  struct {
-    SignalOn s;
-    std::uint64_t warmup_ns;
-    float alpha;  // EWMA weight of one second
-    double sigma;
-    double min_rate;
-  } rate;
-  struct {
-    SignalOn s;
-    std::uint64_t learn_ns;
-    std::uint64_t scan_window_ns;
-    double scan_burst;
-    int scan_weight;
-  } novelty;
-  struct {
-    SignalOn s;
-    std::uint64_t window_ns;
-    double ratio;
-    double min_requests;
-  } failures;
-  struct {
-    SignalOn s;
-    std::uint32_t warmup;
-    double sigma;
-  } payload;
-  struct {
-    SignalOn s;
-    double error_ratio;
-    double latency_ms;
-  } health;
+  RoamingParams roaming;
+  RateParams rate;
+  NoveltyParams novelty;
+  FailureParams failures;
+  PayloadParams payload;
+  HealthParams health;
 
   std::set<std::string, std::less<>> deny_identities, watch_identities;
   std::vector<net::MappedPrefix> deny_cidrs, watch_cidrs;
