@@ -1,8 +1,9 @@
 // The stages of Engine::evaluate, in the order it runs them (docs/policy.md, "How a request is
-// decided"). Each takes the compiled policy and the request and writes its part of the Decision;
-// the ones that learn take the state record they learn in, so that the engine decides which shard
-// lock is held (the subject's and the token's in turn, never both). Evidence strings are formatted
-// only for what fires, outside the locks, from the findings copied out under them.
+// decided"). Each takes the compiled policy and the request and writes its part of the Decision.
+// Only learn() and act() take locks: learn the subject's shard lock, then the token's, never both;
+// act the subject's again on the rare limit and block paths. The per-signal functions they call
+// work on the record under its lock and copy out findings, so that evidence is formatted (only for
+// what fires) outside the locks.
 #pragma once
 
 #include <cstdint>
@@ -152,7 +153,8 @@ void score_health(const HealthParams &params, const Request &r, Decision &d);
 void score(const CompiledPolicy &p, const Request &r, const Findings &f, const CredentialCheck &c,
            const IdentityNames *names, Decision &d);
 
-// --- Action: the band of the score; the limit band's token bucket; block escalation.
+// --- Action: the band of the score; the limit band's token bucket; block escalation. Observe mode
+// changes no action: d.enforced (the policy's mode, or the matched rule's) says whether it is done.
 // An active block of the subject blocks again for the rest of its TTL, whatever the score.
 void continue_block(const ActiveBlock &block, Decision &d);
 // A failed credential is at least a challenge.
