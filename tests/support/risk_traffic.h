@@ -50,6 +50,18 @@ inline policy::PolicySet policy_from(const std::string &yaml)
   return *loaded.set;
 }
 
+// The input of a request by `who`, without a body, callee or upstream.
+inline risk::RiskInput request_input(const RequestIdentity &who, std::string_view service,
+                                     std::string_view method, std::string_view path)
+{
+  risk::RiskInput input;
+  input.identity = &who;
+  input.service = service;
+  input.method = method;
+  input.path = path;
+  return input;
+}
+
 // One engine on a manual clock.
 struct Lab {
   explicit Lab(const policy::PolicySet &set, risk::EngineOptions options = {})
@@ -67,11 +79,7 @@ struct Lab {
   Decision request(const RequestIdentity &who, std::string_view method, std::string_view path,
                    int upstream_status = 200, std::string_view service = "orders", std::uint64_t body = 0)
   {
-    risk::RiskInput input;
-    input.identity = &who;
-    input.service = service;
-    input.method = method;
-    input.path = path;
+    risk::RiskInput input = request_input(who, service, method, path);
     input.body_bytes = body;
     Decision d = engine.evaluate(input);
     const HookVerdict verdict = agent::to_verdict(d);
