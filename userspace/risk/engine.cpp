@@ -126,21 +126,20 @@ std::string Engine::policy_version() const
 
 EngineStats Engine::stats() const
 {
-  EngineStats s;
-  for (int i = 0; i < 4; ++i) s.decisions[i] = decisions_[i].load(std::memory_order_relaxed);
-  s.unenforced = unenforced_.load(std::memory_order_relaxed);
   const auto tokens = state_->tokens.totals();
   const auto subjects = state_->subjects.totals();
-  s.tracked_tokens = tokens.size;
-  s.tracked_subjects = subjects.size;
-  s.evicted_tokens = tokens.evicted;
-  s.evicted_subjects = subjects.evicted;
-  s.expired_tokens = tokens.expired;
-  s.expired_subjects = subjects.expired;
-  s.state_bytes = tokens.bytes + subjects.bytes;
-  s.reloads_ok = reloads_ok_.load(std::memory_order_relaxed);
-  s.reloads_failed = reloads_failed_.load(std::memory_order_relaxed);
-  s.policy_version = policy_version();
+  EngineStats s{.unenforced = unenforced_.load(std::memory_order_relaxed),
+                .tracked_tokens = tokens.size,
+                .tracked_subjects = subjects.size,
+                .evicted_tokens = tokens.evicted,
+                .evicted_subjects = subjects.evicted,
+                .expired_tokens = tokens.expired,
+                .expired_subjects = subjects.expired,
+                .state_bytes = tokens.bytes + subjects.bytes,
+                .reloads_ok = reloads_ok_.load(std::memory_order_relaxed),
+                .reloads_failed = reloads_failed_.load(std::memory_order_relaxed),
+                .policy_version = policy_version()};
+  for (int i = 0; i < 4; ++i) s.decisions[i] = decisions_[i].load(std::memory_order_relaxed);
   return s;
 }
 
