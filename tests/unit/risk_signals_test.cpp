@@ -40,15 +40,15 @@ const auto kBatch = workload(9, "batch", "10.0.2.9", "tok-batch");
 TEST_CASE("route templates collapse numeric ids, UUIDs and hex runs")
 {
   std::string out;
-  risk::template_route("/orders/12345/items/7", out);
+  policy::template_route("/orders/12345/items/7", out);
   CHECK(out == "/orders/{id}/items/{id}");
-  risk::template_route("/users/3f2a1c4e-9b7d-4e21-8a6f-0c5d2e1b7a90/avatar", out);
+  policy::template_route("/users/3f2a1c4e-9b7d-4e21-8a6f-0c5d2e1b7a90/avatar", out);
   CHECK(out == "/users/{id}/avatar");
-  risk::template_route("/blobs/5f3a9c0e7b21d4e8", out);
+  policy::template_route("/blobs/5f3a9c0e7b21d4e8", out);
   CHECK(out == "/blobs/{id}");
-  risk::template_route("/deadbeef/v2/api", out);
+  policy::template_route("/deadbeef/v2/api", out);
   CHECK(out == "/deadbeef/v2/api");
-  risk::template_route("", out);
+  policy::template_route("", out);
   CHECK(out == "/");
 }
 

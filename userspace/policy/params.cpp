@@ -7,7 +7,7 @@
 
 #include <riskgate/common/duration.h>
 
-namespace riskgate::risk {
+namespace riskgate::policy {
 
 namespace {
 
@@ -120,4 +120,4 @@ double param_value(const ParamSpec &spec, std::string_view value)
   return ms ? static_cast<double>(*ms) : 0;
 }
 
-}  // namespace riskgate::risk
+}  // namespace riskgate::policy

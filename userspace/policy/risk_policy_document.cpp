@@ -93,7 +93,7 @@ void Loader::block(RiskPolicy &policy, const YAML::Node &node)
 void Loader::signals(RiskPolicy &policy, const YAML::Node &node)
 {
   std::vector<std::string_view> signal_names;
-  for (const auto &spec : risk::signal_specs()) signal_names.push_back(spec.name);
+  for (const auto &spec : signal_specs()) signal_names.push_back(spec.name);
   const auto named = yaml_.fields(node, signal_names, "signals", "signal");
   if (!named)
     return;
@@ -103,7 +103,7 @@ void Loader::signals(RiskPolicy &policy, const YAML::Node &node)
 // One signal's settings: enabled, weight and the parameters its spec defines (params.h).
 void Loader::signal(RiskPolicy &policy, const std::string &name, const YAML::Node &settings)
 {
-  const auto &spec = *risk::find_signal(name);
+  const auto &spec = *find_signal(name);
   std::vector<std::string_view> allowed = {"enabled", "weight"};
   for (const auto &param : spec.params) allowed.push_back(param.key);
   const auto sf = yaml_.fields(settings, allowed, fmt::format("signal '{}'", name));
@@ -118,7 +118,7 @@ void Loader::signal(RiskPolicy &policy, const std::string &name, const YAML::Nod
       signal.weight = yaml_.integer(value, fmt::format("{}.weight", name), 0, 100).value_or(signal.weight);
     } else if (!value.IsScalar()) {
       yaml_.error(value, fmt::format("{}.{} must be a single value", name, key));
-    } else if (const auto problem = risk::check_param(*risk::find_param(spec, key), value.Scalar())) {
+    } else if (const auto problem = check_param(*find_param(spec, key), value.Scalar())) {
       yaml_.error(value, fmt::format("{}.{}: {}", name, key, *problem));
     } else {
       signal.params[key] = value.Scalar();
@@ -224,7 +224,7 @@ void Loader::rule(RiskPolicy &policy, const YAML::Node &node, std::set<std::stri
     for (const auto &item : *routes) {
       if (i >= rule.routes.size())
         break;
-      if (const auto problem = risk::check_route_pattern(rule.routes[i++]))
+      if (const auto problem = check_route_pattern(rule.routes[i++]))
         yaml_.error(item, *problem);
     }
   }

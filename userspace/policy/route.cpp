@@ -4,7 +4,7 @@
 
 #include <fmt/format.h>
 
-namespace riskgate::risk {
+namespace riskgate::policy {
 
 namespace {
 
@@ -126,4 +126,4 @@ RoutePattern parse_route_pattern(std::string_view text)
   return pattern;
 }
 
-}  // namespace riskgate::risk
+}  // namespace riskgate::policy

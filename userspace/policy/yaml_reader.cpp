@@ -140,7 +140,7 @@ std::optional<std::string> YamlReader::string(const YAML::Node &node, std::strin
 std::optional<double> YamlReader::number(const YAML::Node &node, std::string_view what, double min,
                                          double max)
 {
-  const auto value = node.IsScalar() ? risk::parse_number(node.Scalar()) : std::nullopt;
+  const auto value = node.IsScalar() ? parse_number(node.Scalar()) : std::nullopt;
   if (!value || *value < min || *value > max) {
     error(node, fmt::format("{} must be a number from {} to {}{}", what, min, max,
                             node.IsScalar() ? fmt::format(", not '{}'", node.Scalar()) : ""));
@@ -151,7 +151,7 @@ std::optional<double> YamlReader::number(const YAML::Node &node, std::string_vie
 
 std::optional<int> YamlReader::integer(const YAML::Node &node, std::string_view what, int min, int max)
 {
-  const auto value = node.IsScalar() ? risk::parse_number(node.Scalar()) : std::nullopt;
+  const auto value = node.IsScalar() ? parse_number(node.Scalar()) : std::nullopt;
   if (!value || *value < min || *value > max || *value != static_cast<double>(static_cast<int>(*value))) {
     error(node, fmt::format("{} must be a whole number from {} to {}{}", what, min, max,
                             node.IsScalar() ? fmt::format(", not '{}'", node.Scalar()) : ""));

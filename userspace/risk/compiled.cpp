@@ -11,7 +11,7 @@ namespace {
 // Weight, switch and parameters of one signal: the policy's values over the documented defaults.
 class SignalReader {
  public:
-  SignalReader(const policy::RiskPolicy *policy, const char *name) : spec_(*find_signal(name))
+  SignalReader(const policy::RiskPolicy *policy, const char *name) : spec_(*policy::find_signal(name))
   {
     if (policy)
       if (const auto it = policy->signals.find(name); it != policy->signals.end())
@@ -23,15 +23,15 @@ class SignalReader {
   }
   double operator[](const char *key) const
   {
-    const ParamSpec &param = *find_param(spec_, key);
+    const policy::ParamSpec &param = *policy::find_param(spec_, key);
     if (signal_)
       if (const auto it = signal_->params.find(key); it != signal_->params.end())
-        return param_value(param, it->second);
-    return param_value(param, param.default_value);
+        return policy::param_value(param, it->second);
+    return policy::param_value(param, param.default_value);
   }
 
  private:
-  const SignalSpec &spec_;
+  const policy::SignalSpec &spec_;
   const policy::Signal *signal_ = nullptr;
 };
 
@@ -113,7 +113,7 @@ std::shared_ptr<const CompiledPolicy> compile(const policy::PolicySet &set)
         compiled.to.insert(name);
     for (const auto &route : rule.routes)
       if (route != "*")
-        compiled.routes.push_back(parse_route_pattern(route));
+        compiled.routes.push_back(policy::parse_route_pattern(route));
     compiled.mode = rule.mode.value_or(p.mode);
     out->rules.push_back(std::move(compiled));
   }

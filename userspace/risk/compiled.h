@@ -27,9 +27,9 @@ struct SignalOn {
 struct CompiledRule {
   std::string name;
   bool allow = false;
-  std::set<std::string, std::less<>> from;  // empty = any
-  std::set<std::string, std::less<>> to;    // identity or service names; empty = any
-  std::vector<RoutePattern> routes;         // empty = any
+  std::set<std::string, std::less<>> from;   // empty = any
+  std::set<std::string, std::less<>> to;     // identity or service names; empty = any
+  std::vector<policy::RoutePattern> routes;  // empty = any
   policy::Mode mode = policy::Mode::enforce;
 };
 

@@ -95,7 +95,7 @@ void begin_decision(const CompiledPolicy &p, const Request &r, std::uint64_t id,
   net::append_endpoint(who.source, d.source_address);
   d.socket_cookie = input.socket_cookie;
   d.method.assign(input.method);
-  template_route(input.path, d.route);
+  policy::template_route(input.path, d.route);
   d.token_fingerprint = who.token_fingerprint;
   d.score = 0;
   d.contributions.clear();

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace riskgate::risk {
+namespace riskgate::policy {
 
 std::optional<double> parse_number(std::string_view text);
 
@@ -38,4 +38,4 @@ std::optional<std::string> check_param(const ParamSpec &spec, std::string_view v
 // The value as a number (durations in milliseconds). Only for values check_param accepted.
 double param_value(const ParamSpec &spec, std::string_view value);
 
-}  // namespace riskgate::risk
+}  // namespace riskgate::policy

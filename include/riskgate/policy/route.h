@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace riskgate::risk {
+namespace riskgate::policy {
 
 // Writes the template of `path` (query already removed) into `out`, reusing its capacity.
 void template_route(std::string_view path, std::string &out);
@@ -24,4 +24,4 @@ struct RoutePattern {
 std::optional<std::string> check_route_pattern(std::string_view text);
 RoutePattern parse_route_pattern(std::string_view text);  // text accepted by check_route_pattern
 
-}  // namespace riskgate::risk
+}  // namespace riskgate::policy
