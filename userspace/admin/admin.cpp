@@ -1,14 +1,12 @@
-// The admin HTTP port and unix socket: one accept thread each, short blocking exchanges.
+// The admin HTTP port and unix socket, each served by a ConnectionLoop; the client side for riskgatectl.
 #include <riskgate/admin/admin.h>
 #include <riskgate/common/errors.h>
 #include <riskgate/common/net.h>
-#include <riskgate/common/thread_name.h>
+
+#include "connection_loop.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -19,7 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
-#include <thread>
+#include <optional>
 #include <vector>
 
 #include <fmt/format.h>
@@ -27,53 +25,6 @@
 namespace riskgate::admin {
 
 namespace {
-
-// Runs `serve(fd)` for each accepted connection on its own thread until destroyed; owns the fds.
-class AcceptLoop {
- public:
-  AcceptLoop(int listen_fd, std::string thread_name, std::function<void(int)> serve)
-      : listen_fd_(listen_fd), stop_fd_(eventfd(0, EFD_CLOEXEC)), serve_(std::move(serve))
-  {
-    thread_ = std::thread([this, name = std::move(thread_name)] {
-      name_this_thread(name);  // the connections' threads inherit it
-      run();
-    });
-  }
-  ~AcceptLoop()
-  {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto n = ::write(stop_fd_, &one, sizeof one);
-    thread_.join();
-    ::close(listen_fd_);
-    ::close(stop_fd_);
-  }
-
- private:
-  void run()
-  {
-    for (;;) {
-      pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-      if (poll(fds, 2, -1) < 0 && errno != EINTR)
-        return;
-      if (fds[1].revents)
-        return;
-      if (fds[0].revents & POLLIN) {
-        const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-        if (fd < 0)
-          continue;
-        // A slow or silent client must not hold the admin thread.
-        timeval timeout{2, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
-        serve_(fd);
-      }
-    }
-  }
-
-  int listen_fd_, stop_fd_;
-  std::function<void(int)> serve_;
-  std::thread thread_;
-};
 
 bool send_all(int fd, std::string_view data)
 {
@@ -100,67 +51,108 @@ std::string read_until(int fd, std::string_view terminator)
   return data;
 }
 
+// Room for a burst of connects while the loop accepts them: beyond it the kernel drops SYNs, and a
+// probe caught in that waits a second for its retransmit.
+constexpr int kBacklog = SOMAXCONN;
+
+constexpr std::string_view kPlainText = "text/plain; charset=utf-8";
+
+std::string http_response(std::string_view status, std::string_view type, std::string_view body)
+{
+  return fmt::format("HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+                     status, type, body.size(), body);
+}
+
 class HttpServerImpl final : public HttpServer {
  public:
-  HttpServerImpl(int fd, std::uint16_t port, const metrics::Registry &registry, Readiness readiness)
-      : port_(port),
-        registry_(registry),
-        readiness_(std::move(readiness)),
-        loop_(fd, "rg-metrics", [this](int client) { serve(client); })
+  HttpServerImpl(std::uint16_t port, const metrics::Registry &registry, Readiness readiness)
+      : port_(port), registry_(registry), readiness_(std::move(readiness))
   {
+  }
+  Result<void> serve(int listen_fd)
+  {
+    auto loop = ConnectionLoop::start(
+        listen_fd, "rg-metrics", LoopLimits{},
+        [this](std::string_view received, Input input) { return answer(received, input); });
+    if (!loop)
+      return make_error(loop.error());
+    loop_ = std::move(*loop);
+    return {};
   }
   std::uint16_t port() const override { return port_; }
 
  private:
-  void serve(int fd)
+  std::optional<Answer> answer(std::string_view received, Input input) const
   {
-    const std::string request = read_until(fd, "\r\n\r\n");
-    const auto line_end = request.find("\r\n");
-    const std::string line = request.substr(0, line_end);
-    std::string status = "200 OK", type = "text/plain; charset=utf-8", body;
-    if (line.starts_with("GET /metrics ") || line.starts_with("GET /metrics?")) {
-      type = "text/plain; version=0.0.4; charset=utf-8";
-      body = registry_.expose();
-    } else if (line.starts_with("GET /healthz ")) {
-      body = "ok\n";
-    } else if (line.starts_with("GET /readyz ")) {
+    if (received.find("\r\n\r\n") != std::string_view::npos)
+      return Answer{route(received.substr(0, received.find("\r\n")))};
+    if (input == Input::partial)
+      return std::nullopt;
+    if (input == Input::full)
+      return Answer{
+          http_response("431 Request Header Fields Too Large", kPlainText,
+                        fmt::format("riskgated admin: request head over {} bytes\n", received.size()))};
+    return Answer{http_response("400 Bad Request", kPlainText, "riskgated admin: incomplete request\n")};
+  }
+
+  // `line` is the request line: METHOD SP TARGET SP HTTP-VERSION.
+  std::string route(std::string_view line) const
+  {
+    const auto method_end = line.find(' ');
+    const auto target_end =
+        method_end == std::string_view::npos ? method_end : line.find(' ', method_end + 1);
+    if (target_end == std::string_view::npos || !line.substr(target_end + 1).starts_with("HTTP/"))
+      return http_response("400 Bad Request", kPlainText, "riskgated admin: malformed request line\n");
+    const std::string_view method = line.substr(0, method_end);
+    const std::string_view target = line.substr(method_end + 1, target_end - method_end - 1);
+    if (method != "GET")
+      return http_response("405 Method Not Allowed", kPlainText, "riskgated admin: GET only\n");
+    if (target == "/metrics" || target.starts_with("/metrics?"))
+      return http_response("200 OK", "text/plain; version=0.0.4; charset=utf-8", registry_.expose());
+    if (target == "/healthz")
+      return http_response("200 OK", kPlainText, "ok\n");
+    if (target == "/readyz") {
       const std::string reason = readiness_ ? readiness_() : std::string();
-      if (!reason.empty())
-        status = "503 Service Unavailable";
-      body = reason.empty() ? "ready\n" : reason + "\n";
-    } else if (line.starts_with("GET ")) {
-      status = "404 Not Found";
-      body = "riskgated admin: GET /metrics, /healthz or /readyz\n";
-    } else {
-      status = "405 Method Not Allowed";
-      body = "riskgated admin: GET only\n";
+      return reason.empty() ? http_response("200 OK", kPlainText, "ready\n")
+                            : http_response("503 Service Unavailable", kPlainText, reason + "\n");
     }
-    send_all(fd, fmt::format(
-                     "HTTP/1.1 {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-                     status, type, body.size(), body));
-    ::close(fd);
+    return http_response("404 Not Found", kPlainText, "riskgated admin: GET /metrics, /healthz or /readyz\n");
   }
 
   std::uint16_t port_;
   const metrics::Registry &registry_;
   Readiness readiness_;
-  AcceptLoop loop_;
+  std::unique_ptr<ConnectionLoop> loop_;  // last: its thread stops before the members it uses go
 };
+
+// Streaming clients kept at once; one more is told so and closed.
+constexpr std::size_t kMaxStreams = 64;
 
 class SocketImpl final : public Socket {
  public:
-  SocketImpl(int fd, Options options)
-      : options_(std::move(options)), loop_(fd, "rg-admin", [this](int client) { serve(client); })
+  explicit SocketImpl(Options options) : options_(std::move(options)) {}
+  Result<void> serve(int listen_fd)
   {
+    auto loop = ConnectionLoop::start(
+        listen_fd, "rg-admin", LoopLimits{.max_connections = 64},
+        [this](std::string_view received, Input input) { return answer(received, input); },
+        [this](int fd) {
+          std::lock_guard lock(mutex_);
+          streams_.push_back(fd);
+        });
+    if (!loop)
+      return make_error(loop.error());
+    loop_ = std::move(*loop);
+    return {};
   }
   ~SocketImpl() override
   {
+    loop_.reset();  // no stream is adopted after this
     std::lock_guard lock(mutex_);
     for (int fd : streams_) ::close(fd);
     std::error_code ec;
     std::filesystem::remove(options_.path, ec);
   }
-
   // Called for every decision: the recent ring reuses its strings' capacity and a stream gets the
   // line and its newline in one sendmsg, so nothing is allocated once the ring has filled.
   void publish(std::string_view line) override
@@ -189,27 +181,48 @@ class SocketImpl final : public Socket {
   }
 
  private:
-  void serve(int fd)
+  // One JSON line; a peer that stops sending (socat at the end of its input) ends it too.
+  std::optional<Answer> answer(std::string_view received, Input input)
   {
-    const std::string text = read_until(fd, "\n");
-    const auto command = nlohmann::json::parse(text.substr(0, text.find('\n')), nullptr, false);
-    const std::string cmd = command.is_object() ? command.value("cmd", "") : "";
+    const auto line_end = received.find('\n');
+    if (line_end == std::string_view::npos && input == Input::partial)
+      return std::nullopt;
     nlohmann::json reply;
-    if (cmd == "status") {
-      reply = options_.status ? options_.status() : nlohmann::json::object();
-    } else if (cmd == "explain" && command.contains("id") && command["id"].is_number_unsigned()) {
-      reply = explain(command["id"].get<std::uint64_t>());
-    } else if (cmd == "stream") {
-      std::lock_guard lock(mutex_);
-      streams_.push_back(fd);
-      return;
-    } else if (auto handler = options_.commands.find(cmd); handler != options_.commands.end()) {
-      reply = handler->second(command);
+    if (line_end == std::string_view::npos && input == Input::full) {
+      reply = {{"error", fmt::format("request line over {} bytes", received.size())}};
     } else {
-      reply = {{"error", "unknown command: send {\"cmd\":\"status\"|\"explain\"|\"stream\"}"}};
+      const auto command = nlohmann::json::parse(received.substr(0, line_end), nullptr, false);
+      if (command.is_object() && command.value("cmd", nlohmann::json()) == "stream" && stream_room())
+        return Answer{{}, true};  // a hand-over, unanswered
+      reply = execute(command);
     }
-    send_all(fd, reply.dump() + "\n");
-    ::close(fd);
+    return Answer{reply.dump() + "\n"};
+  }
+
+  bool stream_room()
+  {
+    std::lock_guard lock(mutex_);
+    return streams_.size() < kMaxStreams;
+  }
+
+  nlohmann::json execute(const nlohmann::json &command)
+  {
+    const auto cmd_field = command.is_object() ? command.value("cmd", nlohmann::json()) : nlohmann::json();
+    const std::string cmd = cmd_field.is_string() ? cmd_field.get<std::string>() : "";
+    if (cmd == "stream")
+      return {{"error", fmt::format("already {} streaming clients", kMaxStreams)}};
+    if (cmd == "status")
+      return options_.status ? options_.status() : nlohmann::json::object();
+    if (cmd == "explain" && command.contains("id") && command["id"].is_number_unsigned())
+      return explain(command["id"].get<std::uint64_t>());
+    if (auto handler = options_.commands.find(cmd); handler != options_.commands.end()) {
+      try {  // a field of the wrong type (nlohmann's type_error) is the client's error, not a crash
+        return handler->second(command);
+      } catch (const nlohmann::json::exception &e) {
+        return {{"error", fmt::format("{}: {}", cmd, e.what())}};
+      }
+    }
+    return {{"error", "unknown command: send {\"cmd\":\"status\"|\"explain\"|\"stream\"}"}};
   }
 
   nlohmann::json explain(std::uint64_t id)
@@ -230,7 +243,7 @@ class SocketImpl final : public Socket {
   std::vector<std::string> recent_;  // a ring of the latest lines; recent_next_ is the oldest once full
   std::size_t recent_next_ = 0;
   std::vector<int> streams_;
-  AcceptLoop loop_;  // last: its thread stops before the members it uses are destroyed
+  std::unique_ptr<ConnectionLoop> loop_;  // last: its thread stops before the members it uses go
 };
 
 Result<int> connect_unix(const std::string &path)
@@ -271,7 +284,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string &listen,
   const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   const int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (fd < 0 || ::bind(fd, found->ai_addr, found->ai_addrlen) < 0 || ::listen(fd, 16) < 0) {
+  if (fd < 0 || ::bind(fd, found->ai_addr, found->ai_addrlen) < 0 || ::listen(fd, kBacklog) < 0) {
     const std::string why = errno_text();
     freeaddrinfo(found);
     if (fd >= 0)
@@ -282,8 +295,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string &listen,
   sockaddr_storage bound{};
   socklen_t length = sizeof bound;
   getsockname(fd, reinterpret_cast<sockaddr *>(&bound), &length);
-  const std::uint16_t port = net::port_of(bound);
-  return std::unique_ptr<HttpServer>(new HttpServerImpl(fd, port, registry, std::move(readiness)));
+  auto server = std::make_unique<HttpServerImpl>(net::port_of(bound), registry, std::move(readiness));
+  if (auto serving = server->serve(fd); !serving)
+    return make_error(fmt::format("admin metrics {}: {}", listen, serving.error()));
+  return std::unique_ptr<HttpServer>(std::move(server));
 }
 
 Result<std::unique_ptr<Socket>> Socket::start(Options options)
@@ -312,13 +327,17 @@ Result<std::unique_ptr<Socket>> Socket::start(Options options)
   const mode_t old_mask = umask(0177);
   const int bound = fd < 0 ? -1 : ::bind(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
   umask(old_mask);
-  if (bound < 0 || ::listen(fd, 16) < 0) {
+  if (bound < 0 || ::listen(fd, kBacklog) < 0) {
     const std::string why = errno_text();
     if (fd >= 0)
       ::close(fd);
     return make_error(fmt::format("admin socket {}: {}", options.path, why));
   }
-  return std::unique_ptr<Socket>(new SocketImpl(fd, std::move(options)));
+  const std::string socket_path = options.path;
+  auto socket = std::make_unique<SocketImpl>(std::move(options));
+  if (auto serving = socket->serve(fd); !serving)
+    return make_error(fmt::format("admin socket {}: {}", socket_path, serving.error()));
+  return std::unique_ptr<Socket>(std::move(socket));
 }
 
 Result<nlohmann::json> request(const std::string &socket_path, const nlohmann::json &command)
