@@ -256,6 +256,9 @@ Result<int> connect_unix(const std::string &path)
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return make_error(fmt::format("socket: {}", errno_text()));
+  // Bounds the connect too: with the agent's backlog full it would otherwise wait for good.
+  timeval timeout{5, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
   if (::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0) {
     const std::string why = errno_text();
     ::close(fd);
