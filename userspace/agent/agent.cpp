@@ -392,10 +392,10 @@ Result<void> Agent::start()
       return ok;
   if (auto ok = start_proxy(set); !ok)
     return ok;
-  fmt::print(stderr, "riskgated: policy {} ({}), decision log {}{}\n",
-             options.policy_dir.empty() ? "embedded default" : options.policy_dir, set.version,
-             options.audit_path,
-             http ? fmt::format(", metrics on {}", options.admin_metrics) : std::string());
+  fmt::print(
+      stderr, "riskgated: policy {} ({}), decision log {}{}\n",
+      options.policy_dir.empty() ? "embedded default" : options.policy_dir, set.version, options.audit_path,
+      http ? fmt::format(", metrics on {} (port {})", options.admin_metrics, http->port()) : std::string());
   state = kReady;
   start_background();
   return {};
