@@ -1,6 +1,4 @@
 // Metrics registry, Prometheus exposition, the admin HTTP port and the admin unix socket.
-#include <arpa/inet.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,27 +12,11 @@
 #include <riskgate/admin/admin.h>
 #include <riskgate/audit/decision_log.h>
 
+#include "support/slow_clients.h"
+
 using namespace riskgate;
 
 namespace {
-
-std::string http_get(std::uint16_t port, const std::string &target)
-{
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr *>(&addr), sizeof addr) == 0);
-  const std::string request = "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n";
-  REQUIRE(::send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
-  std::string response;
-  char buffer[4096];
-  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;)
-    response.append(buffer, static_cast<std::size_t>(n));
-  ::close(fd);
-  return response;
-}
 
 bool contains(const std::string &text, const std::string &part)
 {
@@ -116,22 +98,22 @@ TEST_CASE("the admin HTTP port serves /metrics and /healthz, 404 otherwise")
   auto server = admin::HttpServer::start("127.0.0.1:0", registry);
   REQUIRE_MESSAGE(server.ok(), (server.ok() ? "" : server.error()));
   const auto port = (*server)->port();
-  const auto metrics = http_get(port, "/metrics");
+  const auto metrics = test::http_get(port, "/metrics").text;
   CHECK(metrics.starts_with("HTTP/1.1 200 OK\r\n"));
   CHECK(contains(metrics, "Content-Type: text/plain; version=0.0.4"));
   CHECK(contains(metrics, "\r\n\r\n# HELP hits_total Hits\n# TYPE hits_total counter\nhits_total 7\n"));
-  CHECK(contains(http_get(port, "/healthz"), "200 OK"));
-  CHECK(contains(http_get(port, "/nope"), "404 Not Found"));
-  CHECK(contains(http_get(port, "/readyz"), "200 OK"));
+  CHECK(contains(test::http_get(port, "/healthz").text, "200 OK"));
+  CHECK(contains(test::http_get(port, "/nope").text, "404 Not Found"));
+  CHECK(contains(test::http_get(port, "/readyz").text, "200 OK"));
 
   std::string reason = "starting";
   auto gated = admin::HttpServer::start("127.0.0.1:0", registry, [&] { return reason; });
   REQUIRE(gated.ok());
-  const auto not_ready = http_get((*gated)->port(), "/readyz");
+  const auto not_ready = test::http_get((*gated)->port(), "/readyz").text;
   CHECK(not_ready.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
   CHECK(contains(not_ready, "\r\n\r\nstarting\n"));
   reason.clear();
-  CHECK(contains(http_get((*gated)->port(), "/readyz"), "200 OK"));
+  CHECK(contains(test::http_get((*gated)->port(), "/readyz").text, "200 OK"));
   CHECK_FALSE(admin::HttpServer::start("localhost:x", registry).ok());
 }
 
