@@ -192,9 +192,11 @@ class SocketImpl final : public Socket {
       reply = {{"error", fmt::format("request line over {} bytes", received.size())}};
     } else {
       const auto command = nlohmann::json::parse(received.substr(0, line_end), nullptr, false);
-      if (command.is_object() && command.value("cmd", nlohmann::json()) == "stream" && stream_room())
+      const auto name = command.is_object() ? command.value("cmd", nlohmann::json()) : nlohmann::json();
+      const std::string cmd = name.is_string() ? name.get<std::string>() : "";
+      if (cmd == "stream" && stream_room())
         return Answer{{}, true};  // a hand-over, unanswered
-      reply = execute(command);
+      reply = execute(cmd, command);
     }
     return Answer{reply.dump() + "\n"};
   }
@@ -205,10 +207,8 @@ class SocketImpl final : public Socket {
     return streams_.size() < kMaxStreams;
   }
 
-  nlohmann::json execute(const nlohmann::json &command)
+  nlohmann::json execute(const std::string &cmd, const nlohmann::json &command)
   {
-    const auto cmd_field = command.is_object() ? command.value("cmd", nlohmann::json()) : nlohmann::json();
-    const std::string cmd = cmd_field.is_string() ? cmd_field.get<std::string>() : "";
     if (cmd == "stream")
       return {{"error", fmt::format("already {} streaming clients", kMaxStreams)}};
     if (cmd == "status")

@@ -1,4 +1,6 @@
-// riskgated's admin surfaces, served by small blocking threads (never on the proxy's workers):
+// riskgated's admin surfaces, each served by one epoll thread (never on the proxy's workers) that no
+// slow client can hold: a request must come whole within 2 s of connecting and its reply be taken
+// within 10 s; beyond 256 (HTTP) or 64 (socket) open connections a new one closes the oldest:
 //  - HTTP on 127.0.0.1:9464 by default: GET /metrics (Prometheus text), GET /healthz (alive),
 //    GET /readyz (200 ready, 503 with a reason); read-only: other methods 405, other paths 404;
 //  - a unix socket (mode 0600) for riskgatectl, one JSON request line per connection:
@@ -6,7 +8,9 @@
 //      {"cmd":"explain","id":N}    -> the decision's JSON line, if among the recent ones
 //      {"cmd":"stream"}            -> every audit line as it is written, until the client closes
 //      {"cmd":"<other>",...}       -> Options::commands["<other>"](request), e.g. "manual_unblock"
-//    Errors come back as {"error":"..."}.
+//    Errors come back as {"error":"..."}; at most 64 streams are kept, one more gets an error.
+//  HTTP answers a request head over 16 KiB with 431 and a malformed request line with 400; a
+//  socket request line over 16 KiB is an error.
 #pragma once
 
 #include <cstdint>
