@@ -71,6 +71,7 @@ class ConnectionLoop {
   void read_request(Connections::iterator it);
   void answer(Connections::iterator it, Answer answer);
   void write_reply(Connections::iterator it);
+  void drop(Connections::iterator it);  // a connection given up on (overdue, or the oldest at the cap)
   void close(Connections::iterator it);
 
   int listen_fd_, stop_fd_, epoll_fd_;
