@@ -167,6 +167,28 @@ Reply http_get(std::uint16_t port, const std::string &target)
   return exchange(loopback(port), "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n");
 }
 
+HealthProbes probe_health(pid_t server, std::uint16_t port, std::chrono::milliseconds duration,
+                          std::chrono::milliseconds within)
+{
+  HealthProbes probes;
+  for (const auto until = Clock::now() + duration; Clock::now() < until; ++probes.count) {
+    const std::string target = probes.count % 2 ? "/readyz" : "/healthz";
+    const auto reply = http_get(port, target);
+    if (!reply.text.starts_with("HTTP/1.1 200 OK\r\n") || reply.took >= within)
+      probes.failures.push_back(target + " after " + std::to_string(reply.took.count()) +
+                                " ms: " + reply.text.substr(0, reply.text.find("\r\n")));
+    probes.most_open = std::max(probes.most_open, open_connections(server, port));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return probes;
+}
+
+std::string HealthProbes::summary() const
+{
+  return std::to_string(failures.size()) + " of " + std::to_string(count) + " probes failed" +
+         (failures.empty() ? "" : ", the first: " + failures.front());
+}
+
 std::size_t open_connections(pid_t pid, std::uint16_t port)
 {
   std::set<std::string> inodes;  // of the process's sockets

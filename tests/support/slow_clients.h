@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace riskgate::test {
 
@@ -58,6 +59,17 @@ struct Reply {
 Reply exchange(const Address &to, const std::string &request);
 // GET `target` from 127.0.0.1:port.
 Reply http_get(std::uint16_t port, const std::string &target);
+
+// What a kubelet would see probing a server: GET /healthz and /readyz in turn on 127.0.0.1:port,
+// each on a new connection, 20 ms apart for `duration`.
+struct HealthProbes {
+  std::size_t count = 0;
+  std::vector<std::string> failures;  // each probe not answered 200 within `within`: what came instead
+  std::size_t most_open = 0;          // the most connections `server` held on the port after a probe
+  std::string summary() const;        // how many failed, and the first
+};
+HealthProbes probe_health(pid_t server, std::uint16_t port, std::chrono::milliseconds duration,
+                          std::chrono::milliseconds within);
 
 // Connections `pid` holds open on its TCP port `port` (accepted and not yet closed by it).
 std::size_t open_connections(pid_t pid, std::uint16_t port);
