@@ -304,10 +304,41 @@ TEST_CASE("rules: explicit deny by pair and route, explicit allow skips scoring"
   CHECK_FALSE(del.kernel_block);
   CHECK(lab.request(kFrontend, "GET", "/orders/77").action == Action::allow);
   auto probe = workload(3, "monitoring", "10.0.3.3");
-  probe.credential = CredentialStatus::invalid;
   const Decision allowed = lab.request(probe, "GET", "/healthz");
   CHECK(allowed.action == Action::allow);
   CHECK(allowed.rule == "probes");
+  // The rule admits the route, not a bad credential: that is challenged as anywhere else.
+  probe.credential = CredentialStatus::invalid;
+  const Decision forged = lab.request(probe, "GET", "/healthz");
+  CHECK(forged.action == Action::challenge);
+  CHECK(forged.rule == "probes");
+}
+
+TEST_CASE("rules: an allow rule leaves active blocks and token bindings in force")
+{
+  const std::string yaml =
+      "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: monitoring}\nspec: {}\n---\n"
+      "apiVersion: riskgate.dev/v1\nkind: RiskPolicy\nmetadata: {name: p}\nspec:\n"
+      "  signals: {watchlist: {weight: 100}}\n"
+      "  lists: {watch: {identities: [monitoring]}}\n"
+      "  rules:\n    - {name: probes, allow: {from: [monitoring], routes: ['GET /healthz']}}\n";
+  Lab lab(test::policy_from(yaml));
+  auto probe = workload(3, "monitoring", "10.0.3.3");
+  // Scored on its own (weight 100 on the watch list) the rule is what admits /healthz ...
+  CHECK(lab.request(probe, "GET", "/healthz").action == Action::allow);
+  // ... until the identity is blocked for something else: the block holds on the allowed route too.
+  REQUIRE(lab.request(probe, "GET", "/other").action == Action::block);
+  const Decision during = lab.request(probe, "GET", "/healthz");
+  CHECK(during.action == Action::block);
+  CHECK(during.rule == "active-block");
+
+  Lab bound(test::policy_from(yaml));
+  auto thief = workload(4, "monitoring", "10.0.3.4");
+  thief.binding = BindingVerdict::violation;
+  thief.binding_reason = "token of svc:frontend presented by monitoring";
+  const Decision stolen = bound.request(thief, "GET", "/healthz");
+  CHECK(stolen.action == Action::block);
+  CHECK(stolen.rule == "probes");
 }
 
 TEST_CASE("bands: limit admits at the bucket rate with Retry-After, blocks escalate on repeat")

@@ -503,16 +503,25 @@ TEST_CASE("action: bands, the limit bucket, escalating blocks and an active bloc
   StateTables state{EngineOptions{}};
   Case blocked(kFrontend, "orders", "GET", "/", p);
   blocked.d.score = 90;
-  act(p, blocked.r, {}, false, state, blocked.d);
+  act(p, blocked.r, {}, false, blocked.d.score, state, blocked.d);
   CHECK(blocked.d.action == Action::block);
   CHECK(blocked.d.block_ttl_ms == 60000);
   Case limited(test::workload(9, "batch", "10.0.2.9"), "orders", "GET", "/", p);
   limited.d.score = 70;
-  act(p, limited.r, {}, false, state, limited.d);
+  act(p, limited.r, {}, false, limited.d.score, state, limited.d);
   CHECK(limited.d.action == Action::allow);  // the limit band's first request: the bucket is full
   Case again(kFrontend, "orders", "GET", "/", p);
-  act(p, again.r, {true, 250}, false, state, again.d);
+  act(p, again.r, {true, 250}, false, again.d.score, state, again.d);
   CHECK(again.d.action == Action::block);
   CHECK(again.d.rule == "active-block");
   CHECK(again.d.block_ttl_ms == 250);
+}
+
+TEST_CASE("action: an allow rule's request is judged by its credential and binding points alone")
+{
+  Decision d;
+  d.contributions = {{"rate", 30, ""}, {"credential", 40, ""}, {"novelty", 25, ""}, {"binding", 100, ""}};
+  CHECK(credential_points(d) == 140);
+  d.contributions = {{"rate", 30, ""}, {"watchlist", 100, ""}};
+  CHECK(credential_points(d) == 0);
 }

@@ -49,9 +49,9 @@ void decide(const CompiledPolicy &p, const Request &r, StateTables &state, const
   const Findings f = learn(p, r, d.route, state);
   const CredentialCheck credential = check_credential(p, r.input);
   score(p, r, f, credential, names, d);
-  if (rule)
-    return;  // allowed by the rule; scored for the record
-  act(p, r, f.block, credential.failed, state, d);
+  // An allow rule sets the behavioural signals aside (they are scored for the record) and grants
+  // nothing more: active blocks, the Service's JWT requirement and token bindings still apply.
+  act(p, r, f.block, credential.failed, rule ? credential_points(d) : d.score, state, d);
 }
 
 }  // namespace

@@ -287,14 +287,23 @@ void escalate_block(const CompiledPolicy &p, SubjectState &s, std::uint64_t now,
   s.block_decision = d.id;
 }
 
+int credential_points(const Decision &d)
+{
+  int points = 0;
+  for (const auto &c : d.contributions)
+    if (c.signal == "credential" || c.signal == "binding")
+      points += c.points;
+  return points;
+}
+
 void act(const CompiledPolicy &p, const Request &r, const ActiveBlock &block, bool credential_failed,
-         StateTables &state, Decision &d)
+         int judged, StateTables &state, Decision &d)
 {
   if (block.active) {
     continue_block(block, d);
     return;
   }
-  d.action = band(p, d.score, credential_failed);
+  d.action = band(p, judged, credential_failed);
   if (d.action != Action::limit && d.action != Action::block)
     return;
   // The third lock of a request, on the rare limit and block paths only.

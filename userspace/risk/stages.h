@@ -167,9 +167,13 @@ void admit_limited(const CompiledPolicy &p, SubjectState &s, std::uint64_t now, 
 // records the block under `key` (block_key) in the subject.
 void escalate_block(const CompiledPolicy &p, SubjectState &s, std::uint64_t now, std::uint64_t key,
                     Decision &d);
-// The action of a scored request (not allowed by a rule): continue_block, else band, then the
-// limit bucket or the escalation under the subject's lock.
+// The points an allow rule does not set aside: the credential's and the binding's. A rule grants
+// its caller the route, not a pass on the Service's JWT requirement or on a token's binding.
+int credential_points(const Decision &d);
+// The action of a scored request: continue_block, else band `judged` (the score, or for a request
+// an allow rule admitted its credential_points), then the limit bucket or the escalation under the
+// subject's lock.
 void act(const CompiledPolicy &p, const Request &r, const ActiveBlock &block, bool credential_failed,
-         StateTables &state, Decision &d);
+         int judged, StateTables &state, Decision &d);
 
 }  // namespace riskgate::risk
