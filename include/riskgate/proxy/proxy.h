@@ -23,6 +23,14 @@ struct HttpLimits {
   std::uint64_t max_body_bytes = 8ull << 20;  // Content-Length or running chunked total: 413
 };
 
+// How a request path is made canonical before the hook and the upstream see it (docs/proxy.md, "Canonical
+// paths"): dot segments removed, unreserved characters decoded, the hex of the rest upper case. The
+// defaults are the safe ones; each option relaxes one refusal or merge for an upstream that needs it.
+struct PathOptions {
+  bool merge_slashes = true;         // "//" is "/"; false: empty segments are kept (and judged) as sent
+  bool reject_encoded_slash = true;  // %2F or %5C in the path: 400; false: kept encoded, part of a segment
+};
+
 struct ListenerConfig {
   std::string service;       // name given to the hook (RequestView::service)
   std::string address;       // "HOST:PORT" (numeric; port 0 picks a free port, see Proxy::listen_port)
@@ -49,6 +57,7 @@ struct ProxyConfig {
   std::vector<UpstreamConfig> upstreams;
   unsigned workers = 0;  // 0: one per core
   HttpLimits limits;
+  PathOptions paths;
   Timeouts timeouts;
   std::uint32_t max_connections_per_worker = 65'536;  // beyond: 503 and close
   std::uint32_t idle_upstream_per_target = 256;       // kept-alive upstream connections per worker
