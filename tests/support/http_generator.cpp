@@ -12,9 +12,31 @@ namespace {
 // Each list holds the usual spelling first, then the variants parsers have disagreed on.
 constexpr const char *kMethods[] = {"GET",     "POST", "POST", "PUT",   "HEAD", "DELETE", "OPTIONS", "PATCH",
                                     "CONNECT", "post", "GE T", "G\tET", "",     "TRACE",  "PRI"};
-constexpr const char *kTargets[] = {"/",      "/a/b?c=d", "/%2e%2e/admin", "*",   "http://svc/x",
-                                    "/a b",   "/a\x01",   "/#frag",        "//x", "/a?b=\x7f",
-                                    "svc:80", "/\xc3\xa9"};
+// Targets include other spellings of one path (canonical in the proxy: docs/proxy.md) and paths
+// that cannot be made canonical safely.
+constexpr const char *kTargets[] = {"/",
+                                    "/a/b?c=d",
+                                    "/%2e%2e/admin",
+                                    "*",
+                                    "http://svc/x",
+                                    "/a b",
+                                    "/a\x01",
+                                    "/#frag",
+                                    "//x",
+                                    "/a?b=\x7f",
+                                    "svc:80",
+                                    "/\xc3\xa9",
+                                    "/%61dmin/x",
+                                    "/x/../admin/./y/",
+                                    "/a/%2E%2e/b?q=%2e%2E/../",
+                                    "/%7e%c3%a9%3f",
+                                    "/a%2fb",
+                                    "/a%5Cb",
+                                    "/a\\b",
+                                    "/%00",
+                                    "/%zz",
+                                    "/a/..",
+                                    "/ADMIN"};
 constexpr const char *kVersions[] = {"HTTP/1.1", "HTTP/1.1", "HTTP/1.1",  "HTTP/1.0",  "HTTP/1.2",
                                      "HTTP/2.0", "http/1.1", "HTTP/1.1 ", "HTTP/01.1", "HTTP/1"};
 constexpr const char *kLengthNames[] = {"Content-Length", "content-length",   "Content-Length ",

@@ -22,9 +22,11 @@ struct Seen {
   bool operator==(const Seen &) const = default;
 };
 
-// Plays the proxy's part: validate, re-emit the head, stream the body re-framed into `upstream`.
+// Plays the proxy's part: validate, make the target canonical, re-emit the head, stream the body
+// re-framed into `upstream`.
 // With `decode`, it plays the upstream's instead: nothing is re-emitted and each body is kept
-// decoded in `seen`.
+// decoded in `seen` (the target is made canonical all the same, so a proxy that sent anything but a
+// canonical target, which canonicalising leaves as it is, would be seen to).
 struct Codec final : HeadHandler {
   HttpLimits limits;
   HttpParser parser{HTTP_REQUEST, limits, *this};
@@ -39,6 +41,8 @@ struct Codec final : HeadHandler {
       p.fail(e.status, e.reason);
       return -1;
     }
+    if (!p.make_target_canonical(PathOptions{}))
+      return -1;
     Seen &s = seen.emplace_back();
     s.method = p.method();
     s.target = p.target();

@@ -285,8 +285,8 @@ int Worker::on_request_head(ClientConn &c)
   return act_on_verdict(c, ex);
 }
 
-// What llhttp leaves to the application (validate_request); a valid head also says whether the
-// connection outlives this exchange.
+// What llhttp leaves to the application (validate_request) and the canonical path (the only one the
+// hook and the upstream see); a valid head also says whether the connection outlives this exchange.
 bool Worker::accept_head(ClientConn &c)
 {
   HttpParser &p = c.parser;
@@ -294,6 +294,8 @@ bool Worker::accept_head(ClientConn &c)
     p.fail(error.status, error.reason);
     return false;
   }
+  if (!p.make_target_canonical(config_.paths))
+    return false;
   if (!p.keep_alive() || stopping_)
     c.close_after = true;
   return true;

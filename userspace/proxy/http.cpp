@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "path.h"
+
 namespace riskgate::proxy {
 
 namespace {
@@ -109,6 +111,17 @@ void HttpParser::fail(int status, std::string reason)
 {
   if (error_.status == 0)
     error_ = HttpError{status, std::move(reason)};
+}
+
+bool HttpParser::make_target_canonical(const PathOptions &options)
+{
+  const auto canonical = canonicalise_target(head_.bytes.data() + target_.offset, target_.length, options);
+  if (!canonical.refusal.empty()) {
+    fail(400, std::string(canonical.refusal));
+    return false;
+  }
+  target_.length = static_cast<std::uint32_t>(canonical.length);
+  return true;
 }
 
 bool HttpParser::append_head(const char *at, std::size_t length, Span &span)

@@ -125,6 +125,9 @@ class HttpParser {
   }
   void fail(int status, std::string reason);
   const HttpError &error() const { return error_; }
+  // A request's target rewritten in the head storage into its canonical form (path.h), so every
+  // later reader of target() sees that; false after fail(400) when it cannot be normalised safely.
+  bool make_target_canonical(const PathOptions &options);
 
  private:
   std::string_view field(Span span) const { return {head_.bytes.data() + span.offset, span.length}; }

@@ -24,8 +24,8 @@ struct HeaderView {
 
 struct RequestView {
   std::string_view method;
-  std::string_view target;  // request-target as received (origin-form)
-  std::string_view path;    // target without the query
+  std::string_view target;  // request-target, its path canonical (docs/proxy.md), the query as received
+  std::string_view path;    // target without the query: what the upstream is sent
   std::string_view host;
   std::uint8_t http_minor = 1;
   std::span<const HeaderView> headers;          // after hop-by-hop and riskgate-reserved headers are removed
