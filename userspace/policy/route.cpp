@@ -79,8 +79,10 @@ bool RoutePattern::matches(std::string_view request_method, std::string_view rou
     return false;
   if (path.empty())
     return true;
+  // "/admin/*" is /admin itself and everything below it (path is "/admin/"), not /administrator:
+  // a rule about a directory that left out its own index would be a way around it.
   if (prefix)
-    return route.substr(0, path.size()) == path;
+    return route.starts_with(path) || route == std::string_view(path).substr(0, path.size() - 1);
   return route == path;
 }
 

@@ -12,11 +12,13 @@ namespace riskgate::policy {
 // Writes the template of `path` (query already removed) into `out`, reusing its capacity.
 void template_route(std::string_view path, std::string &out);
 
+// Routes are matched against the proxy's canonical path (docs/proxy.md), case-sensitively: /ADMIN is
+// not /admin (RFC 3986 6.2.2.1), and the upstream receives /ADMIN as it was sent.
 // A rule's route pattern: "GET /orders/{id}", "/orders/*" (prefix), "* /health" or "*".
 struct RoutePattern {
   std::string method;   // empty = any
   std::string path;     // templated; empty = any
-  bool prefix = false;  // pattern ended in "/*"
+  bool prefix = false;  // pattern ended in "/*": the path before it and everything below
 
   bool matches(std::string_view method, std::string_view route) const;
 };
