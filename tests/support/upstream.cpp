@@ -217,7 +217,15 @@ NodeEchoServer::NodeEchoServer() : dir_(make_temp_dir("rgt-node")), port_(free_p
 {
   write_file(dir_ + "/echo.js", R"(
 const http = require('http');
+const received = [];
 const server = http.createServer({insecureHTTPParser: false}, (req, res) => {
+  if (req.url === '/__received') {
+    const list = JSON.stringify(received);
+    res.writeHead(200, {'content-type': 'application/json', 'content-length': Buffer.byteLength(list)});
+    res.end(list);
+    return;
+  }
+  received.push(req.url);
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {

@@ -71,7 +71,8 @@ class NginxUpstream {
 };
 
 // Node.js http server (strict llhttp, insecureHTTPParser off) that answers every request with JSON
-// {method, url, httpVersion, headers: [name, value, ...] as received, body (latin1)}.
+// {method, url, httpVersion, headers: [name, value, ...] as received, body (latin1)}, except
+// GET /__received, answered with the url of every request before it, in order.
 class NodeEchoServer {
  public:
   NodeEchoServer();
