@@ -40,3 +40,18 @@ TEST_CASE("routes are case-sensitive, as paths are (RFC 3986 6.2.2.1)")
   CHECK(matches("/Admin/*", "/Admin/x"));
   CHECK_FALSE(matches("GET /orders/{id}", "/orders/42", "get"));
 }
+
+TEST_CASE("a route no canonical path could match is refused when the policy is checked")
+{
+  for (const char *never : {"/caf%c3%a9/*", "/%61dmin/*", "/a//b", "//a", "/a/./b", "/a/../b", "/a/..",
+                            "/a%00", "/a%2", "/a%zz", "GET /a\\b", "/a?b", "/a#b"}) {
+    CAPTURE(std::string(never));
+    const auto problem = check_route_pattern(never);
+    REQUIRE(problem.has_value());
+    CHECK(problem->find("could never match: requests are matched by their canonical path") !=
+          std::string::npos);
+  }
+  for (const char *fine :
+       {"/caf%C3%A9/*", "/a%2F%5Cb", "/admin/", "/", "/*", "/orders/{id}/*", "/..a/b..", "GET /a;b=1", "*"})
+    CHECK_MESSAGE(!check_route_pattern(fine).has_value(), fine);
+}

@@ -1,5 +1,6 @@
 #include <riskgate/policy/route.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include <fmt/format.h>
@@ -45,6 +46,39 @@ bool is_variable(std::string_view segment)
     any_digit = any_digit || is_digit(c);
   }
   return digits || is_uuid(segment) || (hex && any_digit && segment.size() >= 8);
+}
+
+// A percent-encoding as a canonical path has it: upper-case hex of a byte that is neither NUL nor
+// unreserved (RFC 3986 2.3; those are written as themselves).
+bool canonical_encoding(std::string_view hex)
+{
+  const auto value = [](char c) { return is_digit(c) ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1; };
+  if (hex.size() < 2 || value(hex[0]) < 0 || value(hex[1]) < 0)
+    return false;
+  const char byte = static_cast<char>(value(hex[0]) * 16 + value(hex[1]));
+  const bool unreserved = (byte >= 'a' && byte <= 'z') || (byte >= 'A' && byte <= 'Z') || is_digit(byte) ||
+                          std::string_view("-._~").find(byte) != std::string_view::npos;
+  return byte != 0 && !unreserved;
+}
+
+// What in a pattern's path no canonical request path has (docs/proxy.md), so that the pattern could
+// never match; nullptr when there is nothing.
+const char *never_canonical(std::string_view path)
+{
+  if (path.find_first_of("\\?#") != std::string_view::npos)
+    return "'\\', '?' or '#' in its path";
+  for (std::size_t at = 0; at < path.size();) {
+    const auto end = std::min(path.find('/', at + 1), path.size());
+    const auto segment = path.substr(at + 1, end - at - 1);
+    if ((segment.empty() && end < path.size()) || segment == "." || segment == "..")
+      return "empty, '.' or '..' segments";
+    for (auto i = segment.find('%'); i != std::string_view::npos; i = segment.find('%', i + 1))
+      if (!canonical_encoding(segment.substr(i + 1, 2)))
+        return "percent-encodings in lower case, of NUL or of unreserved characters "
+               "(write %C3%A9 for %c3%a9, a for %61)";
+    at = end;
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -105,6 +139,10 @@ std::optional<std::string> check_route_pattern(std::string_view text)
                        text);
   if (path.find('*') != std::string_view::npos && !path.ends_with("/*"))
     return fmt::format("route '{}': '*' is allowed only as the last segment (\"/admin/*\")", text);
+  if (const char *why = never_canonical(path))
+    return fmt::format(
+        "route '{}' could never match: requests are matched by their canonical path, which has no {}", text,
+        why);
   return std::nullopt;
 }
 
