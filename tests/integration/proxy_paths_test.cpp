@@ -153,6 +153,7 @@ TEST_CASE("no spelling of a denied path gets around the rule; the upstream recei
     const Answer a = get(port, denied);
     CHECK(a.status == 403);
     CHECK(a.body.find(R"("error":"Forbidden")") != std::string::npos);
+    CHECK(a.body.find(R"("decision_id":null)") == std::string::npos);  // the rule's answer, not the proxy's
   }
   const std::pair<const char *, const char *> refused[] = {
       {"/admin%2Fusers", "encoded slash or backslash in the path"},
@@ -170,6 +171,7 @@ TEST_CASE("no spelling of a denied path gets around the rule; the upstream recei
     CAPTURE(target);
     const Answer a = get(port, target);
     CHECK(a.status == 400);
+    CHECK(a.body.find(R"("decision_id":null)") != std::string::npos);  // refused before the hook decided
     CHECK(a.body.find(std::string(R"("reason":")") + reason + '"') != std::string::npos);
   }
   // Allowed, each forwarded as its canonical target; /ADMIN is another resource (paths are
