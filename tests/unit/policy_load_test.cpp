@@ -275,6 +275,33 @@ TEST_CASE("a policy directory is every yaml file in it; references cross files")
   CHECK(has(load_path(empty.path.string()), "no policy files"));
 }
 
+TEST_CASE("a gateway Service's identity names an identity of the set, at its position when it does not")
+{
+  const std::string identity =
+      "apiVersion: riskgate.dev/v1\nkind: Identity\nmetadata: {name: payments}\nspec: {}\n";
+  const auto service = [](const std::string &spec) {
+    return "---\napiVersion: riskgate.dev/v1\nkind: Service\nmetadata: {name: pay}\nspec: " + spec + "\n";
+  };
+  const auto declared = load_text(
+      identity + service("{listen: \":8081\", upstream: \"10.0.0.9:80\", identity: payments}"), "s.yaml");
+  REQUIRE_MESSAGE(declared.ok(), dump(declared));
+  CHECK(declared.set->services.at(0).identity == "payments");
+  CHECK(load_text(identity + service("{listen: \":8081\", upstream: \"10.0.0.9:80\"}"), "s.yaml")
+            .set->services.at(0)
+            .identity.empty());
+
+  const auto unknown = load_text(
+      identity + service("{listen: \":8081\", upstream: \"10.0.0.9:80\", identity: paymnets}"), "s.yaml");
+  CHECK(has(unknown,
+            "s.yaml:9:60: service 'pay' identity: unknown identity 'paymnets' (did you mean 'payments'?)"));
+  const auto world = load_text(
+      identity + service("{listen: \":8081\", upstream: \"10.0.0.9:80\", identity: world}"), "s.yaml");
+  CHECK(has(world, "s.yaml:9:60: identity 'world' names no workload"));
+  const auto transparent =
+      load_text(identity + service("{transparent: {port: 80}, identity: payments}"), "s.yaml");
+  CHECK(has(transparent, "s.yaml:9:43: identity is for gateway Services"));
+}
+
 namespace {
 
 // Three identities and a RiskPolicy whose spec is the given fastPath lines.

@@ -76,6 +76,7 @@ class Loader {
   void identity(const Document &doc);
   void service(const Document &doc);
   void service_spec(Service &service, const Fields &spec);
+  void service_identity(Service &service, const YAML::Node &node);
   void bindings(Service &service, const YAML::Node &node);
   void jwt(JwtAuth &auth, const YAML::Node &node);
   void risk_policy(const Document &doc);

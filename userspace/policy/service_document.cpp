@@ -9,8 +9,8 @@ namespace riskgate::policy {
 
 void Loader::service(const Document &doc)
 {
-  const auto spec =
-      yaml_.fields(doc.spec, {"listen", "transparent", "upstream", "auth", "bindings"}, "Service spec");
+  const auto spec = yaml_.fields(
+      doc.spec, {"listen", "transparent", "upstream", "identity", "auth", "bindings"}, "Service spec");
   for (const auto &other : set_.services)
     if (other.name == doc.name && !doc.name.empty())
       yaml_.error(doc.metadata, fmt::format("duplicate Service '{}' (first defined at {})", doc.name,
@@ -27,6 +27,10 @@ void Loader::service(const Document &doc)
     yaml_.error(doc.spec, "Service has both listen and transparent; choose one");
   if (service.upstream.empty() && !service.transparent_port)
     yaml_.error(doc.spec, "Service has no upstream");
+  if (!service.identity.empty() && service.transparent_port)
+    yaml_.error(*spec->get("identity"),
+                "identity is for gateway Services: a transparent Service calls whoever owns the original "
+                "destination");
   set_.services.push_back(std::move(service));
 }
 
@@ -51,6 +55,8 @@ void Loader::service_spec(Service &service, const Fields &spec)
     if (const auto problem = check_endpoint(service.upstream))
       yaml_.error(*upstream, fmt::format("upstream {}", *problem));
   }
+  if (const auto identity = spec.get("identity"))
+    service_identity(service, *identity);
   if (const auto auth = spec.get("auth"))
     if (const auto af = yaml_.fields(*auth, {"jwt"}, "auth"))
       if (const auto jwt_node = af->get("jwt")) {
@@ -60,6 +66,19 @@ void Loader::service_spec(Service &service, const Fields &spec)
       }
   if (const auto node = spec.get("bindings"))
     bindings(service, *node);
+}
+
+// A name of the set's identities: '*' and 'world' say nothing a Service without identity does not.
+void Loader::service_identity(Service &service, const YAML::Node &node)
+{
+  service.identity = yaml_.string(node, "identity").value_or("");
+  if (service.identity == "*" || service.identity == kWorld)
+    yaml_.error(node, fmt::format("identity '{}' names no workload; name an identity or leave identity out "
+                                  "(the upstream's address then decides)",
+                                  service.identity));
+  else if (!service.identity.empty())
+    references_.push_back(
+        {service.identity, yaml_.at(node), fmt::format("service '{}' identity", service.name)});
 }
 
 void Loader::bindings(Service &service, const YAML::Node &node)

@@ -56,6 +56,9 @@ struct Service {
   std::string listen;  // gateway "HOST:PORT"; empty with transparent
   std::optional<std::uint16_t> transparent_port;
   std::string upstream;  // "HOST:PORT"
+  // Gateway: the identity of the workload behind the upstream, named where the upstream's address
+  // says nothing (or the wrong thing). Empty: whoever owns the upstream's address.
+  std::string identity;
   std::optional<JwtAuth> jwt;
   std::vector<Binding> bindings;
   SourceLocation where;
