@@ -11,6 +11,7 @@
 #include <riskgate/risk/engine.h>
 
 #include "agent/gate.h"
+#include <riskgate/identity/destinations.h>
 #include <riskgate/identity/registry.h>
 #include <riskgate/identity/resolver.h>
 #include <riskgate/kernel/mounts.h>
@@ -81,11 +82,13 @@ struct GateLab {
   std::unique_ptr<identity::IdentityResolver> resolver;
   std::unique_ptr<risk::Engine> engine;
   RecordingEnforcer enforcer;
+  identity::DestinationIdentities destinations{
+      [] { return Result<identity::LocalSockets>(identity::LocalSockets{}); }};
   std::unique_ptr<agent::Gate> gate;
 
-  GateLab()
+  explicit GateLab(const char *policy_text = kPolicy)
   {
-    auto loaded = policy::load_text(kPolicy, "gate.yaml");
+    auto loaded = policy::load_text(policy_text, "gate.yaml");
     REQUIRE_MESSAGE(loaded.ok(),
                     (loaded.diagnostics.empty() ? "" : policy::to_string(loaded.diagnostics[0])));
     registry = std::make_shared<identity::WorkloadRegistry>(kernel::cgroup2_root().value());
@@ -94,18 +97,25 @@ struct GateLab {
     resolver = std::make_unique<identity::IdentityResolver>(peers, registry);
     REQUIRE(resolver->configure(loaded.set->services).ok());
     engine = std::make_unique<risk::Engine>(*loaded.set);
-    gate = std::make_unique<agent::Gate>(agent::GateParts{*resolver, *engine, &enforcer, nullptr, nullptr});
+    std::vector<identity::DestinationService> services;
+    for (const auto &service : loaded.set->services)
+      services.push_back({service.name, service.identity, net::parse_endpoint(service.upstream).value()});
+    destinations.configure(std::move(services));
+    REQUIRE(destinations.refresh(*registry->snapshot()).ok());
+    gate = std::make_unique<agent::Gate>(
+        agent::GateParts{*resolver, *engine, &enforcer, nullptr, nullptr, &destinations});
   }
   IdentityId id_of(const char *name) const { return registry->snapshot()->find(name)->id; }
 
-  HookVerdict call(IdentityId who, std::string_view path, const char *address = "10.9.0.7")
+  HookVerdict call(IdentityId who, std::string_view path, const char *address = "10.9.0.7",
+                   std::string_view service = "orders")
   {
     peers.id = who;
     RequestView request;
     request.method = "GET";
     request.target = path;
     request.path = path;
-    request.service = "orders";
+    request.service = service;
     request.peer = ipv4(address, 40001);
     request.socket_cookie = 77;
     HookVerdict verdict;
@@ -133,6 +143,55 @@ TEST_CASE("gate: a pair deny blocks in the kernel, a route-scoped deny answers 4
   CHECK(lab.enforcer.blocks[0].decision_id == pair_denied.decision_id);
   CHECK(lab.enforcer.blocks[0].target.identity == lab.id_of("batch"));
   CHECK(lab.enforcer.blocks[0].ttl_ms > 0);
+}
+
+// Two Services in front of two workloads: one declares its identity, the other's upstream address is
+// in its identity's CIDR.
+constexpr const char *kTwoServices = R"(apiVersion: riskgate.dev/v1
+kind: Identity
+metadata: {name: batch}
+spec: {}
+---
+apiVersion: riskgate.dev/v1
+kind: Identity
+metadata: {name: payments}
+spec: {}
+---
+apiVersion: riskgate.dev/v1
+kind: Identity
+metadata: {name: catalog}
+spec: {selectors: [{cidr: 10.7.0.0/16}]}
+---
+apiVersion: riskgate.dev/v1
+kind: Service
+metadata: {name: pay}
+spec: {listen: "127.0.0.1:18081", upstream: "127.0.0.1:19001", identity: payments}
+---
+apiVersion: riskgate.dev/v1
+kind: Service
+metadata: {name: shop}
+spec: {listen: "127.0.0.1:18082", upstream: "10.7.0.9:80"}
+---
+apiVersion: riskgate.dev/v1
+kind: RiskPolicy
+metadata: {name: default}
+spec:
+  rules:
+    - {name: batch-never-pays, deny: {from: [batch], to: [payments]}}
+)";
+
+TEST_CASE("gate: a to: rule on an identity matches the Service's destination and blocks the pair")
+{
+  GateLab lab(kTwoServices);
+  const auto shop = lab.call(lab.id_of("batch"), "/items", "10.9.0.7", "shop");
+  CHECK(shop.kind == HookVerdict::Kind::forward);
+  const auto pay = lab.call(lab.id_of("batch"), "/charge", "10.9.0.7", "pay");
+  CHECK(pay.status == 403);
+  REQUIRE(lab.enforcer.blocks.size() == 1);
+  CHECK(lab.enforcer.blocks[0].target.scope == BlockScope::pair);
+  CHECK(lab.enforcer.blocks[0].target.identity == lab.id_of("batch"));
+  CHECK(lab.enforcer.blocks[0].target.peer_identity == lab.id_of("payments"));
+  CHECK(lab.call(lab.id_of("batch"), "/items", "10.9.0.7", "shop").kind == HookVerdict::Kind::forward);
 }
 
 TEST_CASE("gate: how its exchanges end is learned for the caller, by address when it has no identity")

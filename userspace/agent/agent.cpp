@@ -29,6 +29,7 @@
 #include "gate.h"
 #include "trusted_pairs.h"
 #include <riskgate/enforce/map_enforcer.h>
+#include <riskgate/identity/destinations.h>
 #include <riskgate/identity/feed.h>
 #include <riskgate/identity/kubernetes.h>
 #include <riskgate/identity/registry.h>
@@ -93,6 +94,26 @@ Result<proxy::ProxyConfig> build_proxy_config(const Options &options, const poli
   return config;
 }
 
+// Whom each listener's requests call: a gateway's declared identity or upstream address (as the
+// proxy resolved it at start), a transparent listener's original destinations.
+std::vector<identity::DestinationService> destination_services(const proxy::ProxyConfig &config,
+                                                               const policy::PolicySet &set)
+{
+  std::vector<identity::DestinationService> out;
+  for (const auto &listener : config.listeners) {
+    identity::DestinationService service{listener.service, {}, std::nullopt};
+    for (const auto &declared : set.services)
+      if (declared.name == listener.service)
+        service.declared = declared.identity;
+    for (const auto &upstream : config.upstreams)
+      if (!listener.transparent && upstream.name == listener.upstream)
+        if (auto address = proxy::parse_address(upstream.address))
+          service.upstream = *address;
+    out.push_back(std::move(service));
+  }
+  return out;
+}
+
 // Identity names for the engine's evidence, from the registry's current snapshot.
 class RegistryNames final : public risk::IdentityNames {
  public:
@@ -118,7 +139,10 @@ struct Agent {
   std::unique_ptr<PeerIdentitySource> peers;
   std::shared_ptr<identity::WorkloadRegistry> registry;
   std::unique_ptr<identity::IdentityResolver> resolver;
-  std::unique_ptr<TrustedPairs> trusted_pairs;  // the policy's fastPath pairs -> rg_trusted
+  std::unique_ptr<TrustedPairs> trusted_pairs;                    // the policy's fastPath pairs -> rg_trusted
+  std::unique_ptr<identity::DestinationIdentities> destinations;  // whom requests call
+  std::mutex destinations_mu;                                     // refreshes and their last error
+  std::string destinations_error;
   std::unique_ptr<identity::IdentityFeed>
       identity_feed;                              // registry -> kernel maps, pods, JWKS/revocation reloads
   std::unique_ptr<RegistryNames> identity_names;  // for the engine's evidence
@@ -153,9 +177,10 @@ struct Agent {
   Result<void> start_admin_http();
   Result<void> start_admin_socket();
   Result<void> start_policy_watch();
-  Result<void> start_proxy(const policy::PolicySet &set);
+  Result<void> start_proxy();
   void start_background();
   void apply_policy(const policy::PolicySet &set);
+  void refresh_destinations();
   void housekeeping_pass();
   nlohmann::json status() const;
   void stop();
@@ -176,7 +201,21 @@ void Agent::apply_policy(const policy::PolicySet &set)
       fmt::print(stderr, "riskgated: {}\n", ok.error());
   if (auto ok = resolver->configure(set.services); !ok)
     fmt::print(stderr, "riskgated: services: {} (the previous authentication settings stay)\n", ok.error());
+  destinations->configure(destination_services(proxy_config, set));
+  refresh_destinations();
   identity_feed->fetch_soon();  // keys for services the policy just added
+}
+
+// After the registry or the local listeners changed (each pass of the housekeeping) and on reloads.
+// An error is logged once, not every second.
+void Agent::refresh_destinations()
+{
+  std::lock_guard lock(destinations_mu);
+  auto refreshed = destinations->refresh(*registry->snapshot());
+  std::string error = refreshed ? std::string() : refreshed.error();
+  if (!error.empty() && error != destinations_error)
+    fmt::print(stderr, "riskgated: destination identities: {}\n", error);
+  destinations_error = std::move(error);
 }
 
 // Datapath first: the registry adopts the ids the kernel already uses, so still-installed blocks
@@ -208,6 +247,7 @@ Result<void> Agent::start_identity()
   if (!options.identity_file.empty())
     registry->set_static_file(options.identity_file);
   resolver = std::make_unique<identity::IdentityResolver>(*peers, registry);
+  destinations = std::make_unique<identity::DestinationIdentities>();
   identity::IdentityFeedOptions feed_options;
   // In a cluster, the pods of this node become workloads (namespace + service account selectors).
   if (auto in_cluster = identity::KubernetesConfig::in_cluster(); in_cluster)
@@ -241,6 +281,7 @@ Result<void> Agent::start_deciding(const policy::PolicySet &set)
   apply_policy(set);
   // Pods and keys before the first request, as far as their servers answer (each within its timeout).
   (void)identity_feed->run_once();
+  refresh_destinations();
 
   engine->watch(metrics);
   decision_metrics = std::make_unique<audit::DecisionMetrics>(metrics);
@@ -328,12 +369,8 @@ Result<void> Agent::start_policy_watch()
   return {};
 }
 
-Result<void> Agent::start_proxy(const policy::PolicySet &set)
+Result<void> Agent::start_proxy()
 {
-  auto config = build_proxy_config(options, set);
-  if (!config)
-    return make_error(config.error());
-  proxy_config = *config;
   if (proxy_config.listeners.empty()) {
     if (!datapath)
       return make_error(
@@ -342,7 +379,7 @@ Result<void> Agent::start_proxy(const policy::PolicySet &set)
     return {};
   }
   gate = std::make_unique<Gate>(
-      GateParts{*resolver, *engine, enforcer.get(), log.get(), decision_metrics.get()});
+      GateParts{*resolver, *engine, enforcer.get(), log.get(), decision_metrics.get(), destinations.get()});
   auto created = proxy::Proxy::create(proxy_config, *gate);
   if (!created)
     return make_error(created.error());
@@ -382,6 +419,11 @@ Result<void> Agent::start()
     return make_error(message);
   }
   const policy::PolicySet &set = *loaded.set;
+  // Before the policy is applied: which listeners call whom follows from it.
+  auto config = build_proxy_config(options, set);
+  if (!config)
+    return make_error(config.error());
+  proxy_config = std::move(*config);
   for (auto step : {&Agent::start_datapath_and_peers, &Agent::start_identity})
     if (auto ok = (this->*step)(); !ok)
       return ok;
@@ -390,7 +432,7 @@ Result<void> Agent::start()
   for (auto step : {&Agent::start_admin_http, &Agent::start_admin_socket, &Agent::start_policy_watch})
     if (auto ok = (this->*step)(); !ok)
       return ok;
-  if (auto ok = start_proxy(set); !ok)
+  if (auto ok = start_proxy(); !ok)
     return ok;
   fmt::print(
       stderr, "riskgated: policy {} ({}), decision log {}{}\n",
@@ -402,11 +444,13 @@ Result<void> Agent::start()
 }
 
 // Once a second: new cgroups into the kernel's identity tables (the feed's rescan, which never waits
-// on the network: its fetches run on the feed's thread), upstream health for the metrics (the engine
+// on the network: its fetches run on the feed's thread), the destination identities (a listener
+// that moved or restarted), upstream health for the metrics (the engine
 // reads each request's own view of its upstream from the proxy, RequestView::upstream).
 void Agent::housekeeping_pass()
 {
   (void)identity_feed->rescan_once();  // the identity file and cgroup tree; logs once per error
+  refresh_destinations();
   if (!proxy)
     return;
   for (const auto &h : proxy->upstream_health()) decision_metrics->upstream_health(h.name, h.healthy);

@@ -62,6 +62,13 @@ void Gate::on_request(const RequestView &request, HookVerdict &verdict)
   input.body_bytes = request.content_length;
   input.socket_cookie = request.socket_cookie;
   input.upstream = request.upstream;
+  // Held to the end of the call: the destination's name points into it.
+  const auto destinations = parts_.destinations ? parts_.destinations->table() : nullptr;
+  if (destinations) {
+    const identity::Destination to = destinations->of(request.service, request.destination);
+    input.destination_identity = to.id;
+    input.destination_name = to.name;
+  }
 
   auto &state = scratch();
   Decision &decision = state.decision;

@@ -1,4 +1,4 @@
-// The Gate: riskgated's RequestHook. For every request: who is calling (identity), is it safe right
+// The Gate: riskgated's RequestHook. For every request: who is calling whom (identity), is it safe right
 // now (risk engine), make it so (kernel block through the Enforcer), and keep the record (decision
 // log, metrics). The proxy sees only the verdict; none of these modules sees the proxy.
 #pragma once
@@ -11,6 +11,7 @@
 #include <riskgate/risk/engine.h>
 
 #include <riskgate/audit/decision_log.h>
+#include <riskgate/identity/destinations.h>
 #include <riskgate/identity/resolver.h>
 
 namespace riskgate::agent {
@@ -21,6 +22,7 @@ struct GateParts {
   Enforcer *enforcer = nullptr;  // null: no kernel (--no-kernel), blocks are 403 only
   audit::DecisionLog *log = nullptr;
   audit::DecisionMetrics *metrics = nullptr;
+  const identity::DestinationIdentities *destinations = nullptr;  // null: every destination is world
 };
 
 struct GateStats {

@@ -70,7 +70,7 @@ struct RiskInput {
   std::string_view method;
   std::string_view path;                    // without the query
   std::optional<std::uint64_t> body_bytes;  // Content-Length when known
-  IdentityId destination_identity = 0;      // transparent mode: the workload being called
+  IdentityId destination_identity = 0;      // the workload being called (identity::Destination)
   std::string_view destination_name;
   std::uint64_t socket_cookie = 0;
   const UpstreamHealth *upstream = nullptr;  // the service's upstream, when the proxy knows it
