@@ -106,7 +106,8 @@ bool wait_for_port(std::uint16_t port, int timeout_ms, const std::string &ip)
   return false;
 }
 
-ChildProcess::ChildProcess(const std::string &program, const std::vector<std::string> &args)
+ChildProcess::ChildProcess(const std::string &program, const std::vector<std::string> &args,
+                           const std::string &cgroup)
 {
   const pid_t parent = ::getpid();
   pid_ = ::fork();
@@ -116,6 +117,11 @@ ChildProcess::ChildProcess(const std::string &program, const std::vector<std::st
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent)
       ::_exit(127);
+    if (!cgroup.empty()) {
+      std::ofstream procs(cgroup + "/cgroup.procs");
+      if (!(procs << ::getpid() << std::flush))
+        ::_exit(126);
+    }
     const int devnull = ::open("/dev/null", O_RDWR);
     ::dup2(devnull, 0);
     ::dup2(devnull, 1);
@@ -158,7 +164,7 @@ void ChildProcess::kill_now()
   pid_ = -1;
 }
 
-NginxUpstream::NginxUpstream(const std::string &ip)
+NginxUpstream::NginxUpstream(const std::string &ip, const std::string &cgroup)
     : dir_(make_temp_dir("rgt-nginx")), ip_(ip), port_(free_port())
 {
   std::string status_locations;
@@ -189,7 +195,8 @@ http {{
 }}
 )",
                                                dir_, port_, status_locations, ip_));
-  process_ = ChildProcess("nginx", {"-p", dir_, "-c", dir_ + "/nginx.conf", "-e", dir_ + "/error.log"});
+  process_ =
+      ChildProcess("nginx", {"-p", dir_, "-c", dir_ + "/nginx.conf", "-e", dir_ + "/error.log"}, cgroup);
   if (!wait_for_port(port_, 5000, ip_)) {
     std::ifstream log(dir_ + "/error.log");
     std::string why, line;

@@ -34,11 +34,12 @@ class LoopbackListener {
   std::uint16_t port_ = 0;
 };
 
-// A child process; SIGKILL + waitpid on destruction.
+// A child process, in `cgroup` (an absolute path) when one is given; SIGKILL + waitpid on destruction.
 class ChildProcess {
  public:
   ChildProcess() = default;
-  ChildProcess(const std::string &program, const std::vector<std::string> &args);
+  ChildProcess(const std::string &program, const std::vector<std::string> &args,
+               const std::string &cgroup = "");
   ~ChildProcess();
   ChildProcess(ChildProcess &&other) noexcept;
   ChildProcess &operator=(ChildProcess &&other) noexcept;
@@ -55,7 +56,8 @@ class ChildProcess {
 //   /nginx_status  stub_status (accepted connections: keep-alive reuse checks)
 class NginxUpstream {
  public:
-  explicit NginxUpstream(const std::string &ip = "127.0.0.1");  // any loopback address
+  // Any loopback address; in `cgroup` from its start, so that its listening socket is that cgroup's.
+  explicit NginxUpstream(const std::string &ip = "127.0.0.1", const std::string &cgroup = "");
   ~NginxUpstream();
   NginxUpstream(const NginxUpstream &) = delete;
   NginxUpstream &operator=(const NginxUpstream &) = delete;
