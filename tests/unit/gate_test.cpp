@@ -226,7 +226,7 @@ TEST_CASE("block requests: a scope the request cannot fill narrows, never to ide
   CHECK(std::memcmp(&block.target.address, &request.peer, sizeof request.peer) == 0);
 
   d.source_identity = 9;
-  d.block_scope = BlockScope::pair;  // gateway mode: no destination workload -> the caller's identity
+  d.block_scope = BlockScope::pair;  // the destination is world -> the caller's identity
   CHECK(block_request(d, request.peer, 0).value().target.scope == BlockScope::identity);
   d.block_scope = BlockScope::connection;
   CHECK(block_request(d, request.peer, 0).value().target.scope == BlockScope::ip);

@@ -40,7 +40,7 @@ Result<BlockRequest> block_request(const Decision &decision, const sockaddr_stor
     case BlockScope::pair:
       t.identity = decision.source_identity;
       t.peer_identity = decision.destination_identity;
-      if (t.peer_identity == 0)  // gateway mode: the destination is a service, not a workload
+      if (t.peer_identity == 0)  // nobody known is called: (caller, world) would be every unknown peer
         t.scope = BlockScope::identity;
       break;
     case BlockScope::connection:

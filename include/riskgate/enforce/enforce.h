@@ -32,7 +32,7 @@ struct BlockRequest {
 
 // The block a decision asks for, aimed at the request's peer (ip scope), its identities (identity,
 // pair) or its socket (connection). A scope the request cannot fill narrows instead of failing: a
-// pair without a destination workload (gateway mode) blocks the source identity; identity 0
+// pair whose destination is world (no identity owns it) blocks the source identity; identity 0
 // ("world", never blocked by identity) or a connection without a cookie blocks the peer's address.
 // Errors when the decision is not a block, or nothing is left to aim at.
 Result<BlockRequest> block_request(const Decision &decision, const sockaddr_storage &peer,
