@@ -147,20 +147,12 @@ TEST_CASE("gate: a pair deny blocks in the kernel, a route-scoped deny answers 4
 
 // Two Services in front of two workloads: one declares its identity, the other's upstream address is
 // in its identity's CIDR.
-constexpr const char *kTwoServices = R"(apiVersion: riskgate.dev/v1
-kind: Identity
-metadata: {name: batch}
-spec: {}
+constexpr const char *kTwoServices =
+    R"({apiVersion: riskgate.dev/v1, kind: Identity, metadata: {name: batch}, spec: {}}
 ---
-apiVersion: riskgate.dev/v1
-kind: Identity
-metadata: {name: payments}
-spec: {}
+{apiVersion: riskgate.dev/v1, kind: Identity, metadata: {name: payments}, spec: {}}
 ---
-apiVersion: riskgate.dev/v1
-kind: Identity
-metadata: {name: catalog}
-spec: {selectors: [{cidr: 10.7.0.0/16}]}
+{apiVersion: riskgate.dev/v1, kind: Identity, metadata: {name: catalog}, spec: {selectors: [{cidr: 10.7.0.0/16}]}}
 ---
 apiVersion: riskgate.dev/v1
 kind: Service
