@@ -1,7 +1,8 @@
 // Transparent mode end to end: a workload in a governed child cgroup connects to a service address;
 // the datapath's connect4 redirects it to the proxy, which recovers the original destination with
-// getsockopt(SO_ORIGINAL_DST), asks the hook, and forwards there (a real nginx). Without the
-// datapath the same listener answers 502 "original destination unknown" instead of guessing.
+// getsockopt(SO_ORIGINAL_DST), asks the hook, which resolves the identity owning that destination,
+// and forwards there (a real nginx). Without the datapath the same listener answers 502 "original
+// destination unknown" instead of guessing.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -20,6 +21,7 @@
 #include <fmt/format.h>
 
 #include <riskgate/common/net.h>
+#include <riskgate/identity/destinations.h>
 #include <riskgate/kernel/datapath.h>
 #include <riskgate/kernel/pinned_maps.h>
 #include <riskgate/proxy/proxy.h>
@@ -34,14 +36,26 @@ namespace {
 constexpr IdentityId kClient = 21, kServer = 22;
 const char *const kServerIp = "127.0.0.22";
 
-// Reports what it saw on a pipe: "<destination> <upstream name>\n" per request.
+// The registry as the datapath has it below: the server is known by its address.
+identity::RegistrySnapshot server_registry()
+{
+  identity::RegistrySnapshot snapshot;
+  snapshot.identities = {{kClient, "client", "", {}, {}},
+                         {kServer, "server", "", {}, {*net::parse_prefix(kServerIp)}}};
+  snapshot.by_id = {{kClient, 0}, {kServer, 1}};
+  return snapshot;
+}
+
+// Reports what it saw on a pipe: "<destination> <upstream name> <service> <destination identity>\n"
+// per request, the identity as the agent's Gate resolves it.
 class ReportingHook final : public RequestHook {
  public:
   explicit ReportingHook(int fd) : fd_(fd) {}
   void on_request(const RequestView &r, HookVerdict &v) override
   {
     const std::string line =
-        fmt::format("{} {} {}\n", net::endpoint_string(r.destination), r.upstream_name, r.service);
+        fmt::format("{} {} {} {}\n", net::endpoint_string(r.destination), r.upstream_name, r.service,
+                    destinations_.of(r.service, r.destination).name);
     [[maybe_unused]] auto n = ::write(fd_, line.data(), line.size());
     v.decision_id = 77;
   }
@@ -49,6 +63,7 @@ class ReportingHook final : public RequestHook {
 
  private:
   int fd_;
+  identity::DestinationTable destinations_{{{"transparent", "", std::nullopt}}, server_registry(), {}};
 };
 
 // The proxy runs in a child process placed in `cgroup` (the getsockopt program answers for sockets
@@ -208,7 +223,7 @@ TEST_CASE("transparent: a redirected connect is forwarded to its original destin
   CHECK(response.find("hello world\n") != std::string::npos);
   const std::string destination = fmt::format("{}:{}", kServerIp, server.port());
   CHECK(std::string(seen, got > 0 ? static_cast<std::size_t>(got) : 0) ==
-        fmt::format("{} {} transparent\n", destination, destination));
+        fmt::format("{} {} transparent server\n", destination, destination));
 }
 
 TEST_CASE("transparent: without a redirect the proxy answers 502 instead of guessing a destination")
