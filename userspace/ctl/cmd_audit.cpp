@@ -38,10 +38,11 @@ void add_audit(CLI::App &app, Context &ctx)
                   {"starts_mid_chain", report.starts_mid_chain},
                   {"problems", problems}});
     } else {
-      for (const auto &p : report.problems) fmt::print("{}:{}: {}\n", p.file, p.line, p.message);
+      for (const auto &p : report.problems) print_line(fmt::format("{}:{}: {}", p.file, p.line, p.message));
       if (report.ok())
-        fmt::print("ok: {} lines, seq {}..{}{}, head {}\n", report.lines, report.first_seq, report.last_seq,
-                   report.starts_mid_chain ? " (older lines rotated away)" : "", report.last_hash);
+        print_line(fmt::format("ok: {} lines, seq {}..{}{}, head {}", report.lines, report.first_seq,
+                               report.last_seq, report.starts_mid_chain ? " (older lines rotated away)" : "",
+                               report.last_hash));
     }
     if (!report.ok())
       fail(

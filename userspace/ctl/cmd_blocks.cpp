@@ -185,9 +185,10 @@ void add_blocks(CLI::App &app, Context &ctx)
       out["audited"] = audited;
       print_json({{"blocked", out}});
     } else {
-      fmt::print("blocked {} {} {}{}\n", to_string(request.target.scope), target_text(request.target, names),
-                 ttl_ms ? "for " + format_duration_ms(ttl_ms) : "until unblocked",
-                 reason.empty() ? "" : fmt::format(" ({})", reason));
+      print_line(fmt::format("blocked {} {} {}{}", to_string(request.target.scope),
+                             target_text(request.target, names),
+                             ttl_ms ? "for " + format_duration_ms(ttl_ms) : "until unblocked",
+                             reason.empty() ? "" : fmt::format(" ({})", reason)));
       if (!audited)
         note_not_audited();
     }
@@ -219,10 +220,10 @@ void add_blocks(CLI::App &app, Context &ctx)
       return;
     }
     if (!*removed) {
-      fmt::print("{} {} was not blocked\n", to_string(target.scope), target_text(target, names));
+      print_line(fmt::format("{} {} was not blocked", to_string(target.scope), target_text(target, names)));
       return;
     }
-    fmt::print("unblocked {} {}\n", to_string(target.scope), target_text(target, names));
+    print_line(fmt::format("unblocked {} {}", to_string(target.scope), target_text(target, names)));
     if (!audited)
       note_not_audited();
   });

@@ -104,8 +104,7 @@ void print_followed(const nlohmann::json &d, bool json)
   if (json) {
     fmt::print("{}\n", d.dump());
   } else {
-    const auto row = decision_row(d);
-    fmt::print("{}\n", fmt::join(row, "  "));
+    print_line(fmt::format("{}", fmt::join(decision_row(d), "  ")));
   }
   std::fflush(stdout);
 }
@@ -203,19 +202,23 @@ void add_decisions(CLI::App &app, Context &ctx)
       print_json(d);
       return;
     }
-    fmt::print("decision {} at {}\n", explain_id, format_unix_ns(d.value("time_unix_ns", std::uint64_t{0})));
-    fmt::print("  {} {} -> {} from {} ({})\n", d.value("method", ""), d.value("route", ""),
-               d.value("service", ""), source_text(d), d.value("source_address", ""));
+    print_line(fmt::format("decision {} at {}", explain_id,
+                           format_unix_ns(d.value("time_unix_ns", std::uint64_t{0}))));
+    print_line(fmt::format("  {} {} -> {} from {} ({})", d.value("method", ""), d.value("route", ""),
+                           d.value("service", ""), source_text(d), d.value("source_address", "")));
     std::string outcome = d.value("action", "");
     if (outcome == "block")
       outcome += fmt::format(" (scope {}, ttl {})", d.value("block_scope", ""),
                              format_duration_ms(d.value("block_ttl_ms", std::uint64_t{0})));
     if (!d.value("enforced", true))
       outcome += ", observe mode: not enforced";
-    fmt::print("  score {} -> {}{}\n", d.value("score", 0), outcome,
-               d.value("rule", "").empty() ? "" : fmt::format(" by rule {}", d.value("rule", "")));
-    fmt::print("  policy {}, token {}\n\n", d.value("policy_version", ""),
-               d.value("token_fingerprint", "").empty() ? "none" : d.value("token_fingerprint", ""));
+    print_line(
+        fmt::format("  score {} -> {}{}", d.value("score", 0), outcome,
+                    d.value("rule", "").empty() ? "" : fmt::format(" by rule {}", d.value("rule", ""))));
+    print_line(
+        fmt::format("  policy {}, token {}", d.value("policy_version", ""),
+                    d.value("token_fingerprint", "").empty() ? "none" : d.value("token_fingerprint", "")));
+    print_line("");
     Table table({"SIGNAL", "POINTS", "EVIDENCE"});
     for (const auto &c : d.value("contributions", nlohmann::json::array()))
       table.add({c.value("signal", ""), fmt::format("{:+}", c.value("points", 0)), c.value("evidence", "")});

@@ -63,9 +63,9 @@ void add_policy(CLI::App &app, Context &ctx)
         results.push_back(std::move(result));
         continue;
       }
-      for (const auto &d : loaded.diagnostics) fmt::print("{}\n", policy::to_string(d));
+      for (const auto &d : loaded.diagnostics) print_line(policy::to_string(d));
       if (loaded.ok())
-        fmt::print("{}: ok, {}\n", path, summary(*loaded.set));
+        print_line(fmt::format("{}: ok, {}", path, summary(*loaded.set)));
     }
     if (ctx.json())
       print_json(results);

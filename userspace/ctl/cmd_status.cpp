@@ -12,6 +12,14 @@
 namespace riskgate::ctl {
 namespace {
 
+// The agent's status reply, one "key: value" line each; values that are not strings as JSON.
+void print_agent(const Context &ctx, const nlohmann::json &status)
+{
+  print_line(fmt::format("agent: up ({})", ctx.admin_socket));
+  for (const auto &[key, value] : status.items())
+    print_line(fmt::format("  {}: {}", key, value.is_string() ? value.get<std::string>() : value.dump()));
+}
+
 void add_status(CLI::App &app, Context &ctx)
 {
   auto *status = app.add_subcommand("status", "agent up or down, attached programs, maps and fill levels");
@@ -25,10 +33,10 @@ void add_status(CLI::App &app, Context &ctx)
                     {"links", nullptr},
                     {"maps", nullptr}});
       } else {
-        fmt::print("agent: up ({})\n", ctx.admin_socket);
-        for (const auto &[key, value] : agent->items())
-          fmt::print("  {}: {}\n", key, value.is_string() ? value.get<std::string>() : value.dump());
-        fmt::print("\nkernel: nothing pinned at {} (the agent runs without the datapath)\n", ctx.pin_root);
+        print_agent(ctx, *agent);
+        print_line("");
+        print_line(
+            fmt::format("kernel: nothing pinned at {} (the agent runs without the datapath)", ctx.pin_root));
       }
       return;
     }
@@ -64,21 +72,21 @@ void add_status(CLI::App &app, Context &ctx)
       print_json(out);
       return;
     }
-    if (agent) {
-      fmt::print("agent: up ({})\n", ctx.admin_socket);
-      for (const auto &[key, value] : agent->items())
-        fmt::print("  {}: {}\n", key, value.is_string() ? value.get<std::string>() : value.dump());
-    } else {
-      fmt::print("agent: down ({}); the kernel keeps enforcing the pinned blocks\n", agent.error());
-    }
-    fmt::print("\nlinks under {}/links:\n", ctx.pin_root);
+    if (agent)
+      print_agent(ctx, *agent);
+    else
+      print_line(
+          fmt::format("agent: down ({}); the kernel keeps enforcing the pinned blocks", agent.error()));
+    print_line("");
+    print_line(fmt::format("links under {}/links:", ctx.pin_root));
     Table link_table({"PIN", "LINK", "TYPE", "ATTACHED TO", "PROGRAM", "VERIFIED INSNS", "XLATED INSNS"});
     for (const auto &l : *links)
       link_table.add({l.pin, std::to_string(l.link_id), l.attach_type, l.attached_to,
                       fmt::format("{} (id {})", l.prog_name, l.prog_id), std::to_string(l.verified_insns),
                       std::to_string(l.xlated_insns)});
     link_table.print();
-    fmt::print("\nmaps:\n");
+    print_line("");
+    print_line("maps:");
     Table map_table({"MAP", "TYPE", "ID", "ENTRIES", "MAX", "FILL"});
     for (const auto &m : *inventory)
       map_table.add({m.name, m.type, std::to_string(m.id), m.entries ? std::to_string(*m.entries) : "-",

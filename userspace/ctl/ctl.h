@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <map>
@@ -43,12 +44,14 @@ using CommandGroup = void (*)(CLI::App &app, Context &ctx);
 bool add_command_group(CommandGroup group);
 const std::vector<CommandGroup> &command_groups();
 
-// Prints "riskgatectl: <message>" on stderr and ends the command with exit code 1.
+// Prints "riskgatectl: <message>" on stderr (terminal_safe: messages quote names and paths) and ends
+// the command with exit code 1.
 [[noreturn]] void fail(const std::string &message);
 // The same with exit code 2: the command line is wrong, as for CLI11's own usage errors.
 [[noreturn]] void usage_error(const std::string &message);
 
-// Human output: columns sized to their widest cell, one header line.
+// Human output: columns sized to their widest cell, one header line. Cells are stored terminal_safe
+// (terminal_safe.h), so a table never carries control bytes to the terminal.
 class Table {
  public:
   explicit Table(std::vector<std::string> headers);
@@ -61,6 +64,9 @@ class Table {
   std::vector<std::vector<std::string>> rows_;
 };
 
+// One line of human output on stdout: the text terminal_safe, then the newline (so no field ends the
+// line). Every text line riskgatectl prints goes through this or Table.
+void print_line(std::string_view text);
 void print_json(const nlohmann::json &value);
 
 // The pinned maps, or fail() saying how to get them (riskgated not started, wrong --pin-root).

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "ctl.h"
+#include "terminal_safe.h"
 
 namespace riskgate::ctl {
 
@@ -33,13 +34,13 @@ const std::vector<CommandGroup> &command_groups()
 
 void fail(const std::string &message)
 {
-  fmt::print(stderr, "riskgatectl: {}\n", message);
+  fmt::print(stderr, "riskgatectl: {}\n", terminal_safe(message));
   throw CLI::RuntimeError(1);
 }
 
 void usage_error(const std::string &message)
 {
-  fmt::print(stderr, "riskgatectl: {}\n", message);
+  fmt::print(stderr, "riskgatectl: {}\n", terminal_safe(message));
   throw CLI::RuntimeError(2);
 }
 
@@ -48,6 +49,7 @@ Table::Table(std::vector<std::string> headers) : headers_(std::move(headers)) {}
 void Table::add(std::vector<std::string> row)
 {
   row.resize(headers_.size());
+  for (auto &cell : row) cell = terminal_safe(cell);
   rows_.push_back(std::move(row));
 }
 
@@ -68,6 +70,11 @@ void Table::print(std::FILE *out) const
   };
   line(headers_);
   for (const auto &row : rows_) line(row);
+}
+
+void print_line(std::string_view text)
+{
+  fmt::print("{}\n", terminal_safe(text));
 }
 
 void print_json(const nlohmann::json &value)
