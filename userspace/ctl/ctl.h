@@ -67,6 +67,8 @@ class Table {
 // One line of human output on stdout: the text terminal_safe, then the newline (so no field ends the
 // line). Every text line riskgatectl prints goes through this or Table.
 void print_line(std::string_view text);
+// -o json: JSON for programs, not escaped for terminals (JSON escapes the C0 controls itself; other
+// characters go out as UTF-8); bytes that are not UTF-8 (pinned names, file names) become U+FFFD.
 void print_json(const nlohmann::json &value);
 
 // The pinned maps, or fail() saying how to get them (riskgated not started, wrong --pin-root).

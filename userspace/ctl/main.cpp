@@ -79,7 +79,7 @@ void print_line(std::string_view text)
 
 void print_json(const nlohmann::json &value)
 {
-  fmt::print("{}\n", value.dump(2));
+  fmt::print("{}\n", value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 }  // namespace riskgate::ctl
