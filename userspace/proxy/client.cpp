@@ -374,8 +374,10 @@ int Worker::answer_before_body(ClientConn &c, int status, std::string_view reaso
 int Worker::forward_request(ClientConn &c, Exchange &ex, bool has_body)
 {
   UpConn *u = acquire_upstream(*c.pool);
-  if (u == nullptr)
+  if (u == nullptr) {
+    ex.verdict.headers.clear();  // meant for the upstream (x-riskgate-identity, ...), not the client
     return answer_before_body(c, 502, "upstream connect: no socket", false, has_body);
+  }
   u->client = &c;
   c.up = u;
   c.upstream_start_ns = ex.view.received_ns;
