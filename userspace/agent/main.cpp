@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <riskgate/common/paths.h>
+#include <riskgate/kernel/objects.h>
 
 #include "agent.h"
 
@@ -67,7 +68,19 @@ int main(int argc, char **argv)
       ->capture_default_str();
   app.add_flag("--no-kernel", options.no_kernel, "proxy only: load no BPF program (development)");
   app.add_flag("--uninstall", options.uninstall, "detach every program and remove every pin, then exit");
+  const auto build = [] { return riskgate::kernel::build_description("riskgated"); };
+  app.set_version_flag("--version", [&build] {
+    std::string text = build();
+    text.pop_back();  // CLI11 ends the version text with a newline of its own
+    return text;
+  });
+  CLI::App *version =
+      app.add_subcommand("version", "this build: version, git commit and the SHA-256 of each BPF object");
   CLI11_PARSE(app, argc, argv);
+  if (*version) {
+    fmt::print("{}", build());
+    return 0;
+  }
   if (!settings) {
     fmt::print(stderr, "riskgated: {}\n", settings.error());
     return 2;

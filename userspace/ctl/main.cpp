@@ -6,6 +6,10 @@
 
 #include <fmt/format.h>
 
+#include <riskgate/common/version.h>
+#include <riskgate/kernel/objects.h>
+#include <riskgate/policy/yaml_reader.h>
+
 #include "ctl.h"
 #include "terminal_safe.h"
 
@@ -84,23 +88,93 @@ void print_json(const nlohmann::json &value)
 
 }  // namespace riskgate::ctl
 
+namespace {
+
+using namespace riskgate::ctl;
+
+// kubectl- and cilium-style global flags: accepted before or after any subcommand and listed in
+// every subcommand's help, because each (sub)command gets its own copy bound to the same field.
+void add_global_flags(CLI::App &app, Context &ctx)
+{
+  app.add_option("--pin-root", ctx.pin_root, "bpffs directory of riskgate's pins")->capture_default_str();
+  app.add_option("--admin-socket", ctx.admin_socket, "riskgated's admin unix socket")->capture_default_str();
+  app.add_option("--audit-log", ctx.audit_log,
+                 "riskgated's decision log (rotated files beside it are read too)")
+      ->capture_default_str();
+  app.add_option("-o,--output", ctx.output, "output format")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  for (CLI::App *sub : app.get_subcommands({})) add_global_flags(*sub, ctx);
+}
+
+// The first word that is neither a flag nor a global flag's value: the command the user meant.
+std::string command_word(int argc, char **argv)
+{
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--pin-root" || arg == "--admin-socket" || arg == "--audit-log" || arg == "-o" ||
+        arg == "--output") {
+      ++i;
+      continue;
+    }
+    if (!arg.starts_with('-'))
+      return std::string(arg);
+  }
+  return {};
+}
+
+// "unknown command 'blok' (did you mean 'blocks'?)", exit 2, instead of CLI11's "A subcommand is
+// required".
+std::optional<int> refuse_unknown_command(const CLI::App &app, const std::string &word)
+{
+  if (word.empty())
+    return std::nullopt;
+  std::vector<std::string> names;
+  for (const CLI::App *sub : app.get_subcommands({})) {
+    if (sub->check_name(word))
+      return std::nullopt;
+    names.push_back(sub->get_name());
+  }
+  const std::vector<std::string_view> views(names.begin(), names.end());
+  const auto near = riskgate::policy::closest(word, views);
+  fmt::print(stderr, "riskgatectl: unknown command '{}'{}; see riskgatectl --help\n", terminal_safe(word),
+             near ? fmt::format(" (did you mean '{}'?)", *near) : std::string());
+  return 2;
+}
+
+void add_version(CLI::App &app, Context &ctx)
+{
+  auto *cmd =
+      app.add_subcommand("version", "this build: version, git commit and the SHA-256 of each BPF object");
+  cmd->callback([&ctx] {
+    if (ctx.output != "json") {
+      fmt::print("{}", riskgate::kernel::build_description("riskgatectl"));
+      return;
+    }
+    nlohmann::json objects = nlohmann::json::object();
+    for (const auto &o : riskgate::kernel::bpf_objects()) objects[o.name] = o.sha256;
+    print_json({{"version", riskgate::version()}, {"bpf_objects", objects}});
+  });
+  // CLI11 ends the version text with a newline of its own.
+  app.set_version_flag("--version", [] {
+    std::string text = riskgate::kernel::build_description("riskgatectl");
+    text.pop_back();
+    return text;
+  });
+}
+
+}  // namespace
+
 int main(int argc, char **argv)
 {
-  using namespace riskgate::ctl;
   CLI::App app{"riskgatectl: inspect riskgate decisions, blocks, connections and counters"};
   app.require_subcommand(1);
   Context ctx;
-  app.add_option("--pin-root", ctx.pin_root, "bpffs directory of riskgate's pins")->default_val(ctx.pin_root);
-  app.add_option("--admin-socket", ctx.admin_socket, "riskgated's admin unix socket")
-      ->default_val(ctx.admin_socket);
-  app.add_option("--audit-log", ctx.audit_log,
-                 "riskgated's decision log (rotated files beside it are read too)")
-      ->default_val(ctx.audit_log);
-  app.add_option("-o,--output", ctx.output, "output format")
-      ->check(CLI::IsMember({"table", "json"}))
-      ->default_val(ctx.output);
   for (CommandGroup group : command_groups()) group(app, ctx);
-
+  add_version(app, ctx);
+  add_global_flags(app, ctx);
+  if (const auto refused = refuse_unknown_command(app, command_word(argc, argv)))
+    return *refused;
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError &e) {
