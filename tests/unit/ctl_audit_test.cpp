@@ -111,6 +111,28 @@ TEST_CASE("decisions filters the log and explain shows contributions")
   check_exit(log.flags() + " explain 999", 1, "decision 999 is not in");
 }
 
+TEST_CASE("decisions --tail shows the newest matching ones; --follow says when there is nothing yet")
+{
+  LogFixture log;
+  const auto last_two = nlohmann::json::parse(ctl(log.flags() + " decisions -o json --tail 2").out);
+  REQUIRE(last_two.size() == 2);
+  CHECK(last_two[0]["id"] == 103);
+  CHECK(last_two[1]["id"] == 104);
+  const auto frontend =
+      nlohmann::json::parse(ctl(log.flags() + " decisions -o json --identity frontend --tail 1").out);
+  REQUIRE(frontend.size() == 1);
+  CHECK(frontend[0]["id"] == 103);  // the tail of what matched, not of the whole log
+  CHECK(ctl(log.flags() + " decisions --tail 0").code == 2);
+
+  const std::string none = (log.dir / "none").string();
+  const auto waiting = test::capture("timeout 1 " + std::string(RG_BINARY_DIR) +
+                                     "/riskgatectl decisions --follow --audit-log " + none +
+                                     ".jsonl --admin-socket " + none + ".sock");
+  CHECK(waiting.code == 124);  // still waiting when timeout stopped it
+  CHECK(waiting.out.find("no agent at " + none + ".sock and no decision log at " + none + ".jsonl yet") !=
+        std::string::npos);
+}
+
 TEST_CASE("usage errors (a value the option cannot take too) exit 2, failures exit 1 with what to do")
 {
   LogFixture log;

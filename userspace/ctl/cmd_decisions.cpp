@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <ctime>
 #include <fstream>
 #include <thread>
@@ -13,6 +14,7 @@
 #include <riskgate/audit/decision_log.h>
 
 #include "ctl.h"
+#include "terminal_safe.h"
 
 namespace riskgate::ctl {
 namespace {
@@ -22,6 +24,7 @@ struct Filter {
   std::string identity;
   std::string since;
   bool follow = false;
+  std::size_t tail = 0;  // 0: every matching decision
   std::uint64_t since_unix_ns = 0;
 };
 
@@ -113,12 +116,16 @@ void print_followed(const nlohmann::json &d, bool json)
 // the active file, reopening it when it is rotated.
 [[noreturn]] void follow(const std::string &path, const std::string &socket, const Filter &filter, bool json)
 {
-  (void)admin::stream(socket, [&](const std::string &line) {
+  const auto streamed = admin::stream(socket, [&](const std::string &line) {
     auto d = nlohmann::json::parse(line, nullptr, false);
     if (!d.is_discarded() && d.value("kind", "") == "decision" && matches(filter, d))
       print_followed(d, json);
     return true;
   });
+  struct stat existing {};
+  if (!streamed && ::stat(path.c_str(), &existing) != 0)
+    fmt::print(stderr, "riskgatectl: no agent at {} and no decision log at {} yet: waiting for the log\n",
+               terminal_safe(socket), terminal_safe(path));
   std::ifstream in(path);
   in.seekg(0, std::ios::end);
   struct stat opened {};
@@ -151,6 +158,8 @@ void add_decisions(CLI::App &app, Context &ctx)
                         "only decisions from or to this identity (name or id)");
   decisions->add_option("--since", filter.since,
                         "only decisions after this: a duration ago (10m) or 2026-11-29T14:00:00Z");
+  decisions->add_option("--tail", filter.tail, "only the last N matching decisions (then --follow goes on)")
+      ->check(CLI::PositiveNumber);
   decisions->add_flag(
       "-f,--follow", filter.follow,
       "keep printing new decisions: live from the agent's admin socket, else from the log file");
@@ -161,22 +170,23 @@ void add_decisions(CLI::App &app, Context &ctx)
     if (files.empty() && !filter.follow)
       fail(fmt::format("no decision log at {}: is riskgated writing elsewhere? pass --audit-log PATH",
                        ctx.audit_log));
-    nlohmann::json all = nlohmann::json::array();
-    Table table(kDecisionColumns);
+    std::deque<nlohmann::json> shown;  // the last --tail of them, or all
     for_each_decision(files, [&](nlohmann::json &d) {
       if (!matches(filter, d))
         return;
-      if (filter.follow && ctx.json())
-        fmt::print("{}\n", d.dump());
-      else if (ctx.json())
-        all.push_back(std::move(d));
-      else
-        table.add(decision_row(d));
+      shown.push_back(std::move(d));
+      if (filter.tail != 0 && shown.size() > filter.tail)
+        shown.pop_front();
     });
-    if (ctx.json() && !filter.follow)
-      print_json(all);
-    else if (!ctx.json())
+    if (filter.follow && ctx.json()) {
+      for (const auto &d : shown) fmt::print("{}\n", d.dump());
+    } else if (ctx.json()) {
+      print_json(nlohmann::json(std::vector<nlohmann::json>(shown.begin(), shown.end())));
+    } else {
+      Table table(kDecisionColumns);
+      for (const auto &d : shown) table.add(decision_row(d));
       table.print();
+    }
     if (filter.follow) {
       std::fflush(stdout);
       follow(ctx.audit_log, ctx.admin_socket, filter, ctx.json());
