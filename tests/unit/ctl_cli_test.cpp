@@ -4,12 +4,18 @@
 // the objects the build compiled).
 #include <doctest/doctest.h>
 
+#include <signal.h>
+
+#include <filesystem>
 #include <regex>
 #include <string>
 
 #include "support/capture.h"
+#include "support/kernel_env.h"
+#include "support/lab.h"
 
 using namespace riskgate;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -72,4 +78,35 @@ TEST_CASE("both binaries say which commit and which BPF objects they carry")
   const auto json = run("riskgatectl", "version -o json");
   CHECK(json.code == 0);
   CHECK(json.out.find("\"bpf_objects\"") != std::string::npos);
+}
+
+TEST_CASE("status reads as text: counters as words, listeners one a line, no raw JSON")
+{
+  const std::string work = fs::temp_directory_path() / test::unique_name("rgt-status");
+  struct RemovedAtEnd {
+    std::string dir;
+    ~RemovedAtEnd() { fs::remove_all(dir); }
+  } removed{work};
+  fs::create_directories(work);
+  const std::string socket = work + "/admin.sock";
+  test::Process agent({std::string(RG_BINARY_DIR) + "/riskgated", "--no-kernel", "--listen", "127.0.0.1:0",
+                       "--upstream", "127.0.0.1:9", "--workers", "1", "--admin-socket", socket,
+                       "--admin-metrics", "off", "--audit-log", work + "/decisions.jsonl"},
+                      "", work + "/riskgated.log");
+  test::Captured status;
+  REQUIRE(test::eventually(
+      [&] {
+        status = run("riskgatectl", "--admin-socket " + socket + " --pin-root " + work + "/no-pins status");
+        return status.code == 0 && status.out.find("agent: up") != std::string::npos;
+      },
+      5000));
+  INFO(status.out);
+  CHECK(status.out.find("  decisions: allow 0, block 0, challenge 0, limit 0, unenforced 0\n") !=
+        std::string::npos);
+  CHECK(status.out.find("  listeners:\n    port ") != std::string::npos);
+  CHECK(status.out.find("service gateway, transparent false\n") != std::string::npos);
+  CHECK(status.out.find('{') == std::string::npos);
+  CHECK(status.out.find('"') == std::string::npos);
+  agent.kill(SIGTERM);
+  CHECK(agent.wait(5000).has_value());
 }

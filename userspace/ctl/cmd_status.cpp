@@ -1,6 +1,8 @@
 // riskgatectl status: the agent (through its admin socket), and what riskgate has in the kernel
 // (from the pins alone): links with their programs, maps with their fill level.
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -12,12 +14,35 @@
 namespace riskgate::ctl {
 namespace {
 
-// The agent's status reply, one "key: value" line each; values that are not strings as JSON.
+// A status value as an operator reads it: strings bare, an object as "allow 0, block 3", a list
+// joined by "; ", numbers and booleans as they are.
+std::string readable(const nlohmann::json &value)
+{
+  if (value.is_string())
+    return value.get<std::string>();
+  std::vector<std::string> parts;
+  if (value.is_object())
+    for (const auto &[key, item] : value.items()) parts.push_back(key + " " + readable(item));
+  else if (value.is_array())
+    for (const auto &item : value) parts.push_back(readable(item));
+  else
+    return value.dump();
+  return parts.empty() ? "none" : fmt::format("{}", fmt::join(parts, value.is_object() ? ", " : "; "));
+}
+
+// The agent's status reply, one "key: value" line each; a list of objects (the listeners) one
+// element a line below its key.
 void print_agent(const Context &ctx, const nlohmann::json &status)
 {
   print_line(fmt::format("agent: up ({})", ctx.admin_socket));
-  for (const auto &[key, value] : status.items())
-    print_line(fmt::format("  {}: {}", key, value.is_string() ? value.get<std::string>() : value.dump()));
+  for (const auto &[key, value] : status.items()) {
+    if (value.is_array() && !value.empty() && value.front().is_object()) {
+      print_line(fmt::format("  {}:", key));
+      for (const auto &item : value) print_line("    " + readable(item));
+    } else {
+      print_line(fmt::format("  {}: {}", key, readable(value)));
+    }
+  }
 }
 
 void add_status(CLI::App &app, Context &ctx)
