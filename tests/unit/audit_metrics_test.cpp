@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <ctime>
 #include <filesystem>
 #include <thread>
 
@@ -11,6 +12,7 @@
 
 #include <riskgate/admin/admin.h>
 #include <riskgate/audit/decision_log.h>
+#include <riskgate/common/version.h>
 
 #include "support/slow_clients.h"
 
@@ -81,7 +83,7 @@ TEST_CASE("decision metrics count requests, signals and the audit log's drops")
   m.policy_loaded("broken", false);
   m.upstream_health("127.0.0.1:9000", false);
   const auto text = registry.expose();
-  CHECK(contains(text, "riskgate_requests_total{service=\"orders\",action=\"limit\"} 1\n"));
+  CHECK(contains(text, "riskgate_requests_total{service=\"orders\",action=\"limit\",mode=\"enforce\"} 1\n"));
   CHECK(contains(text, "riskgate_signal_firings_total{signal=\"rate\"} 1\n"));
   CHECK_FALSE(contains(text, "signal=\"novelty\""));
   CHECK(contains(text, "riskgate_risk_score_bucket{le=\"70\"} 1\n"));
@@ -89,6 +91,40 @@ TEST_CASE("decision metrics count requests, signals and the audit log's drops")
   CHECK(contains(text, "riskgate_policy_info{version=\"abc123\"} 1\n"));
   CHECK(contains(text, "riskgate_policy_reloads_total{result=\"error\"} 1\n"));
   CHECK(contains(text, "riskgate_upstream_up{upstream=\"127.0.0.1:9000\"} 0\n"));
+}
+
+TEST_CASE("alerting series exist at zero from the start; observed decisions are told apart")
+{
+  metrics::Registry registry;
+  audit::DecisionMetrics m(registry);
+  auto text = registry.expose();
+  CHECK(contains(text, "riskgate_policy_reloads_total{result=\"error\"} 0\n"));
+  CHECK(contains(text, "riskgate_policy_reloads_total{result=\"ok\"} 0\n"));
+  Decision d;
+  d.service = "orders";
+  d.action = Action::block;
+  d.enforced = false;
+  m.observe(d);
+  text = registry.expose();
+  CHECK(contains(text, "riskgate_requests_total{service=\"orders\",action=\"block\",mode=\"observe\"} 1\n"));
+}
+
+TEST_CASE("the build and the process describe themselves")
+{
+  metrics::Registry registry;
+  metrics::watch_process(registry);
+  const auto text = registry.expose();
+  CHECK(contains(text, std::string("riskgate_build_info{version=\"") + version() + "\"} 1\n"));
+  const auto value_of = [&text](const std::string &name) {
+    const auto at = text.find("\n" + name + " ");
+    REQUIRE_MESSAGE(at != std::string::npos, name);
+    return std::stod(text.substr(at + name.size() + 2));
+  };
+  CHECK(value_of("process_resident_memory_bytes") > 1e6);
+  CHECK(value_of("process_open_fds") >= 3);
+  const double started = value_of("process_start_time_seconds");
+  CHECK(started > static_cast<double>(std::time(nullptr)) - 600);
+  CHECK(started <= static_cast<double>(std::time(nullptr)) + 1);
 }
 
 TEST_CASE("the admin HTTP port serves /metrics and /healthz, 404 otherwise")

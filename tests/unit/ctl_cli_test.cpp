@@ -10,9 +10,12 @@
 #include <regex>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "support/capture.h"
 #include "support/kernel_env.h"
 #include "support/lab.h"
+#include "support/upstream.h"
 
 using namespace riskgate;
 namespace fs = std::filesystem;
@@ -80,7 +83,7 @@ TEST_CASE("both binaries say which commit and which BPF objects they carry")
   CHECK(json.out.find("\"bpf_objects\"") != std::string::npos);
 }
 
-TEST_CASE("status reads as text: counters as words, listeners one a line, no raw JSON")
+TEST_CASE("status reads as text, and /metrics has its alerting series and build info from the start")
 {
   const std::string work = fs::temp_directory_path() / test::unique_name("rgt-status");
   struct RemovedAtEnd {
@@ -89,10 +92,15 @@ TEST_CASE("status reads as text: counters as words, listeners one a line, no raw
   } removed{work};
   fs::create_directories(work);
   const std::string socket = work + "/admin.sock";
-  test::Process agent({std::string(RG_BINARY_DIR) + "/riskgated", "--no-kernel", "--listen", "127.0.0.1:0",
-                       "--upstream", "127.0.0.1:9", "--workers", "1", "--admin-socket", socket,
-                       "--admin-metrics", "off", "--audit-log", work + "/decisions.jsonl"},
-                      "", work + "/riskgated.log");
+  const std::uint16_t metrics_port = [] {
+    const test::LoopbackListener probe(1);  // a free port, released for riskgated to take
+    return probe.port();
+  }();
+  test::Process agent(
+      {std::string(RG_BINARY_DIR) + "/riskgated", "--no-kernel", "--listen", "127.0.0.1:0", "--upstream",
+       "127.0.0.1:9", "--workers", "1", "--admin-socket", socket, "--admin-metrics",
+       "127.0.0.1:" + std::to_string(metrics_port), "--audit-log", work + "/decisions.jsonl"},
+      "", work + "/riskgated.log");
   test::Captured status;
   REQUIRE(test::eventually(
       [&] {
@@ -107,6 +115,11 @@ TEST_CASE("status reads as text: counters as words, listeners one a line, no raw
   CHECK(status.out.find("service gateway, transparent false\n") != std::string::npos);
   CHECK(status.out.find('{') == std::string::npos);
   CHECK(status.out.find('"') == std::string::npos);
+
+  const auto scraped = test::capture(fmt::format("curl -s http://127.0.0.1:{}/metrics", metrics_port));
+  CHECK(scraped.out.find("riskgate_policy_reloads_total{result=\"error\"} 0\n") != std::string::npos);
+  CHECK(scraped.out.find("riskgate_build_info{version=\"0.") != std::string::npos);
+  CHECK(scraped.out.find("\nprocess_open_fds ") != std::string::npos);
   agent.kill(SIGTERM);
   CHECK(agent.wait(5000).has_value());
 }

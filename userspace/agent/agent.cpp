@@ -284,6 +284,7 @@ Result<void> Agent::start_deciding(const policy::PolicySet &set)
   refresh_destinations();
 
   engine->watch(metrics);
+  metrics::watch_process(metrics);
   decision_metrics = std::make_unique<audit::DecisionMetrics>(metrics);
   decision_metrics->policy_loaded(set.version, true);
   auto opened_log = audit::DecisionLog::open(

@@ -5,8 +5,9 @@ namespace riskgate::audit {
 
 DecisionMetrics::DecisionMetrics(metrics::Registry &registry)
     : registry_(registry),
-      requests_(registry.counter_family("riskgate_requests_total", "Requests decided, by service and action",
-                                        {"service", "action"})),
+      requests_(registry.counter_family(
+          "riskgate_requests_total", "Requests decided, by service, action and mode (observe: not enforced)",
+          {"service", "action", "mode"})),
       latency_(registry
                    .histogram_family("riskgate_decision_latency_seconds",
                                      "Time to score a request and decide (identity, signals, policy)",
@@ -25,11 +26,16 @@ DecisionMetrics::DecisionMetrics(metrics::Registry &registry)
       upstream_(
           registry.gauge_family("riskgate_upstream_up", "Upstream health (1 healthy, 0 not)", {"upstream"}))
 {
+  // Series an alert watches with increase(...) > 0 exist at zero from the start, so the first
+  // failure is an increase and not the series' first sample.
+  reloads_.with({"ok"});
+  reloads_.with({"error"});
 }
 
 void DecisionMetrics::observe(const Decision &decision)
 {
-  requests_.with({decision.service, to_string(decision.action)}).inc();
+  requests_.with({decision.service, to_string(decision.action), decision.enforced ? "enforce" : "observe"})
+      .inc();
   latency_.observe(static_cast<double>(decision.evaluation_ns) * 1e-9);
   score_.observe(decision.score);
   for (const auto &c : decision.contributions)

@@ -136,4 +136,8 @@ class Registry {
   std::vector<std::function<void()>> collectors_;
 };
 
+// riskgate_build_info{version} 1 and the standard process metrics (process_resident_memory_bytes,
+// process_open_fds, process_start_time_seconds), read from /proc at scrape time.
+void watch_process(Registry &registry);
+
 }  // namespace riskgate::metrics
