@@ -25,7 +25,7 @@ ProcessStat read_stat()
   ProcessStat out;
   std::ifstream in("/proc/self/stat");
   std::string text;
-  std::getline(in, text);  // one line
+  std::getline(in, text);                   // one line
   const auto after_name = text.rfind(')');  // the command name may hold spaces
   if (after_name == std::string::npos)
     return out;
