@@ -256,31 +256,85 @@ TEST_CASE(
   s.first_ns = kStart;
   NoveltyFinding f;
   // Endpoints are hashes; EndpointSet keeps them with the low bit set.
-  for (std::uint64_t e = 1; e <= 4; ++e) f = learn_novelty(params, s, mix64(e), kStart + e * kSecond);
+  for (std::uint64_t e = 1; e <= 4; ++e) f = learn_novelty(params, s, mix64(e), 0, kStart + e * kSecond);
   CHECK_FALSE(f.novel);
   CHECK(f.discovered_in_window == doctest::Approx(4));
-  f = learn_novelty(params, s, mix64(1), kStart + 700 * kSecond);
+  f = learn_novelty(params, s, mix64(1), 0, kStart + 700 * kSecond);
   CHECK_FALSE(f.novel);  // known
   CHECK(f.discovered_in_window == 0);
-  f = learn_novelty(params, s, mix64(5), kStart + 700 * kSecond);
+  f = learn_novelty(params, s, mix64(5), 0, kStart + 700 * kSecond);
   REQUIRE(f.novel);
   CHECK(f.novel_in_window == doctest::Approx(1));
-  f = learn_novelty(params, s, mix64(6), kStart + 701 * kSecond);
+  CHECK(f.novel_failures_in_window == 0);
+  f = learn_novelty(params, s, mix64(6), 0, kStart + 701 * kSecond);
   CHECK(f.novel_in_window == doctest::Approx(2));
 
   Case c(kFrontend, "orders", "GET", "/admin", compiled());
   score_novelty(params, f, {}, c.r, c.d);
-  CHECK(c.d.score == 25 + 20);  // two of a burst of four: half the scan weight
-  CHECK(c.d.contributions.at(0).evidence ==
-        "frontend never called orders GET /admin before; 2 new endpoints within 1m (scanning)");
+  CHECK(c.d.score == 25);  // two new endpoints that worked are half a burst of four: a deploy
+  CHECK(c.d.contributions.at(0).evidence == "frontend never called orders GET /admin before");
 
   // While learning, a sweep is scored only when most of it fails.
   Case sweep(kFrontend, "orders", "GET", "/x", compiled());
-  const NoveltyFinding discovered{false, 0, 4};
+  const NoveltyFinding discovered{false, 0, 0, 4};
   score_novelty(params, discovered, {}, sweep.r, sweep.d);
   CHECK(sweep.d.score == 0);
   score_novelty(params, discovered, {true, 0.9, 10}, sweep.r, sweep.d);
   CHECK(sweep.d.score == 40);
+}
+
+TEST_CASE("signals, novelty: failures of new endpoints count towards a scan, whatever else succeeds")
+{
+  const CompiledPolicy p = compiled("  signals:\n    novelty: {scanBurst: 4, scanWeight: 40}\n");
+  const std::uint64_t after = kStart + 700 * kSecond;
+  SubjectState s;
+  s.first_ns = kStart;
+  // The proxy reports an exchange by its decision id: the decisions 1 and 3 found new endpoints.
+  const auto exchange = [&](std::uint64_t decision, int status) {
+    ExchangeResult result;
+    result.decision_id = decision;
+    result.status = status;
+    learn_exchange(p, result, s, after);
+  };
+  learn_novelty(p.novelty, s, mix64(1), 1, after);
+  exchange(1, 200);
+  exchange(2, 404);  // a known endpoint's failure
+  for (int i = 0; i < 50; ++i) exchange(100 + i, 200);
+  CHECK(s.novel_failures.estimate(after, p.novelty.scan_window_ns) == 0);
+  learn_novelty(p.novelty, s, mix64(2), 3, after);
+  learn_novelty(p.novelty, s, mix64(2), 4, after);  // known by now
+  exchange(4, 404);
+  CHECK(s.novel_failures.estimate(after, p.novelty.scan_window_ns) == 0);
+  exchange(3, 404);
+  CHECK(s.novel_failures.estimate(after, p.novelty.scan_window_ns) == doctest::Approx(1));
+
+  const NoveltyFinding f = learn_novelty(p.novelty, s, mix64(3), 5, after);
+  CHECK(f.novel_in_window == doctest::Approx(3));
+  CHECK(f.novel_failures_in_window == doctest::Approx(1));
+  CHECK(scan_share(p.novelty, f) == doctest::Approx(1));  // 3 new + 1 failed: a burst of 4
+  Case c(kFrontend, "orders", "GET", "/admin", p);
+  score_novelty(p.novelty, f, {}, c.r, c.d);
+  CHECK(c.d.score == 25 + 40);
+  CHECK(c.d.contributions.at(0).evidence ==
+        "frontend never called orders GET /admin before; 3 new endpoints within 1m, 1 of them failing "
+        "(scanning)");
+  CHECK(scan_share(p.novelty, {true, 2, 0, 0}) == 0);  // half a burst: a deploy
+  CHECK(scan_share(p.novelty, {true, 2, 1, 0}) == doctest::Approx(0.5));
+  CHECK(scan_share(p.novelty, {true, 3, 9, 0}) == doctest::Approx(1));  // capped
+}
+
+TEST_CASE("signals, novelty: a full endpoint set evicts nothing, and what it does not hold stays new")
+{
+  const NoveltyParams params{{true, 25}, 600 * kSecond, 60 * kSecond, 10, 60};
+  SubjectState s;
+  s.first_ns = kStart;
+  for (std::uint64_t e = 1; e <= EndpointSet::kLimit; ++e) learn_novelty(params, s, mix64(e), 0, kStart);
+  const std::uint64_t after = kStart + 700 * kSecond;
+  for (std::uint64_t e = 1000; e < 1200; ++e) CHECK(learn_novelty(params, s, mix64(e), 0, after).novel);
+  CHECK(s.endpoints.size == EndpointSet::kLimit);
+  for (std::uint64_t e = 1; e <= EndpointSet::kLimit; ++e)
+    CHECK_FALSE(learn_novelty(params, s, mix64(e), 0, after).novel);
+  CHECK(learn_novelty(params, s, mix64(1000), 0, after).novel);  // a flood's probe is never learned
 }
 
 TEST_CASE("signals, failures and payload: the ratio over enough requests; a body far above the usual")
@@ -393,7 +447,7 @@ TEST_CASE("signals, learn: the subject and token records; no token record when n
   const CompiledPolicy p = compiled();
   StateTables state{EngineOptions{}};
   Case c(kFrontend, "orders", "GET", "/orders/1", p);
-  const Findings first = learn(p, c.r, c.d.route, state);
+  const Findings first = learn(p, c.r, c.d, state);
   CHECK(state.subjects.totals().size == 1);
   CHECK(state.tokens.totals().size == 1);
   CHECK_FALSE(first.block.active);
@@ -403,20 +457,20 @@ TEST_CASE("signals, learn: the subject and token records; no token record when n
   // The (identity, token) rate: quiet before the warm-up, then a burst stands out, unless rate is off.
   const Case later(kFrontend, "orders", "GET", "/orders/1", p, kStart + 200 * kSecond);
   Findings burst;
-  for (int i = 0; i < 50; ++i) burst = learn(p, later.r, later.d.route, state);
+  for (int i = 0; i < 50; ++i) burst = learn(p, later.r, later.d, state);
   CHECK_FALSE(first.token_rate.fired);
   CHECK(burst.token_rate.fired);
   CHECK(burst.token_rate.count == 50);
   CompiledPolicy rate_off = p;
   rate_off.rate.s.on = false;
   const Case next(kFrontend, "orders", "GET", "/orders/1", p, kStart + 201 * kSecond);
-  for (int i = 0; i < 50; ++i) burst = learn(rate_off, next.r, next.d.route, state);
+  for (int i = 0; i < 50; ++i) burst = learn(rate_off, next.r, next.d, state);
   CHECK_FALSE(burst.token_rate.fired);
   CHECK_FALSE(burst.rate.fired);
 
   auto thief = test::workload(9, "batch", "10.0.2.9", "tok-frontend");
   const Case stolen(thief, "orders", "GET", "/orders/1", p, kStart + 202 * kSecond);
-  CHECK(learn(p, stolen.r, stolen.d.route, state).roaming.identities == 2);
+  CHECK(learn(p, stolen.r, stolen.d, state).roaming.identities == 2);
 
   CompiledPolicy no_token_signals = p;
   no_token_signals.rate.s.on = false;
@@ -424,7 +478,7 @@ TEST_CASE("signals, learn: the subject and token records; no token record when n
   auto other = kFrontend;
   other.token_fingerprint = "tok-other";
   const Case second(other, "orders", "GET", "/orders/1", p);
-  (void)learn(no_token_signals, second.r, second.d.route, state);
+  (void)learn(no_token_signals, second.r, second.d, state);
   CHECK(state.tokens.totals().size == 1);
 
   // An active block is found by requests within its scope only, rounded up to the millisecond.

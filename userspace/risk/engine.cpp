@@ -46,7 +46,7 @@ void decide(const CompiledPolicy &p, const Request &r, StateTables &state, const
   const CompiledRule *rule = first_rule(p, r, d.source_identity_name, d.route);
   if (rule && apply_rule(p, *rule, r, d))
     return;
-  const Findings f = learn(p, r, d.route, state);
+  const Findings f = learn(p, r, d, state);
   const CredentialCheck credential = check_credential(p, r.input);
   score(p, r, f, credential, names, d);
   // An allow rule sets the behavioural signals aside (they are scored for the record) and grants

@@ -29,15 +29,17 @@ RateFinding learn_rate(const RateParams &params, RateStat &rate, std::uint64_t f
 }
 
 NoveltyFinding learn_novelty(const NoveltyParams &params, SubjectState &s, std::uint64_t endpoint,
-                             std::uint64_t now)
+                             std::uint64_t decision, std::uint64_t now)
 {
   NoveltyFinding f;
-  if (s.endpoints.insert(endpoint) != EndpointSet::Seen::added)
+  if (s.endpoints.insert(endpoint) == EndpointSet::Seen::known)
     return f;
+  s.novel_decisions.remember(decision);
   if (now - s.first_ns >= params.learn_ns) {
     f.novel = true;
     s.novel.add(now, params.scan_window_ns);
     f.novel_in_window = s.novel.estimate(now, params.scan_window_ns);
+    f.novel_failures_in_window = s.novel_failures.estimate(now, params.scan_window_ns);
   } else {
     // Nothing is novel before the baseline exists, but a newcomer sweeping many endpoints is
     // still a scan; scored only together with the failure signal.
@@ -105,13 +107,13 @@ RoamingFinding count_origins(const TokenState &t)
 
 // Flattened: the per-signal functions stand apart to be read and tested alone; on the hot path they
 // are inlined back into one body (called, they cost the median of bench/risk_bench.cpp 150-300 ns).
-[[gnu::flatten]] Findings learn(const CompiledPolicy &p, const Request &r, std::string_view route,
+[[gnu::flatten]] Findings learn(const CompiledPolicy &p, const Request &r, const Decision &d,
                                 StateTables &state)
 {
   const RiskInput &input = r.input;
   const std::uint64_t now = r.now;
   const std::uint64_t endpoint =
-      hash_string(route, hash_string(input.method, hash_string(input.service, 0xe9)));
+      hash_string(d.route, hash_string(input.method, hash_string(input.service, 0xe9)));
   Findings f;
   state.subjects.with(r.subject, now, [&](SubjectState &s, bool created) {
     if (created)
@@ -119,8 +121,9 @@ RoamingFinding count_origins(const TokenState &t)
     f.block = active_block(s, p.block_scope, r);
     if (p.rate.s.active())
       f.rate = learn_rate(p.rate, s.rate, s.first_ns, now);
-    if (p.novelty.s.active())
-      f.novelty = learn_novelty(p.novelty, s, endpoint, now);
+    // A blocked subject's requests are the engine's own answers: they teach it no endpoints.
+    if (p.novelty.s.active() && !f.block.active)
+      f.novelty = learn_novelty(p.novelty, s, endpoint, d.id, now);
     if (p.failures.s.active())
       f.failures = read_failures(p.failures, s, now);
     if (p.payload.s.active())
@@ -144,8 +147,12 @@ RoamingFinding count_origins(const TokenState &t)
 void learn_exchange(const CompiledPolicy &p, const ExchangeResult &result, SubjectState &s, std::uint64_t now)
 {
   s.requests.add(now, p.failures.window_ns);
-  if (result.status == 401 || result.status == 403 || result.status == 404)
+  if (result.status == 401 || result.status == 403 || result.status == 404) {
     s.failures.add(now, p.failures.window_ns);
+    // Counted apart from the failure ratio, which the subject's successes on known endpoints dilute.
+    if (s.novel_decisions.contains(result.decision_id))
+      s.novel_failures.add(now, p.novelty.scan_window_ns);
+  }
   if (!p.payload.s.active())
     return;
   const auto x = static_cast<float>(std::log1p(static_cast<double>(result.request_body_bytes)));
@@ -195,6 +202,14 @@ void score_rate(const RateParams &params, const RateFinding &subject, const Rate
                                  token.count, d.source_identity_name, token.mean));
 }
 
+// Half a burst is free because a deploy adds a few routes at once and their first calls may fail
+// (the client rolled out before the server); a scanner's probes are many and mostly fail.
+double scan_share(const NoveltyParams &params, const NoveltyFinding &f)
+{
+  const double evidence = f.novel_in_window + f.novel_failures_in_window;
+  return std::clamp(2 * evidence / params.scan_burst - 1, 0.0, 1.0);
+}
+
 void score_novelty(const NoveltyParams &params, const NoveltyFinding &f, const FailureFinding &failures,
                    const Request &r, Decision &d)
 {
@@ -203,11 +218,12 @@ void score_novelty(const NoveltyParams &params, const NoveltyFinding &f, const F
     int points = params.s.weight;
     std::string evidence =
         fmt::format("{} never called {} {} {} before", name, r.input.service, r.input.method, d.route);
-    if (f.novel_in_window >= 2) {
-      points += static_cast<int>(
-          std::lround(params.scan_weight * std::min(1.0, f.novel_in_window / params.scan_burst)));
-      evidence += fmt::format("; {:.0f} new endpoints within {} (scanning)", f.novel_in_window,
-                              format_duration_ms(params.scan_window_ns / 1'000'000));
+    const double share = scan_share(params, f);
+    if (share > 0) {
+      points += static_cast<int>(std::lround(params.scan_weight * share));
+      evidence += fmt::format("; {:.0f} new endpoints within {}, {:.0f} of them failing (scanning)",
+                              f.novel_in_window, format_duration_ms(params.scan_window_ns / 1'000'000),
+                              f.novel_failures_in_window);
     }
     add_contribution(d, "novelty", points, std::move(evidence));
   } else if (failures.fired && f.discovered_in_window >= params.scan_burst) {

@@ -91,7 +91,8 @@ struct RateFinding {  // subject rate, and (identity, token) rate
 struct NoveltyFinding {
   bool novel = false;
   double novel_in_window = 0;
-  double discovered_in_window = 0;  // while learning: first-seen endpoints in the scan window
+  double novel_failures_in_window = 0;  // of the novel endpoints before this one
+  double discovered_in_window = 0;      // while learning: first-seen endpoints in the scan window
 };
 struct FailureFinding {
   bool fired = false;
@@ -121,9 +122,9 @@ struct Findings {
 ActiveBlock active_block(const SubjectState &s, BlockScope scope, const Request &r);
 // Counts the request into `rate`; fires once past the warm-up counted from first_ns.
 RateFinding learn_rate(const RateParams &params, RateStat &rate, std::uint64_t first_ns, std::uint64_t now);
-// `endpoint`: the hash of service, method and route template.
+// `endpoint`: the hash of service, method and route template; `decision`: the request's decision id.
 NoveltyFinding learn_novelty(const NoveltyParams &params, SubjectState &s, std::uint64_t endpoint,
-                             std::uint64_t now);
+                             std::uint64_t decision, std::uint64_t now);
 FailureFinding read_failures(const FailureParams &params, SubjectState &s, std::uint64_t now);
 PayloadFinding read_payload(const PayloadParams &params, const SubjectState &s,
                             std::optional<std::uint64_t> body_bytes);
@@ -134,15 +135,19 @@ TokenState::Origin &token_origin(TokenState &t, std::uint32_t identity, std::uin
 RoamingFinding count_origins(const TokenState &t);
 
 // The signals' half under the subject's lock, then the token's (each lock in turn, never both).
-Findings learn(const CompiledPolicy &p, const Request &r, std::string_view route, StateTables &state);
-// An exchange that reached the upstream: its status feeds the failure ratio, its body the payload
-// baseline.
+// `d`: the decision begun for the request (its id and route template).
+Findings learn(const CompiledPolicy &p, const Request &r, const Decision &d, StateTables &state);
+// An exchange that reached the upstream: its status feeds the failure ratio (and, for the first call
+// of a novel endpoint, the scan's failures), its body the payload baseline.
 void learn_exchange(const CompiledPolicy &p, const ExchangeResult &result, SubjectState &s,
                     std::uint64_t now);
 
 void score_roaming(const RoamingParams &params, const RoamingFinding &f, const IdentityNames *names,
                    Decision &d);
 void score_rate(const RateParams &params, const RateFinding &subject, const RateFinding &token, Decision &d);
+// The share of the scan weight a novel endpoint adds: 0 up to half a burst of evidence, where each
+// novel endpoint in the window is one and each of their failures one more, rising to 1 at a burst.
+double scan_share(const NoveltyParams &params, const NoveltyFinding &f);
 void score_novelty(const NoveltyParams &params, const NoveltyFinding &f, const FailureFinding &failures,
                    const Request &r, Decision &d);
 void score_failures(const FailureParams &params, const FailureFinding &f, Decision &d);

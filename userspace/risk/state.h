@@ -126,7 +126,8 @@ struct WindowCount {
 
 // Endpoints (hashes of service, method, route template) a subject has called. Open addressing in a
 // fixed array: an identity that calls more than kLimit distinct endpoints stops learning new ones
-// (and they stop counting as novel) rather than growing without bound.
+// rather than growing without bound, and evicts none, so a scanner flooding it can neither push the
+// known endpoints out nor make its own probes known: what a full set does not hold stays new.
 struct EndpointSet {
   static constexpr unsigned kSlots = 128;
   static constexpr unsigned kLimit = 96;
@@ -153,11 +154,25 @@ struct EndpointSet {
   }
 };
 
+// The last kSize decisions that found a new endpoint. The proxy reports an exchange by its decision
+// id, so this is how its status is known to be a new endpoint's. kSize covers the requests a subject
+// usually has in flight at once; the failure of an older one goes uncounted.
+struct RecentDecisions {
+  static constexpr unsigned kSize = 4;
+  std::uint64_t ids[kSize] = {};
+  std::uint32_t next = 0;
+
+  void remember(std::uint64_t id) { ids[next++ % kSize] = id; }
+  bool contains(std::uint64_t id) const { return id != 0 && std::find(ids, ids + kSize, id) != ids + kSize; }
+};
+
 struct SubjectState {
   std::uint64_t first_ns = 0;
   RateStat rate;
   EndpointSet endpoints;
-  WindowCount novel;       // novel endpoints within the scan window
+  WindowCount novel;           // novel endpoints within the scan window
+  WindowCount novel_failures;  // ... whose first exchange ended 401/403/404
+  RecentDecisions novel_decisions;
   WindowCount discovered;  // endpoints first seen within the scan window while still learning
   WindowCount requests;    // completed exchanges within the failure window
   WindowCount failures;    // ... of which 401/403/404
