@@ -4,47 +4,26 @@
  * The proxy's own cgroup is never redirected nor denied. */
 #include "lib/common.h"
 #include "lib/addr.h"
-#include "lib/blocks.h"
 #include "lib/counters.h"
-#include "lib/ipcache.h"
+#include "lib/sock_addr.h"
 #include "lib/socks.h"
 #include "lib/workloads.h"
 
-#define AF_INET 2
-#define AF_INET6 10
 #define SOL_IP 0
 #define SOL_IPV6 41
 #define SO_ORIGINAL_DST 80 /* also IP6T_SO_ORIGINAL_DST */
 #define RG_LOOPBACK4 0x7f000001
 
-struct rg_connect {
-  __u8 daddr[RG_IPV6_LEN];
-  __u16 dport; /* host byte order */
-  __u16 family;
-  __u32 src_identity;
-  __u32 dst_identity;
-  __u32 dst_flags;
+static const struct rg_deny_reasons rg_connect_denials = {
+    .event = RG_EV_CONNECT_DENY,
+    .identity = RG_R_CONNECT_DENY_IDENTITY,
+    .pair = RG_R_CONNECT_DENY_PAIR,
+    .ip = RG_R_CONNECT_DENY_IP,
+    .port = RG_R_CONNECT_DENY_PORT,
 };
 
-static __always_inline int rg_deny(struct bpf_sock_addr *ctx, const struct rg_connect *c, __u32 reason,
-                                   const struct rg_block_val *block)
-{
-  rg_count(reason);
-  struct rg_event *ev = rg_event_reserve(RG_EV_CONNECT_DENY, reason);
-  if (ev) {
-    ev->decision_id = block ? block->decision_id : 0;
-    ev->cookie = bpf_get_socket_cookie(ctx);
-    ev->src_identity = c->src_identity;
-    ev->dst_identity = c->dst_identity;
-    __builtin_memcpy(ev->daddr, c->daddr, RG_IPV6_LEN);
-    ev->dport = c->dport;
-    bpf_ringbuf_submit(ev, 0);
-  }
-  return 0;
-}
-
 /* Returns 1 to redirect (original destination saved in the socket's storage), 0 otherwise. */
-static __always_inline int rg_should_redirect(struct bpf_sock_addr *ctx, const struct rg_connect *c,
+static __always_inline int rg_should_redirect(struct bpf_sock_addr *ctx, const struct rg_sock_dst *c,
                                               const struct rg_l7_config *cfg)
 {
   if (!cfg || !cfg->proxy_port || ctx->type != 1 /* SOCK_STREAM */)
@@ -65,31 +44,15 @@ static __always_inline int rg_should_redirect(struct bpf_sock_addr *ctx, const s
   return 1;
 }
 
-/* Common verdict; returns 1 (allow), 0 (deny) and sets *redirect. */
-static __always_inline int rg_connect_verdict(struct bpf_sock_addr *ctx, struct rg_connect *c, int *redirect)
+/* The gate, then the transparent redirect; returns 1 (allow), 0 (deny) and sets *redirect. */
+static __always_inline int rg_connect_verdict(struct bpf_sock_addr *ctx, struct rg_sock_dst *c, int *redirect)
 {
-  __u64 cgid = bpf_get_current_cgroup_id();
   struct rg_l7_config *cfg = rg_l7_config_get();
-  struct rg_cgroup_val *cg = rg_cgroup_lookup(cgid);
-  struct rg_block_val *block;
 
   *redirect = 0;
-  if ((cg && (cg->flags & RG_CGROUP_F_PROXY)) || (cfg && cfg->proxy_cgroup_id == cgid))
-    return 1;
-  c->src_identity = cg ? cg->identity : RG_IDENTITY_WORLD;
-  struct rg_ipcache_val *dst = rg_ipcache_lookup(c->daddr);
-  c->dst_identity = dst ? dst->identity : RG_IDENTITY_WORLD;
-  c->dst_flags = dst ? dst->flags : 0;
-
-  if ((block = rg_blocked_identity(c->src_identity)) || (block = rg_blocked_identity(c->dst_identity)))
-    return rg_deny(ctx, c, RG_R_CONNECT_DENY_IDENTITY, block);
-  if ((block = rg_blocked_pair(c->src_identity, c->dst_identity)))
-    return rg_deny(ctx, c, RG_R_CONNECT_DENY_PAIR, block);
-  if ((block = rg_blocked_ip(c->daddr)))
-    return rg_deny(ctx, c, RG_R_CONNECT_DENY_IP, block);
-  if ((block = rg_blocked_port(c->src_identity, c->dport, ctx->protocol)))
-    return rg_deny(ctx, c, RG_R_CONNECT_DENY_PORT, block);
-
+  int verdict = rg_sock_addr_gate(ctx, c, cfg, rg_connect_denials);
+  if (verdict != RG_GATE_PASS)
+    return verdict != RG_GATE_DENY;
   if (rg_should_redirect(ctx, c, cfg)) {
     *redirect = cfg->proxy_port;
     rg_count(RG_R_CONNECT_REDIRECT);
@@ -102,11 +65,10 @@ static __always_inline int rg_connect_verdict(struct bpf_sock_addr *ctx, struct 
 SEC("cgroup/connect4")
 int rg_connect4(struct bpf_sock_addr *ctx)
 {
-  struct rg_connect c = {.family = AF_INET};
+  struct rg_sock_dst c = {};
   int redirect;
 
-  rg_addr_from_v4(c.daddr, ctx->user_ip4);
-  c.dport = bpf_ntohs((__u16)ctx->user_port);
+  rg_sock_dst_v4(&c, ctx);
   if (!rg_connect_verdict(ctx, &c, &redirect))
     return 0;
   if (redirect) {
@@ -119,11 +81,10 @@ int rg_connect4(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect6")
 int rg_connect6(struct bpf_sock_addr *ctx)
 {
-  struct rg_connect c = {.family = AF_INET6};
+  struct rg_sock_dst c = {};
   int redirect;
 
-  rg_addr_from_ctx6(c.daddr, ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]);
-  c.dport = bpf_ntohs((__u16)ctx->user_port);
+  rg_sock_dst_v6(&c, ctx);
   if (!rg_connect_verdict(ctx, &c, &redirect))
     return 0;
   if (redirect) {
