@@ -1,7 +1,9 @@
 /* cgroup socket gate: connect4/connect6 deny a blocked caller identity, destination, pair or port
  * (the application sees EPERM), and rewrite connects to L7-inspected destinations to the local
- * proxy, remembering the original destination; cgroup/getsockopt answers SO_ORIGINAL_DST for it.
- * The proxy's own cgroup is never redirected nor denied. */
+ * proxy, remembering the original destination; sendmsg4/sendmsg6 deny the same blocks to unconnected
+ * UDP datagrams (sendto/sendmsg with an address), which never pass connect; cgroup/getsockopt
+ * answers SO_ORIGINAL_DST for redirected connects. The proxy's own cgroup is never redirected nor
+ * denied. */
 #include "lib/common.h"
 #include "lib/addr.h"
 #include "lib/counters.h"
@@ -20,6 +22,14 @@ static const struct rg_deny_reasons rg_connect_denials = {
     .pair = RG_R_CONNECT_DENY_PAIR,
     .ip = RG_R_CONNECT_DENY_IP,
     .port = RG_R_CONNECT_DENY_PORT,
+};
+
+static const struct rg_deny_reasons rg_sendmsg_denials = {
+    .event = RG_EV_SENDMSG_DENY,
+    .identity = RG_R_SENDMSG_DENY_IDENTITY,
+    .pair = RG_R_SENDMSG_DENY_PAIR,
+    .ip = RG_R_SENDMSG_DENY_IP,
+    .port = RG_R_SENDMSG_DENY_PORT,
 };
 
 /* Returns 1 to redirect (original destination saved in the socket's storage), 0 otherwise. */
@@ -101,6 +111,35 @@ int rg_connect6(struct bpf_sock_addr *ctx)
     ctx->user_port = bpf_htons((__u16)redirect);
   }
   return 1;
+}
+
+/* Datagrams are never redirected: the proxy speaks TCP only. */
+static __always_inline int rg_sendmsg_verdict(struct bpf_sock_addr *ctx, struct rg_sock_dst *d)
+{
+  int verdict = rg_sock_addr_gate(ctx, d, rg_l7_config_get(), rg_sendmsg_denials);
+  if (verdict == RG_GATE_PASS)
+    rg_count(RG_R_SENDMSG_ALLOW);
+  return verdict != RG_GATE_DENY;
+}
+
+/* An IPv6 socket's datagram to a v4-mapped address runs sendmsg4 (the kernel hands it to the IPv4
+ * path first), so each family's hook sees its own addresses. */
+SEC("cgroup/sendmsg4")
+int rg_sendmsg4(struct bpf_sock_addr *ctx)
+{
+  struct rg_sock_dst d = {};
+
+  rg_sock_dst_v4(&d, ctx);
+  return rg_sendmsg_verdict(ctx, &d);
+}
+
+SEC("cgroup/sendmsg6")
+int rg_sendmsg6(struct bpf_sock_addr *ctx)
+{
+  struct rg_sock_dst d = {};
+
+  rg_sock_dst_v6(&d, ctx);
+  return rg_sendmsg_verdict(ctx, &d);
 }
 
 /* SO_ORIGINAL_DST on the proxy's accepted socket: its peer is the client's source endpoint. */

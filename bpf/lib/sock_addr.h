@@ -1,4 +1,4 @@
-/* The block decision of the cgroup sock_addr hooks (connect4/6), one for all of them: the
+/* The block decision of the cgroup sock_addr hooks (connect4/6, sendmsg4/6), one for all four: the
  * caller is the current task's cgroup (rg_cgroups), the destination its address in the ipcache;
  * identity, pair, ip and port blocks are checked in that order, and riskgated's own cgroup is never
  * denied. Each hook names its own counters and event type (struct rg_deny_reasons). */
@@ -15,7 +15,7 @@
 #define AF_INET 2
 #define AF_INET6 10
 
-/* Where a connect() goes, and the identities of both ends once gated. */
+/* Where a connect() or a datagram goes, and the identities of both ends once gated. */
 struct rg_sock_dst {
   __u8 daddr[RG_IPV6_LEN];
   __u16 dport; /* host byte order */

@@ -68,7 +68,12 @@ typedef __u64 rg_u64;
   X(USER_BLOCK, 20, user_block)               /* block written by userspace (decision or CLI) */            \
   X(SOCKHASH_FULL, 21, sockhash_full)         /* a governed socket could not be inserted in the sockhash */ \
   X(CONNECT_DENY_PORT, 22, connect_deny_port) /* (caller identity, destination port) blocked */             \
-  X(CONNTAB_FULL, 23, conntab_full)           /* connection table full: socket governed but not listed */
+  X(CONNTAB_FULL, 23, conntab_full)           /* connection table full: socket governed but not listed */   \
+  X(SENDMSG_ALLOW, 24, sendmsg_allow)         /* unconnected UDP datagram (sendto) passed */                \
+  X(SENDMSG_DENY_IDENTITY, 25, sendmsg_deny_identity)                                                       \
+  X(SENDMSG_DENY_PAIR, 26, sendmsg_deny_pair)                                                               \
+  X(SENDMSG_DENY_IP, 27, sendmsg_deny_ip)                                                                   \
+  X(SENDMSG_DENY_PORT, 28, sendmsg_deny_port)
 
 enum rg_reason {
 #define RG_REASON_ENUM(name, value, text) RG_R_##name = value,
@@ -229,6 +234,7 @@ enum rg_event_type {
   RG_EV_CONNECT_DENY = 2,
   RG_EV_MSG_DROP = 3,
   RG_EV_SOCK_TAGGED = 4,
+  RG_EV_SENDMSG_DENY = 5, /* an unconnected UDP datagram refused (sendto failed with EPERM) */
 };
 struct rg_event {
   rg_u64 ts_ns;
@@ -271,7 +277,7 @@ static_assert(offsetof(rg_block_val, reason) == 16);
 static_assert(offsetof(rg_lpm_key, addr) == 4);
 static_assert(offsetof(rg_sock_tag, local_addr) == 32);
 static_assert(offsetof(rg_event, saddr) == 40);
-static_assert(RG_R_CONNTAB_FULL < RG_R_MAX);
+static_assert(RG_R_SENDMSG_DENY_PORT < RG_R_MAX);
 #undef RG_ABI_CHECK
 #endif
 

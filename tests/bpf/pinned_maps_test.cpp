@@ -105,7 +105,7 @@ TEST_CASE("pinned maps: typed round trips without programs loaded by the caller"
   auto again = kernel::Datapath::start(config);
   REQUIRE_MESSAGE(again.ok(), again.error());
   CHECK((*again)->adopted_maps());
-  CHECK((*again)->adopted_links() == 5);  // sk_msg, getsockopt, connect4, connect6, sockops
+  CHECK((*again)->adopted_links() == 7);  // sk_msg, getsockopt, connect4/6, sendmsg4/6, sockops
   CHECK(maps.identity_blocks().list()->size() == 1);
   CHECK(maps.ip_blocks().list()->size() == 1);
 

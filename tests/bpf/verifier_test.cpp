@@ -22,6 +22,8 @@ const std::map<std::string, std::uint32_t> kVerifiedBudget = {
     {"rg_xdp_gate", 6000},   // 4795
     {"rg_connect4", 750},    // 579
     {"rg_connect6", 780},    // 607
+    {"rg_sendmsg4", 600},    // 475
+    {"rg_sendmsg6", 640},    // 509
     {"rg_getsockopt", 170},  // 128
     {"rg_sockops", 2000},    // 1619
     {"rg_msg_gate", 1050},   // 837

@@ -24,6 +24,7 @@ const char *event_type_name(std::uint32_t type)
   switch (type) {
     case RG_EV_XDP_DROP: return "xdp_drop";
     case RG_EV_CONNECT_DENY: return "connect_deny";
+    case RG_EV_SENDMSG_DENY: return "sendmsg_deny";
     case RG_EV_MSG_DROP: return "msg_drop";
     case RG_EV_SOCK_TAGGED: return "sock_tagged";
     default: return "unknown";

@@ -326,6 +326,8 @@ Result<void> Datapath::attach_cgroup(const std::string &dir, const std::string &
   if (all_programs) {
     hooks.push_back({"connect4", objects_->sock->progs.rg_connect4, BPF_CGROUP_INET4_CONNECT});
     hooks.push_back({"connect6", objects_->sock->progs.rg_connect6, BPF_CGROUP_INET6_CONNECT});
+    hooks.push_back({"sendmsg4", objects_->sock->progs.rg_sendmsg4, BPF_CGROUP_UDP4_SENDMSG});
+    hooks.push_back({"sendmsg6", objects_->sock->progs.rg_sendmsg6, BPF_CGROUP_UDP6_SENDMSG});
     hooks.push_back({"sockops", objects_->sockops->progs.rg_sockops, BPF_CGROUP_SOCK_OPS});
   }
   for (const Hook &hook : hooks) {
@@ -431,8 +433,8 @@ Result<std::size_t> Datapath::uninstall(const std::string &pin_root)
   };
   // Links first: removing a link pin detaches its program; then the maps, then the directories.
   const fs::path links = fs::path(pin_root) / "links";
-  const std::set<std::string> link_names = {"sk_msg",  "connect4",   "connect6",
-                                            "sockops", "getsockopt", "getsockopt_proxy"};
+  const std::set<std::string> link_names = {"sk_msg",   "connect4", "connect6",   "sendmsg4",
+                                            "sendmsg6", "sockops",  "getsockopt", "getsockopt_proxy"};
   for (const auto &entry : fs::directory_iterator(links, ec)) {
     const std::string name = entry.path().filename();
     if (link_names.count(name) || name.rfind("xdp_", 0) == 0)

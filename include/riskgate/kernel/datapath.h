@@ -18,8 +18,8 @@ namespace riskgate::kernel {
 
 struct DatapathConfig {
   std::string pin_root = paths::kPinRoot;
-  // cgroup v2 directory for connect4/6, sockops and getsockopt; empty = no cgroup programs. The
-  // caller chooses; riskgated defaults to the cgroup v2 root (the whole node).
+  // cgroup v2 directory for connect4/6, sendmsg4/6, sockops and getsockopt; empty = no cgroup
+  // programs. The caller chooses; riskgated defaults to the cgroup v2 root (the whole node).
   std::string cgroup;
   // Where the proxy runs when that is outside `cgroup`: getsockopt(SO_ORIGINAL_DST) is attached
   // there too, and the cgroup is exempt from redirects and denies.
