@@ -16,6 +16,8 @@
 #include <cstring>
 #include <exception>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -184,11 +186,76 @@ int timed_connect(int fd, const sockaddr_storage &to)
   return err;
 }
 
-std::string serve(const std::string &request, int &conn)
+// Datagrams a worker's UDP receivers got, by text; the receivers run on their own threads.
+struct Datagrams {
+  std::mutex mutex;
+  std::map<std::string, int> by_text;
+};
+
+// What a worker keeps between commands.
+struct WorkerState {
+  int conn = -1;             // the current TCP connection
+  int udp4 = -1, udp6 = -1;  // unconnected UDP senders, made on first use
+  Datagrams received;
+};
+
+void receive_loop(int fd, Datagrams &received)
+{
+  char buf[2048];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n < 0)
+      return;
+    std::lock_guard lock(received.mutex);
+    ++received.by_text[std::string(buf, static_cast<size_t>(n))];
+  }
+}
+
+// The UDP commands: "udp_listen IP PORT", "sendto IP PORT TEXT", "received PREFIX".
+std::optional<std::string> serve_udp(const std::string &op, std::istringstream &in, WorkerState &state)
+{
+  std::string ip, text;
+  unsigned port = 0;
+  if (op == "udp_listen") {
+    in >> ip >> port;
+    const auto addr = endpoint(ip, static_cast<unsigned short>(port));
+    const int fd = ::socket(addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (::bind(fd, reinterpret_cast<const sockaddr *>(&addr), sockaddr_len(addr)) != 0)
+      return fmt::format("err {}", errno);
+    sockaddr_storage bound{};
+    socklen_t len = sizeof(bound);
+    ::getsockname(fd, reinterpret_cast<sockaddr *>(&bound), &len);
+    std::thread(receive_loop, fd, std::ref(state.received)).detach();
+    return fmt::format("ok {}", ntohs(reinterpret_cast<sockaddr_in &>(bound).sin_port));
+  }
+  if (op == "sendto") {
+    in >> ip >> port >> text;
+    const auto addr = endpoint(ip, static_cast<unsigned short>(port));
+    int &fd = addr.ss_family == AF_INET ? state.udp4 : state.udp6;
+    if (fd < 0)
+      fd = ::socket(addr.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const ssize_t sent = ::sendto(fd, text.data(), text.size(), 0, reinterpret_cast<const sockaddr *>(&addr),
+                                  sockaddr_len(addr));
+    return fmt::format("ok {}", sent < 0 ? errno : 0);
+  }
+  if (op == "received") {
+    in >> text;
+    int count = 0;
+    std::lock_guard lock(state.received.mutex);
+    for (const auto &[got, n] : state.received.by_text) count += got.rfind(text, 0) == 0 ? n : 0;
+    return fmt::format("ok {}", count);
+  }
+  return std::nullopt;
+}
+
+std::string serve(const std::string &request, WorkerState &state)
 {
   std::istringstream in(request);
   std::string op, ip, arg;
   in >> op;
+  int &conn = state.conn;
+  if (auto udp = serve_udp(op, in, state))
+    return *udp;
   if (op == "listen") {
     unsigned port = 0;
     in >> ip >> port;
@@ -271,7 +338,7 @@ std::string serve(const std::string &request, int &conn)
     ::_exit(1);
   }
   (void)::write(control, "ready\n", 6);
-  int conn = -1;
+  WorkerState state;
   std::string pending;
   char buf[512];
   for (;;) {
@@ -280,7 +347,7 @@ std::string serve(const std::string &request, int &conn)
       ::_exit(0);
     pending.append(buf, static_cast<size_t>(n));
     for (auto nl = pending.find('\n'); nl != std::string::npos; nl = pending.find('\n')) {
-      const std::string reply = serve(pending.substr(0, nl), conn) + "\n";
+      const std::string reply = serve(pending.substr(0, nl), state) + "\n";
       pending.erase(0, nl + 1);
       (void)::write(control, reply.data(), reply.size());
     }
@@ -369,6 +436,21 @@ sockaddr_storage Worker::local_endpoint()
 void Worker::close_connection()
 {
   call("close");
+}
+
+unsigned short Worker::listen_udp(const std::string &ip, unsigned short port)
+{
+  return static_cast<unsigned short>(std::stoul(call(fmt::format("udp_listen {} {}", ip, port))));
+}
+
+int Worker::send_datagram(const std::string &ip, unsigned short port, const std::string &text)
+{
+  return std::stoi(call(fmt::format("sendto {} {} {}", ip, port, text)));
+}
+
+int Worker::datagrams_received(const std::string &prefix)
+{
+  return std::stoi(call("received " + prefix));
 }
 
 // ---- Process ----

@@ -54,8 +54,8 @@ class VethPair {
 sockaddr_storage endpoint(const std::string &ip, unsigned short port);
 
 // A forked process living in a cgroup (absolute path) and/or a network namespace that executes
-// simple socket commands sent by the test: listen with an echo server, connect, send-and-echo. The
-// process is SIGKILLed and reaped on destruction.
+// simple socket commands sent by the test: listen with an echo server, connect, send-and-echo,
+// receive and send UDP datagrams. The process is SIGKILLed and reaped on destruction.
 class Worker {
  public:
   struct Options {
@@ -78,6 +78,14 @@ class Worker {
   // Local endpoint (address and port, IPv4 or IPv6) of the current connection.
   sockaddr_storage local_endpoint();
   void close_connection();
+
+  // UDP receiver on ip:port (0 = pick one) that keeps every datagram's text; returns the bound port.
+  unsigned short listen_udp(const std::string &ip, unsigned short port = 0);
+  // sendto() of `text` (no spaces) from an unconnected UDP socket of the address's family (an IPv6
+  // address such as ::ffff:127.0.0.1 takes an IPv6 socket); returns 0 or errno (EPERM when refused).
+  int send_datagram(const std::string &ip, unsigned short port, const std::string &text);
+  // How many datagrams whose text starts with `prefix` this worker's UDP receivers got.
+  int datagrams_received(const std::string &prefix);
 
  private:
   std::string call(const std::string &request);
