@@ -16,21 +16,8 @@
 #define SO_ORIGINAL_DST 80 /* also IP6T_SO_ORIGINAL_DST */
 #define RG_LOOPBACK4 0x7f000001
 
-static const struct rg_deny_reasons rg_connect_denials = {
-    .event = RG_EV_CONNECT_DENY,
-    .identity = RG_R_CONNECT_DENY_IDENTITY,
-    .pair = RG_R_CONNECT_DENY_PAIR,
-    .ip = RG_R_CONNECT_DENY_IP,
-    .port = RG_R_CONNECT_DENY_PORT,
-};
-
-static const struct rg_deny_reasons rg_sendmsg_denials = {
-    .event = RG_EV_SENDMSG_DENY,
-    .identity = RG_R_SENDMSG_DENY_IDENTITY,
-    .pair = RG_R_SENDMSG_DENY_PAIR,
-    .ip = RG_R_SENDMSG_DENY_IP,
-    .port = RG_R_SENDMSG_DENY_PORT,
-};
+static const struct rg_deny_reasons rg_connect_denials = RG_DENY_REASONS(CONNECT);
+static const struct rg_deny_reasons rg_sendmsg_denials = RG_DENY_REASONS(SENDMSG);
 
 /* Returns 1 to redirect (original destination saved in the socket's storage), 0 otherwise. */
 static __always_inline int rg_should_redirect(struct bpf_sock_addr *ctx, const struct rg_sock_dst *c,

@@ -34,6 +34,13 @@ struct rg_deny_reasons {
   __u32 port;
 };
 
+/* A hook's reasons from its name: RG_EV_<HOOK>_DENY and RG_R_<HOOK>_DENY_{IDENTITY,PAIR,IP,PORT}. */
+#define RG_DENY_REASONS(HOOK)                                                                               \
+  {                                                                                                         \
+    .event = RG_EV_##HOOK##_DENY, .identity = RG_R_##HOOK##_DENY_IDENTITY, .pair = RG_R_##HOOK##_DENY_PAIR, \
+    .ip = RG_R_##HOOK##_DENY_IP, .port = RG_R_##HOOK##_DENY_PORT,                                           \
+  }
+
 enum rg_gate_verdict {
   RG_GATE_DENY = 0,   /* counted and reported; the hook returns 0 (EPERM) */
   RG_GATE_PASS = 1,   /* no block covers it */
