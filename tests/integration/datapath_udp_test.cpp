@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <thread>
+#include <vector>
 
 #include <riskgate/kernel/datapath.h>
 #include <riskgate/kernel/events.h>
@@ -17,6 +18,7 @@
 #include "support/lab.h"
 
 using namespace riskgate;
+using riskgate::kernel::PortKey;
 using namespace std::chrono_literals;
 
 namespace {
@@ -27,7 +29,7 @@ const char *const kElsewhereIp = "127.0.0.14";  // also the server's receiver, b
 
 struct UdpLab : test::GovernedWorkloads {
   test::ScopedCgroup other{parent, "other"};
-  std::unique_ptr<kernel::Datapath> datapath;
+  std::unique_ptr<kernel::Datapath> datapath = start_datapath();
   // One process per workload cgroup (declared after the cgroups, so they go first).
   test::Worker server_proc{{server.path(), ""}};
   test::Worker client_proc{{client.path(), ""}};
@@ -36,18 +38,9 @@ struct UdpLab : test::GovernedWorkloads {
 
   UdpLab()
   {
-    kernel::DatapathConfig config;
-    config.pin_root = pins.path();
-    config.cgroup = parent.path();
-    auto dp = kernel::Datapath::start(config);
-    REQUIRE_MESSAGE(dp.ok(), dp.error());
-    datapath = std::move(*dp);
-    auto synced = maps().sync_identities({
-        {kClient, "client", {client.id()}, {}},
-        {kServer, "server", {server.id()}, {*net::parse_prefix(kServerIp)}},
-        {kOther, "other", {other.id()}, {}},
-    });
-    REQUIRE_MESSAGE(synced.ok(), synced.error());
+    for (const auto &[cgroup, identity] : {std::pair{&client, kClient}, {&server, kServer}, {&other, kOther}})
+      REQUIRE(maps().put_cgroup(cgroup->id(), identity).ok());
+    REQUIRE(maps().put_ipcache(*net::parse_prefix(kServerIp), kServer).ok());
     port = server_proc.listen_udp(kServerIp);
   }
   kernel::PinnedMaps &maps() { return datapath->maps(); }
@@ -58,6 +51,39 @@ struct UdpLab : test::GovernedWorkloads {
     return test::eventually([&] { return server_proc.datagrams_received(prefix) == count; });
   }
 };
+
+// A datagram's sender and destination.
+struct Route {
+  test::Worker &sender;
+  std::string ip;
+  unsigned short port;
+};
+
+// With a block in place: each `covered` datagram is refused with EPERM and never arrives, each
+// `uncovered` one arrives. `tag` starts the texts of this check's datagrams.
+void check_refuses(UdpLab &lab, const std::string &tag, const std::vector<Route> &covered,
+                   const std::vector<Route> &uncovered)
+{
+  for (std::size_t i = 0; i < covered.size(); ++i) {
+    CAPTURE(i);
+    CHECK(covered[i].sender.send_datagram(covered[i].ip, covered[i].port,
+                                          tag + "-refused-" + std::to_string(i)) == EPERM);
+  }
+  for (std::size_t i = 0; i < uncovered.size(); ++i) {
+    CAPTURE(i);
+    CHECK(uncovered[i].sender.send_datagram(uncovered[i].ip, uncovered[i].port,
+                                            tag + "-passed-" + std::to_string(i)) == 0);
+  }
+  CHECK(lab.arrived(tag + "-passed-", static_cast<int>(uncovered.size())));
+  CHECK(lab.server_proc.datagrams_received(tag + "-refused-") == 0);
+}
+
+// Once the block is gone, `route` carries datagrams again.
+void check_restored(UdpLab &lab, const std::string &tag, const Route &route)
+{
+  CHECK(route.sender.send_datagram(route.ip, route.port, tag + "-restored") == 0);
+  CHECK(lab.arrived(tag + "-restored", 1));
+}
 
 // What one sender's run of datagrams got back from sendto().
 struct Sent {
@@ -120,84 +146,62 @@ TEST_CASE("sendmsg gate: an identity block refuses that identity's datagrams whi
   CHECK(events[0].cookie != 0);
 
   REQUIRE(*lab.maps().identity_blocks().remove(kClient));
-  CHECK(lab.client_proc.send_datagram(kServerIp, lab.port, "unblocked") == 0);
-  CHECK(lab.arrived("unblocked", 1));
+  check_restored(lab, "identity", {lab.client_proc, kServerIp, lab.port});
 
   // The destination's identity blocked: every caller is refused, riskgated's own cgroup excepted.
   test::ScopedCgroup proxy_cg(lab.parent, "proxy");
   REQUIRE(lab.maps().put_cgroup(proxy_cg.id(), RG_IDENTITY_WORLD, RG_CGROUP_F_PROXY).ok());
   test::Worker proxy({proxy_cg.path(), ""});
   REQUIRE(lab.maps().identity_blocks().put(kServer, kernel::block_value(0ms, 102)).ok());
-  CHECK(lab.client_proc.send_datagram(kServerIp, lab.port, "to-blocked-server") == EPERM);
-  CHECK(lab.other_proc.send_datagram(kServerIp, lab.port, "to-blocked-server") == EPERM);
-  CHECK(proxy.send_datagram(kServerIp, lab.port, "from-proxy") == 0);
-  CHECK(lab.arrived("from-proxy", 1));
-  CHECK(lab.server_proc.datagrams_received("to-blocked-server") == 0);
+  check_refuses(lab, "to-server",
+                {{lab.client_proc, kServerIp, lab.port}, {lab.other_proc, kServerIp, lab.port}},
+                {{proxy, kServerIp, lab.port}});
 }
 
 TEST_CASE("sendmsg gate: pair, ip and port blocks refuse exactly the datagrams they cover")
 {
   UdpLab lab;
-  const unsigned short elsewhere = lab.server_proc.listen_udp(kElsewhereIp);
-  const unsigned short second_port = lab.server_proc.listen_udp(kServerIp);
+  const Route client_to_server{lab.client_proc, kServerIp, lab.port};
+  const Route other_to_server{lab.other_proc, kServerIp, lab.port};
+  const Route client_elsewhere{lab.client_proc, kElsewhereIp, lab.server_proc.listen_udp(kElsewhereIp)};
 
   SUBCASE("pair block")
   {
     REQUIRE(lab.maps().pair_blocks().put({kClient, kServer}, kernel::block_value(0ms, 201)).ok());
-    CHECK(lab.client_proc.send_datagram(kServerIp, lab.port, "pair-blocked") == EPERM);
-    CHECK(lab.client_proc.send_datagram(kElsewhereIp, elsewhere, "pair-elsewhere") == 0);
-    CHECK(lab.other_proc.send_datagram(kServerIp, lab.port, "pair-peer") == 0);
-    CHECK(lab.arrived("pair-elsewhere", 1));
-    CHECK(lab.arrived("pair-peer", 1));
-    CHECK(lab.server_proc.datagrams_received("pair-blocked") == 0);
+    check_refuses(lab, "pair", {client_to_server}, {client_elsewhere, other_to_server});
     CHECK(lab.counter(RG_R_SENDMSG_DENY_PAIR) == 1);
     REQUIRE(*lab.maps().pair_blocks().remove({kClient, kServer}));
-    CHECK(lab.client_proc.send_datagram(kServerIp, lab.port, "pair-unblocked") == 0);
-    CHECK(lab.arrived("pair-unblocked", 1));
+    check_restored(lab, "pair", client_to_server);
   }
 
   SUBCASE("ip block")
   {
     const auto prefix = *net::parse_prefix(std::string(kServerIp) + "/32");
     REQUIRE(lab.maps().ip_blocks().put(prefix, kernel::block_value(0ms, 202)).ok());
-    CHECK(lab.client_proc.send_datagram(kServerIp, lab.port, "ip-blocked") == EPERM);
-    CHECK(lab.other_proc.send_datagram(kServerIp, lab.port, "ip-blocked") == EPERM);
-    CHECK(lab.client_proc.send_datagram(kElsewhereIp, elsewhere, "ip-elsewhere") == 0);
-    CHECK(lab.arrived("ip-elsewhere", 1));
-    CHECK(lab.server_proc.datagrams_received("ip-blocked") == 0);
+    check_refuses(lab, "ip", {client_to_server, other_to_server}, {client_elsewhere});
     CHECK(lab.counter(RG_R_SENDMSG_DENY_IP) == 2);
     REQUIRE(*lab.maps().ip_blocks().remove(prefix));
-    CHECK(lab.other_proc.send_datagram(kServerIp, lab.port, "ip-unblocked") == 0);
-    CHECK(lab.arrived("ip-unblocked", 1));
+    check_restored(lab, "ip", other_to_server);
   }
 
   SUBCASE("port block: UDP only, that port only")
   {
-    REQUIRE(
-        lab.maps().port_blocks().put({kClient, lab.port, IPPROTO_UDP}, kernel::block_value(0ms, 203)).ok());
-    REQUIRE(lab.maps()
-                .port_blocks()
-                .put({kClient, second_port, IPPROTO_TCP}, kernel::block_value(0ms, 204))
-                .ok());
-    CHECK(lab.client_proc.send_datagram(kServerIp, lab.port, "port-blocked") == EPERM);
-    CHECK(lab.client_proc.send_datagram(kServerIp, second_port, "port-tcp-only") == 0);
-    CHECK(lab.other_proc.send_datagram(kServerIp, lab.port, "port-peer") == 0);
-    CHECK(lab.arrived("port-tcp-only", 1));
-    CHECK(lab.arrived("port-peer", 1));
-    CHECK(lab.server_proc.datagrams_received("port-blocked") == 0);
+    const Route client_second_port{lab.client_proc, kServerIp, lab.server_proc.listen_udp(kServerIp)};
+    const PortKey udp{kClient, lab.port, IPPROTO_UDP}, tcp{kClient, client_second_port.port, IPPROTO_TCP};
+    REQUIRE(lab.maps().port_blocks().put(udp, kernel::block_value(0ms, 203)).ok());
+    REQUIRE(lab.maps().port_blocks().put(tcp, kernel::block_value(0ms, 204)).ok());
+    check_refuses(lab, "port", {client_to_server}, {client_second_port, other_to_server});
     CHECK(lab.counter(RG_R_SENDMSG_DENY_PORT) == 1);
-    REQUIRE(*lab.maps().port_blocks().remove({kClient, lab.port, IPPROTO_UDP}));
-    CHECK(lab.client_proc.send_datagram(kServerIp, lab.port, "port-unblocked") == 0);
-    CHECK(lab.arrived("port-unblocked", 1));
+    REQUIRE(*lab.maps().port_blocks().remove(udp));
+    check_restored(lab, "port", client_to_server);
   }
 
   SUBCASE("a block with a TTL ends without userspace")
   {
     REQUIRE(lab.maps().identity_blocks().put(kClient, kernel::block_value(300ms, 205)).ok());
-    CHECK(lab.client_proc.send_datagram(kServerIp, lab.port, "ttl-blocked") == EPERM);
+    check_refuses(lab, "ttl", {client_to_server}, {});
     std::this_thread::sleep_for(350ms);
-    CHECK(lab.client_proc.send_datagram(kServerIp, lab.port, "ttl-ended") == 0);
-    CHECK(lab.arrived("ttl-ended", 1));
+    check_restored(lab, "ttl", client_to_server);
   }
 }
 
@@ -206,18 +210,12 @@ TEST_CASE("sendmsg gate: IPv6 datagrams and v4-mapped ones from an IPv6 socket a
   UdpLab lab;
   REQUIRE(lab.maps().put_ipcache(*net::parse_prefix("::1"), kServer).ok());
   const unsigned short v6_port = lab.server_proc.listen_udp("::1");
-  const std::string mapped_ip = std::string("::ffff:") + kServerIp;
-  CHECK(lab.client_proc.send_datagram("::1", v6_port, "v6-before") == 0);
-  CHECK(lab.client_proc.send_datagram(mapped_ip, lab.port, "mapped-before") == 0);
-  CHECK(lab.arrived("v6-before", 1));
-  CHECK(lab.arrived("mapped-before", 1));
+  // An IPv6 socket sending to a v4-mapped address takes the IPv4 path: sendmsg4 judges it.
+  const Route client_v6{lab.client_proc, "::1", v6_port};
+  const Route client_mapped{lab.client_proc, std::string("::ffff:") + kServerIp, lab.port};
+  check_refuses(lab, "open", {}, {client_v6, client_mapped});
 
   REQUIRE(lab.maps().pair_blocks().put({kClient, kServer}, kernel::block_value(0ms, 301)).ok());
-  CHECK(lab.client_proc.send_datagram("::1", v6_port, "v6-blocked") == EPERM);
-  CHECK(lab.client_proc.send_datagram(mapped_ip, lab.port, "mapped-blocked") == EPERM);
-  CHECK(lab.other_proc.send_datagram("::1", v6_port, "v6-peer") == 0);
-  CHECK(lab.arrived("v6-peer", 1));
-  CHECK(lab.server_proc.datagrams_received("v6-blocked") == 0);
-  CHECK(lab.server_proc.datagrams_received("mapped-blocked") == 0);
+  check_refuses(lab, "v6", {client_v6, client_mapped}, {{lab.other_proc, "::1", v6_port}});
   CHECK(lab.counter(RG_R_SENDMSG_DENY_PAIR) == 2);
 }

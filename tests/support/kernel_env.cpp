@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include <riskgate/kernel/datapath.h>
 #include <riskgate/kernel/mounts.h>
 #include <riskgate/common/errors.h>
 
@@ -106,6 +107,17 @@ void ScopedCgroup::add_pid(int pid) const
 std::string GovernedWorkloads::selector(const ScopedCgroup &cgroup)
 {
   return cgroup.path().substr(kernel::cgroup2_root().value().size());
+}
+
+std::unique_ptr<kernel::Datapath> GovernedWorkloads::start_datapath() const
+{
+  kernel::DatapathConfig config;
+  config.pin_root = pins.path();
+  config.cgroup = parent.path();
+  auto datapath = kernel::Datapath::start(config);
+  if (!datapath)
+    throw std::runtime_error("start the datapath: " + datapath.error());
+  return std::move(*datapath);
 }
 
 }  // namespace riskgate::test

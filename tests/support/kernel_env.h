@@ -2,8 +2,13 @@
 // removed on destruction even when the test fails).
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
+
+namespace riskgate::kernel {
+class Datapath;
+}
 
 namespace riskgate::test {
 
@@ -56,6 +61,8 @@ struct GovernedWorkloads {
   ScopedCgroup server{parent, "server"};
   // A cgroup's path relative to the cgroup v2 root: what an Identity's cgroup selector matches.
   static std::string selector(const ScopedCgroup &cgroup);
+  // The datapath attached to `parent`, pinned under `pins`; throws with the loader's error.
+  std::unique_ptr<kernel::Datapath> start_datapath() const;
 };
 
 }  // namespace riskgate::test
