@@ -7,9 +7,7 @@
 #include <sys/wait.h>
 
 #include <chrono>
-#include <filesystem>
 #include <fstream>
-#include <regex>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -22,7 +20,6 @@
 #include "support/upstream.h"
 
 using namespace riskgate;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -31,23 +28,6 @@ std::uint16_t free_port()
 {
   const test::LoopbackListener probe(1);
   return probe.port();
-}
-
-// The gateway port riskgated printed ("gateway orders on port N"), once it is listening.
-std::uint16_t gateway_port(const std::string &log)
-{
-  static const std::regex line("gateway orders on port ([0-9]+)");
-  std::smatch m;
-  std::uint16_t port = 0;
-  test::eventually(
-      [&] {
-        const std::string text = test::read_text(log);
-        if (std::regex_search(text, m, line))
-          port = static_cast<std::uint16_t>(std::stoi(m[1]));
-        return port != 0;
-      },
-      5000);
-  return port;
 }
 
 std::string status_of(std::uint16_t port, const std::string &path, const std::string &token = "")
@@ -62,12 +42,8 @@ std::string status_of(std::uint16_t port, const std::string &path, const std::st
 TEST_CASE("an allow rule does not waive the Service's JWT requirement")
 {
   test::NginxUpstream nginx;
-  const std::string work = fs::temp_directory_path() / test::unique_name("rgt-allow");
-  struct RemovedAtEnd {
-    std::string dir;
-    ~RemovedAtEnd() { fs::remove_all(dir); }
-  } removed{work};  // declared before the agent: removed after it is stopped, also on failure
-  fs::create_directories(work + "/policies");
+  const test::WorkDir dir("rgt-allow");  // before the agent: removed after it is stopped
+  const std::string &work = dir.path;
   const std::uint16_t listen_port = free_port();
   auto key = identity::generate_signing_key(identity::Alg::ES256, "k1").value();
   std::ofstream(work + "/jwks.json") << *identity::jwks_document({&key});
@@ -83,7 +59,7 @@ TEST_CASE("an allow rule does not waive the Service's JWT requirement")
                        "--policy-dir", work + "/policies", "--audit-log", work + "/decisions.jsonl",
                        "--admin-socket", "off", "--admin-metrics", "off"},
                       "", log);
-  const std::uint16_t port = gateway_port(log);
+  const std::uint16_t port = test::announced_port(log, "gateway orders on port ([0-9]+)");
   REQUIRE_MESSAGE(port == listen_port, test::read_text(log));
 
   const auto now =

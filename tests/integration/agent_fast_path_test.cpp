@@ -22,12 +22,6 @@ using namespace riskgate;
 
 namespace {
 
-struct WorkDir {
-  std::string path = "/tmp/" + test::unique_name("rgt-fast");
-  WorkDir() { std::filesystem::create_directories(path + "/policies"); }
-  ~WorkDir() { std::filesystem::remove_all(path); }
-};
-
 // Identities `client` and `server` by their cgroups, and a RiskPolicy with these fastPath lines.
 void write_policy(const std::string &file, const test::GovernedWorkloads &governed,
                   const std::string &fast_path)
@@ -49,7 +43,7 @@ void write_policy(const std::string &file, const test::GovernedWorkloads &govern
 TEST_CASE("a policy's fastPath pair takes two workloads' connection socket to socket; a reload ends it")
 {
   test::GovernedWorkloads governed;
-  WorkDir work;
+  const test::WorkDir work("rgt-fast");
   const std::string policy = work.path + "/policies/shop.yaml";
   const std::string log = work.path + "/riskgated.log";
   const std::string pin_root = governed.pins.path() + "/riskgate";

@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -27,7 +26,6 @@
 #include "support/upstream.h"
 
 using namespace riskgate;
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -54,14 +52,6 @@ spec:
   signals:
     novelty: {{learn: 3s}}
 )";
-
-// A policy directory of the test's own, removed with everything the agent wrote there, also when
-// the test fails.
-struct WorkDir {
-  WorkDir() { fs::create_directories(path + "/policies"); }
-  ~WorkDir() { fs::remove_all(path); }
-  const std::string path = fs::temp_directory_path() / test::unique_name("rgt-scan");
-};
 
 // Whether riskgated answers HTTP on `port` within 5 s (curl's "000": no answer).
 bool serving(std::uint16_t port)
@@ -131,7 +121,7 @@ constexpr Probe kProbes[] = {{"PUT", "/status/404"},     {"DELETE", "/status/404
 TEST_CASE("riskgated refuses a probe within 10 new endpoints while the prober's normal traffic gets 200s")
 {
   test::NginxUpstream nginx;
-  const WorkDir dir;  // before the agent: removed after it is stopped
+  const test::WorkDir dir("rgt-scan");  // before the agent: removed after it is stopped
   const std::string &work = dir.path;
   const std::uint16_t port = test::LoopbackListener(1).port();  // free now, released again
   std::ofstream(work + "/policies/orders.yaml") << fmt::format(kPolicy, port, nginx.address());

@@ -3,9 +3,6 @@
 // connections than its cap, and riskgatectl status still answers.
 #include <signal.h>
 
-#include <filesystem>
-#include <regex>
-
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
@@ -21,46 +18,19 @@ namespace {
 
 constexpr std::size_t kHttpConnectionCap = 256;  // userspace/admin: LoopLimits::max_connections
 
-// The test's directory: the agent's socket, log and decision log; removed also when the test fails.
-struct WorkDir {
-  std::string path = "/tmp/" + test::unique_name("rgt-admin");
-  WorkDir() { std::filesystem::create_directories(path); }
-  ~WorkDir()
-  {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
-
-std::uint16_t metrics_port(const std::string &log)
-{
-  const std::regex announced(R"(metrics on 127\.0\.0\.1:0 \(port ([0-9]+)\))");
-  std::uint16_t port = 0;
-  test::eventually(
-      [&] {
-        std::smatch m;
-        const std::string text = test::read_text(log);
-        if (std::regex_search(text, m, announced))
-          port = static_cast<std::uint16_t>(std::stoi(m[1]));
-        return port != 0;
-      },
-      5000);
-  return port;
-}
-
 }  // namespace
 
 TEST_CASE("riskgated under slow clients: probes answer within 100 ms and riskgatectl status answers")
 {
   REQUIRE(test::raise_fd_limit(4096));
-  const WorkDir work;
+  const test::WorkDir work("rgt-admin");
   const std::string socket = work.path + "/admin.sock", log = work.path + "/riskgated.log";
   test::Process agent(
       {std::string(RG_BINARY_DIR) + "/riskgated", "--no-kernel", "--listen", "127.0.0.1:0", "--upstream",
        "127.0.0.1:9", "--workers", "1", "--audit-log", work.path + "/decisions.jsonl", "--admin-socket",
        socket, "--admin-metrics", "127.0.0.1:0"},
       "", log);
-  const auto port = metrics_port(log);
+  const auto port = test::announced_port(log, R"(metrics on 127\.0\.0\.1:0 \(port ([0-9]+)\))");
   REQUIRE_MESSAGE(port != 0, test::read_text(log));
 
   test::SlowClients slow_http(test::loopback(port), 1000, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ");

@@ -47,6 +47,17 @@ std::string unique_name(const std::string &prefix)
   return fmt::format("{}-{}-{}", prefix, ::getpid(), counter++);
 }
 
+WorkDir::WorkDir(const std::string &prefix) : path("/tmp/" + unique_name(prefix))
+{
+  std::filesystem::create_directories(path + "/policies");
+}
+
+WorkDir::~WorkDir()
+{
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
 TempPinDir::TempPinDir() : path_("/sys/fs/bpf/" + unique_name("rgt-pin"))
 {
   if (::mkdir(path_.c_str(), 0700) != 0)

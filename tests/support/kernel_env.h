@@ -21,6 +21,17 @@ std::optional<std::string> kernel_prerequisites_missing();
 // prefixes short and starting with "rgt" (scripts/test checks nothing named rgt* is left behind).
 std::string unique_name(const std::string &prefix);
 
+// A directory of a test's own, /tmp/<prefix>-<unique>, with an empty policies/ inside; removed with
+// everything written there on destruction, also when the test fails. Declare it before the
+// processes that write into it, so they stop first.
+struct WorkDir {
+  explicit WorkDir(const std::string &prefix);
+  ~WorkDir();
+  WorkDir(const WorkDir &) = delete;
+  WorkDir &operator=(const WorkDir &) = delete;
+  const std::string path;
+};
+
 // A bpffs directory /sys/fs/bpf/<unique> for a test's pins; removed recursively on destruction.
 class TempPinDir {
  public:

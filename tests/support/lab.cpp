@@ -18,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -26,6 +27,7 @@
 
 #include <riskgate/common/net.h>
 #include <riskgate/common/errors.h>
+#include "support/capture.h"
 #include "support/kernel_env.h"
 
 namespace riskgate::test {
@@ -518,6 +520,22 @@ bool eventually(const std::function<bool()> &done, int timeout_ms)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return true;
+}
+
+std::uint16_t announced_port(const std::string &log, const std::string &announcement, int timeout_ms)
+{
+  const std::regex pattern(announcement);
+  std::uint16_t port = 0;
+  eventually(
+      [&] {
+        std::smatch m;
+        const std::string text = read_text(log);
+        if (std::regex_search(text, m, pattern))
+          port = static_cast<std::uint16_t>(std::stoi(m[1]));
+        return port != 0;
+      },
+      timeout_ms);
+  return port;
 }
 
 }  // namespace riskgate::test

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -112,5 +113,9 @@ class Process {
 
 // Polls `done` every 10 ms until it holds or timeout_ms passes; returns its last value.
 bool eventually(const std::function<bool()> &done, int timeout_ms = 2000);
+
+// The port riskgated announced in its log: the number in the first match of `announcement` (a regex
+// with one group, e.g. "gateway orders on port ([0-9]+)"), waiting up to timeout_ms; 0 if it never did.
+std::uint16_t announced_port(const std::string &log, const std::string &announcement, int timeout_ms = 5000);
 
 }  // namespace riskgate::test

@@ -6,7 +6,6 @@
 
 #include <signal.h>
 
-#include <filesystem>
 #include <regex>
 #include <string>
 
@@ -18,7 +17,6 @@
 #include "support/upstream.h"
 
 using namespace riskgate;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -85,12 +83,8 @@ TEST_CASE("both binaries say which commit and which BPF objects they carry")
 
 TEST_CASE("status reads as text, and /metrics has its alerting series and build info from the start")
 {
-  const std::string work = fs::temp_directory_path() / test::unique_name("rgt-status");
-  struct RemovedAtEnd {
-    std::string dir;
-    ~RemovedAtEnd() { fs::remove_all(dir); }
-  } removed{work};
-  fs::create_directories(work);
+  const test::WorkDir dir("rgt-status");  // before the agent: removed after it is stopped
+  const std::string &work = dir.path;
   const std::string socket = work + "/admin.sock";
   const std::uint16_t metrics_port = [] {
     const test::LoopbackListener probe(1);  // a free port, released for riskgated to take
